@@ -1,0 +1,185 @@
+//! Inline tensor literals such as `[[1,2,0],[0,1,3],[2,2,1]]`: nested brackets, numbers
+//! separated by commas or spaces. The shape is the nesting; rows must be rectangular.
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// Parses a literal; `arg` names the argument in error messages.
+pub fn parse(arg: &str, s: &str) -> Result<Tensor> {
+    let mut p = Parser {
+        arg,
+        src: s,
+        chars: s.char_indices().peekable(),
+    };
+    p.skip_ws();
+    let node = p.value()?;
+    p.skip_ws();
+    if let Some((i, c)) = p.chars.next() {
+        return Err(p.err(format!(
+            "unexpected '{c}' at position {i} after the literal"
+        )));
+    }
+    let mut shape = Vec::new();
+    let mut data = Vec::new();
+    node.flatten(&mut shape, 0, &mut data)
+        .map_err(|m| p.err(m))?;
+    Tensor::new(shape, data)
+}
+
+enum Node {
+    Num(f32),
+    List(Vec<Node>),
+}
+
+impl Node {
+    /// Appends values to `data` and checks that every list at depth `depth` has the same length.
+    fn flatten(
+        &self,
+        shape: &mut Vec<usize>,
+        depth: usize,
+        data: &mut Vec<f32>,
+    ) -> std::result::Result<(), String> {
+        match self {
+            Node::Num(v) => {
+                if depth < shape.len() {
+                    return Err("rows are not all nested to the same depth".into());
+                }
+                data.push(*v);
+            }
+            Node::List(items) => {
+                if items.is_empty() {
+                    return Err("empty list; every row needs at least one number".into());
+                }
+                if depth == shape.len() {
+                    if !data.is_empty() {
+                        return Err("rows are not all nested to the same depth".into());
+                    }
+                    shape.push(items.len());
+                } else if shape[depth] != items.len() {
+                    return Err(format!(
+                        "ragged rows: a row has {} entries where an earlier one has {}",
+                        items.len(),
+                        shape[depth]
+                    ));
+                }
+                for it in items {
+                    it.flatten(shape, depth + 1, data)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Parser<'a> {
+    arg: &'a str,
+    src: &'a str,
+    chars: std::iter::Peekable<std::str::CharIndices<'a>>,
+}
+
+impl Parser<'_> {
+    fn err(&self, m: impl std::fmt::Display) -> Error {
+        Error::arg(
+            self.arg,
+            format!(
+                "malformed literal '{}': {m}; write a matrix like '[[1,2],[3,4]]' or give a .npy file",
+                self.src
+            ),
+        )
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.chars.peek(), Some((_, c)) if c.is_whitespace()) {
+            self.chars.next();
+        }
+    }
+
+    fn value(&mut self) -> Result<Node> {
+        self.skip_ws();
+        match self.chars.peek().copied() {
+            Some((_, '[')) => {
+                self.chars.next();
+                let mut items = Vec::new();
+                loop {
+                    self.skip_ws();
+                    if let Some((_, ']')) = self.chars.peek() {
+                        self.chars.next();
+                        return Ok(Node::List(items));
+                    }
+                    items.push(self.value()?);
+                    self.skip_ws();
+                    match self.chars.peek().copied() {
+                        Some((_, ',')) => {
+                            self.chars.next();
+                        }
+                        Some((_, ']')) => {}
+                        Some((_, c))
+                            if c == '-'
+                                || c == '+'
+                                || c == '.'
+                                || c.is_ascii_digit()
+                                || c == '[' => {}
+                        Some((i, c)) => {
+                            return Err(self.err(format!("unexpected '{c}' at position {i}")))
+                        }
+                        None => return Err(self.err("missing ']'")),
+                    }
+                }
+            }
+            Some((start, _)) => {
+                let mut end = start;
+                while let Some(&(i, c)) = self.chars.peek() {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+') {
+                        end = i + c.len_utf8();
+                        self.chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let tok = &self.src[start..end];
+                match tok.parse::<f64>() {
+                    Ok(v) if v.is_finite() || tok.contains("inf") || tok.contains("nan") => {
+                        Ok(Node::Num(v as f32))
+                    }
+                    _ if tok.is_empty() => {
+                        let c = self.src[start..].chars().next().unwrap_or(' ');
+                        Err(self.err(format!("unexpected '{c}' at position {start}")))
+                    }
+                    _ => Err(self.err(format!("'{tok}' is not a number"))),
+                }
+            }
+            None => Err(self.err("it ends too early")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_matrix() {
+        let t = parse("x", "[[1,1,-2],[1,0,0],[0,1,0]]").unwrap();
+        assert_eq!(t.shape(), &[3, 3]);
+        assert_eq!(t.data()[2], -2.0);
+        let t = parse("x", "[[1 2.5] [3 4e1]]").unwrap();
+        assert_eq!(t.data(), &[1.0, 2.5, 3.0, 40.0]);
+        let t = parse("x", "7").unwrap();
+        assert_eq!(t.shape(), &[] as &[usize]);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "[[1,2],[3]]",
+            "[[1,2],[3,x]]",
+            "[[1,2]",
+            "[]",
+            "[[1,2]]]",
+            "[1,[2]]",
+        ] {
+            let e = parse("input", bad).unwrap_err().to_string();
+            assert!(e.starts_with("input: malformed literal"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Convolution (PyTorch `torch.nn.functional.conv1d/2d/3d`): parameters, shape checking and the
+//! choice of algorithm. The algorithms live beside this file and all agree:
+//! - [`direct`]: the literal sum, the reference;
+//! - [`im2col`]: unfold the input into columns, then one GEMM per image and group;
+//! - [`toeplitz`]: the explicit (doubly blocked) Toeplitz matrix times the flattened input.
+//!
+//! Layouts: input `(N, Cin, *spatial)` or unbatched `(Cin, *spatial)`, weight
+//! `(Cout, Cin/groups, *k)`, bias `(Cout)`, output `(N, Cout, *out)`.
+//! Internally every convolution is 3-D ([`Window3`]); kernels see flat buffers.
+
+pub mod direct;
+pub mod im2col;
+pub mod toeplitz;
+
+use crate::error::{Error, Result};
+use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
+use crate::tensor::{fmt_shape, Tensor};
+
+/// Parameters of a convolution (PyTorch names and defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvParams {
+    /// Stride per axis (one value applies to all).
+    pub stride: Vec<usize>,
+    /// Padding (explicit, `valid`, `same`, `full`).
+    pub padding: PaddingSpec,
+    /// Dilation per axis (one value applies to all).
+    pub dilation: Vec<usize>,
+    /// Number of groups: input and output channels split into `groups` independent convolutions.
+    pub groups: usize,
+    /// How the padding is filled.
+    pub padding_mode: PaddingMode,
+    /// True convolution (kernel flipped on every spatial axis) instead of cross-correlation.
+    pub flip: bool,
+}
+
+impl Default for ConvParams {
+    fn default() -> Self {
+        ConvParams {
+            stride: vec![1],
+            padding: PaddingSpec::default(),
+            dilation: vec![1],
+            groups: 1,
+            padding_mode: PaddingMode::Zeros,
+            flip: false,
+        }
+    }
+}
+
+/// The algorithm that computes a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvAlgo {
+    /// The fastest algorithm that applies.
+    #[default]
+    Auto,
+    /// The literal sum (reference).
+    Direct,
+    /// Unfold + GEMM.
+    Im2col,
+    /// Explicit Toeplitz matrix times the flattened input.
+    Toeplitz,
+}
+
+impl std::str::FromStr for ConvAlgo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(ConvAlgo::Auto),
+            "direct" => Ok(ConvAlgo::Direct),
+            "im2col" => Ok(ConvAlgo::Im2col),
+            "toeplitz" => Ok(ConvAlgo::Toeplitz),
+            _ => Err(Error::arg(
+                "algo",
+                format!("unknown algorithm '{s}'; use auto, direct, im2col or toeplitz"),
+            )),
+        }
+    }
+}
+
+/// A validated convolution problem: sizes, groups and the window, ready for any algorithm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvShape {
+    /// Batch size `N` (1 for unbatched input).
+    pub batch: usize,
+    /// Whether the input had a batch axis.
+    pub batched: bool,
+    pub cin: usize,
+    pub cout: usize,
+    pub groups: usize,
+    /// The spatial window (3-D, with leading singleton axes for 1-D and 2-D).
+    pub window: Window3,
+    pub mode: PaddingMode,
+}
+
+impl ConvShape {
+    /// Checks the shapes of input, weight and bias against the parameters.
+    pub fn new(
+        input: &[usize],
+        weight: &[usize],
+        bias: Option<&[usize]>,
+        p: &ConvParams,
+    ) -> Result<Self> {
+        if !(3..=5).contains(&weight.len()) {
+            return Err(Error::arg(
+                "weight",
+                format!(
+                    "has shape {}; a convolution weight is (Cout, Cin/groups, k1[, k2[, k3]]) with 1 to 3 kernel axes",
+                    fmt_shape(weight)
+                ),
+            ));
+        }
+        let nd = weight.len() - 2;
+        let batched = match input.len() {
+            r if r == nd + 2 => true,
+            r if r == nd + 1 => false,
+            _ => {
+                return Err(Error::arg(
+                    "input",
+                    format!(
+                        "has shape {}, but a {nd}-D convolution (weight {}) takes (N, Cin, {s}) or (Cin, {s})",
+                        fmt_shape(input),
+                        fmt_shape(weight),
+                        s = spatial_names(nd)
+                    ),
+                ))
+            }
+        };
+        let (batch, cin, spatial) = if batched {
+            (input[0], input[1], &input[2..])
+        } else {
+            (1, input[0], &input[1..])
+        };
+        let (cout, cin_g) = (weight[0], weight[1]);
+        let groups = p.groups;
+        if groups == 0 {
+            return Err(Error::arg("groups", "must be at least 1"));
+        }
+        if cin_g * groups != cin {
+            return Err(Error::arg(
+                "weight",
+                format!(
+                    "expects {} input channels (weight[1] = {cin_g} × groups {groups}) but the input has {cin}; \
+                     the weight must be (Cout, Cin/groups, ...)",
+                    cin_g * groups
+                ),
+            ));
+        }
+        if cin % groups != 0 || cout % groups != 0 {
+            return Err(Error::arg(
+                "groups",
+                format!("{groups} does not divide the channels (Cin {cin}, Cout {cout}); pick a common divisor"),
+            ));
+        }
+        if cout == 0 || cin == 0 {
+            return Err(Error::arg("weight", "has zero channels"));
+        }
+        if let Some(b) = bias {
+            if b != [cout] {
+                return Err(Error::arg(
+                    "bias",
+                    format!(
+                        "has shape {} but must be ({cout}), one value per output channel",
+                        fmt_shape(b)
+                    ),
+                ));
+            }
+        }
+        let spec = WindowSpec {
+            kernel: weight[2..].to_vec(),
+            stride: p.stride.clone(),
+            dilation: p.dilation.clone(),
+            padding: p.padding.clone(),
+            ceil_mode: false,
+        };
+        let window = Window3::new(spatial, &spec)?;
+        window.check_mode(p.padding_mode)?;
+        Ok(ConvShape {
+            batch,
+            batched,
+            cin,
+            cout,
+            groups,
+            window,
+            mode: p.padding_mode,
+        })
+    }
+
+    /// Input channels per group.
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    /// Output channels per group.
+    pub fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+
+    /// Rows of the im2col matrix / columns of the reshaped weight: `Cin/g · kd·kh·kw`.
+    pub fn k_len(&self) -> usize {
+        self.cin_g() * self.window.taps()
+    }
+
+    /// Output shape as PyTorch returns it (with or without the batch axis).
+    pub fn out_shape(&self) -> Vec<usize> {
+        let mut s = vec![self.cout];
+        s.extend(self.window.output_shape());
+        if self.batched {
+            s.insert(0, self.batch);
+        }
+        s
+    }
+
+    /// Multiply-accumulates of the direct sum: `N · Cout · out · Cin/g · taps`.
+    pub fn macs(&self) -> u64 {
+        (self.batch * self.cout * self.window.out_len()) as u64 * self.k_len() as u64
+    }
+}
+
+fn spatial_names(nd: usize) -> &'static str {
+    ["L", "H, W", "D, H, W"][nd - 1]
+}
+
+/// Picks the algorithm `Auto` stands for.
+pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
+    // Depthwise / tiny reductions: the GEMM would have K = taps only; the direct loop wins.
+    if s.k_len() <= 4 {
+        ConvAlgo::Direct
+    } else {
+        ConvAlgo::Im2col
+    }
+}
+
+/// Convolution forward: `y = conv(x, w) + b` with PyTorch semantics.
+pub fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    p: &ConvParams,
+    algo: ConvAlgo,
+) -> Result<Tensor> {
+    let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+    let flipped;
+    let w = if p.flip {
+        flipped = w.flip_spatial();
+        &flipped
+    } else {
+        w
+    };
+    let bias = b.map(|b| b.data());
+    let mut y = Tensor::zeros(&s.out_shape());
+    let algo = if algo == ConvAlgo::Auto {
+        choose_algo(&s)
+    } else {
+        algo
+    };
+    match algo {
+        ConvAlgo::Direct => direct::forward(&s, x.data(), w.data(), bias, y.data_mut()),
+        ConvAlgo::Im2col => im2col::forward(&s, x.data(), w.data(), bias, y.data_mut()),
+        ConvAlgo::Toeplitz => toeplitz::forward(&s, x.data(), w.data(), bias, y.data_mut())?,
+        ConvAlgo::Auto => unreachable!("auto resolved above"),
+    }
+    Ok(y)
+}

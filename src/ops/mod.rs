@@ -1,0 +1,4 @@
+//! Pure tensor operations, forward next to backward, a slow reference beside every fast path.
+
+pub mod conv;
+pub mod gemm;

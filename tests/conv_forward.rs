@@ -1,0 +1,206 @@
+//! Convolution forward: the seed exercises, and the three algorithms agreeing on randomized
+//! shapes that sweep every parameter (1-D/2-D/3-D, batch, channels, bias, stride, every padding
+//! form and mode, dilation, groups, flip).
+
+use stride::geometry::{PaddingMode, PaddingSpec};
+use stride::ops::conv::{conv, ConvAlgo, ConvParams};
+use stride::rng::Rng;
+use stride::Tensor;
+
+fn t(shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
+}
+
+const SEED_A: [f32; 25] = [
+    4., 5., 2., 2., 1., 3., 3., 2., 2., 4., 4., 3., 4., 1., 1., 5., 1., 4., 1., 2., 5., 1., 3., 1.,
+    4.,
+];
+const SEED_B: [f32; 9] = [4., 3., 3., 5., 5., 5., 2., 4., 3.];
+
+#[test]
+fn seed_004_worked_example_all_algorithms() {
+    let x = t(&[1, 1, 5, 5], &SEED_A);
+    let w = t(&[1, 1, 3, 3], &SEED_B);
+    for algo in [
+        ConvAlgo::Direct,
+        ConvAlgo::Im2col,
+        ConvAlgo::Toeplitz,
+        ConvAlgo::Auto,
+    ] {
+        let y = conv(&x, &w, None, &ConvParams::default(), algo).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 3, 3]);
+        assert_eq!(
+            y.data(),
+            &[109., 92., 72., 108., 85., 74., 110., 74., 79.],
+            "{algo:?}"
+        );
+    }
+}
+
+#[test]
+fn seed_000_exercise_b_stride_2() {
+    // I * K with stride 2, no padding (cross-correlation as in the course's definition (1)).
+    let x = t(
+        &[1, 5, 5],
+        &[
+            1., 1., -2., 0., 1., 1., 0., 0., 2., 1., 0., 1., 0., 5., -1., -2., 1., 0., -1., 1., 0.,
+            1., 0., 5., -1.,
+        ],
+    );
+    let w = t(&[1, 1, 3, 3], &[0., 1., 1., 1., 0., 0., 0., 1., 0.]);
+    let p = ConvParams {
+        stride: vec![2],
+        ..Default::default()
+    };
+    for algo in [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Toeplitz] {
+        let y = conv(&x, &w, None, &p, algo).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 2]); // unbatched in, unbatched out
+                                           // window (0,0): 1+(-2)+1+1 = 1 ... computed by hand:
+                                           // (0,0): K·I[0:3,0:3] = I01+I02+I10+I21 = 1-2+1+1 = 1
+                                           // (0,1): I03+I04+I12+I23 = 0+1+0+5 = 6
+                                           // (1,0): I21+I22+I30+I41 = 1+0-2+1 = 0
+                                           // (1,1): I23+I24+I32+I43 = 5-1+0+5 = 9
+        assert_eq!(y.data(), &[1., 6., 0., 9.], "{algo:?}");
+    }
+}
+
+#[test]
+fn flip_is_true_convolution() {
+    let x = t(&[1, 1, 5, 5], &SEED_A);
+    let w = t(&[1, 1, 3, 3], &SEED_B);
+    let flipped = w.flip_spatial();
+    let p = ConvParams {
+        flip: true,
+        ..Default::default()
+    };
+    let a = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
+    let b = conv(&x, &flipped, None, &ConvParams::default(), ConvAlgo::Direct).unwrap();
+    assert_eq!(a, b);
+}
+
+/// A random convolution configuration.
+fn random_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
+    let nd = 1 + rng.below(3);
+    let groups = [1, 1, 2, 3][rng.below(4)];
+    let cin = groups * (1 + rng.below(3));
+    let cout = groups * (1 + rng.below(3));
+    let batched = rng.below(4) != 0;
+    let n = 1 + rng.below(3);
+    let mode = [
+        PaddingMode::Zeros,
+        PaddingMode::Zeros,
+        PaddingMode::Reflect,
+        PaddingMode::Replicate,
+        PaddingMode::Circular,
+    ][rng.below(5)];
+    let mut k = vec![];
+    let mut stride = vec![];
+    let mut dil = vec![];
+    let mut inp = vec![];
+    let mut pads = vec![];
+    for _ in 0..nd {
+        let kk = 1 + rng.below(if nd == 3 { 3 } else { 4 });
+        let d = 1 + rng.below(2);
+        let s = 1 + rng.below(3);
+        let span = d * (kk - 1) + 1;
+        let i = span + rng.below(if nd == 3 { 4 } else { 7 });
+        let pmax = if mode == PaddingMode::Reflect {
+            i - 1
+        } else {
+            i
+        };
+        let pb = rng.below(3).min(pmax);
+        let pe = rng.below(3).min(pmax);
+        k.push(kk);
+        stride.push(s);
+        dil.push(d);
+        inp.push(i);
+        pads.push((pb, pe));
+    }
+    let padding = match rng.below(5) {
+        0 => PaddingSpec::Valid,
+        1 if mode == PaddingMode::Zeros => PaddingSpec::Same,
+        2 if mode == PaddingMode::Zeros => PaddingSpec::Full,
+        _ => PaddingSpec::Explicit(pads),
+    };
+    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
+    xs.extend(&inp);
+    let mut ws = vec![cout, cin / groups];
+    ws.extend(&k);
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
+    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
+    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
+    let p = ConvParams {
+        stride,
+        padding,
+        dilation: dil,
+        groups,
+        padding_mode: mode,
+        flip: rng.below(4) == 0,
+    };
+    (x, w, b, p)
+}
+
+#[test]
+fn algorithms_agree_on_random_shapes() {
+    let mut rng = Rng::new(2024);
+    let mut checked = 0;
+    for case in 0..400 {
+        let (x, w, b, p) = random_case(&mut rng);
+        let reference = match conv(&x, &w, b.as_ref(), &p, ConvAlgo::Direct) {
+            Ok(y) => y,
+            Err(e) => {
+                // only geometry that PyTorch also rejects (window larger than padded input)
+                assert!(
+                    e.to_string().contains("larger than the padded input"),
+                    "case {case}: {e}"
+                );
+                continue;
+            }
+        };
+        checked += 1;
+        for algo in [ConvAlgo::Im2col, ConvAlgo::Toeplitz, ConvAlgo::Auto] {
+            let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();
+            assert_eq!(y.shape(), reference.shape());
+            let err = y.max_abs_diff(&reference);
+            assert!(
+                err < 1e-4,
+                "case {case} {algo:?} {p:?} x{:?} w{:?}: err {err}",
+                x.shape(),
+                w.shape()
+            );
+        }
+    }
+    assert!(checked > 300, "only {checked} cases were valid");
+}
+
+#[test]
+fn im2col_tiles_large_inputs() {
+    // A problem whose column matrix exceeds one tile: the tiled result must match direct.
+    let mut rng = Rng::new(5);
+    let x = Tensor::new(vec![1, 64, 40, 40], rng.vec(64 * 1600, -1.0, 1.0)).unwrap();
+    let w = Tensor::new(vec![4, 64, 7, 7], rng.vec(4 * 64 * 49, -1.0, 1.0)).unwrap();
+    let p = ConvParams {
+        padding: PaddingSpec::Same,
+        ..Default::default()
+    };
+    let s = stride::ops::conv::ConvShape::new(x.shape(), w.shape(), None, &p).unwrap();
+    assert!(stride::ops::conv::im2col::tile_len(&s) < s.window.out_len());
+    let a = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
+    let b = conv(&x, &w, None, &p, ConvAlgo::Im2col).unwrap();
+    assert!(a.max_abs_diff(&b) < 1e-3);
+}
+
+#[test]
+fn toeplitz_refuses_huge_matrices() {
+    let x = Tensor::zeros(&[1, 16, 64, 64]);
+    let w = Tensor::zeros(&[16, 16, 3, 3]);
+    let e = conv(&x, &w, None, &ConvParams::default(), ConvAlgo::Toeplitz)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Toeplitz matrix would be") && e.contains("--algo im2col"),
+        "{e}"
+    );
+}
