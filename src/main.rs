@@ -1,1 +1,7 @@
-fn main() {}
+//! The `stride` binary: parse arguments, call one library function, render. See `cli/`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,66 @@
+//! Text rendering of tensors and explanations: matrices with aligned columns.
+
+use stride::explain::{fmt_num, Explanation};
+use stride::tensor::fmt_shape;
+use stride::Tensor;
+
+/// Renders `t` as matrices: the last `min(spatial, 2)` axes form each matrix (a 1-D signal is
+/// one row); leading axes label the blocks, e.g. `output[0, 1]`.
+pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
+    let shape = t.shape();
+    let r = shape.len();
+    let mat_axes = spatial.clamp(1, 2).min(r);
+    let (rows, cols) = match mat_axes {
+        0 => (1, 1),
+        1 => (1, shape[r - 1]),
+        _ => (shape[r - 2], shape[r - 1]),
+    };
+    let block = rows * cols;
+    let lead = &shape[..r - mat_axes];
+    let cells: Vec<String> = t.data().iter().map(|&v| fmt_num(v)).collect();
+    let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(1);
+    let mut out = String::new();
+    let nblocks = if block == 0 { 0 } else { t.numel() / block };
+    for bi in 0..nblocks {
+        // leading multi-index of this block
+        let mut idx = vec![0; lead.len()];
+        let mut rem = bi;
+        for a in (0..lead.len()).rev() {
+            idx[a] = rem % lead[a];
+            rem /= lead[a];
+        }
+        if lead.is_empty() {
+            out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
+        } else {
+            let ix: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
+            if bi == 0 {
+                out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
+            }
+            out.push_str(&format!("[{}]\n", ix.join(", ")));
+        }
+        for rr in 0..rows {
+            let row: Vec<String> = (0..cols)
+                .map(|c| format!("{:>width$}", cells[bi * block + rr * cols + c]))
+                .collect();
+            out.push_str(&format!("  [ {} ]\n", row.join("  ")));
+        }
+    }
+    out
+}
+
+/// Renders an explanation: numbered steps, their text, then their tensors.
+pub fn explanation(ex: &Explanation) -> String {
+    let mut out = format!("== {} ==\n", ex.title);
+    for (i, st) in ex.steps.iter().enumerate() {
+        out.push_str(&format!("\nStep {}. {}\n", i + 1, st.heading));
+        for l in &st.lines {
+            out.push_str(&format!("  {l}\n"));
+        }
+        for s in &st.tensors {
+            for l in tensor(&s.name, &s.tensor, s.spatial).lines() {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    out
+}
