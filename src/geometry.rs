@@ -188,9 +188,9 @@ impl AxisWindow {
         let span = dilation * (kernel - 1) + 1;
         if span > padded {
             let what = if dilation > 1 {
-                format!("kernel {kernel} with dilation {dilation} spans {span}, which")
+                format!("size {kernel} with dilation {dilation} spans {span}, which")
             } else {
-                format!("kernel {kernel}")
+                format!("size {kernel}")
             };
             return Err(Error::arg(
                 "kernel",

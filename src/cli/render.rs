@@ -20,7 +20,7 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
     let cells: Vec<String> = t.data().iter().map(|&v| fmt_num(v)).collect();
     let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(1);
     let mut out = String::new();
-    let nblocks = if block == 0 { 0 } else { t.numel() / block };
+    let nblocks = t.numel().checked_div(block).unwrap_or(0);
     for bi in 0..nblocks {
         // leading multi-index of this block
         let mut idx = vec![0; lead.len()];
@@ -29,13 +29,11 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
             idx[a] = rem % lead[a];
             rem /= lead[a];
         }
-        if lead.is_empty() {
+        if bi == 0 {
             out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
-        } else {
+        }
+        if nblocks > 1 {
             let ix: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
-            if bi == 0 {
-                out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
-            }
             out.push_str(&format!("[{}]\n", ix.join(", ")));
         }
         for rr in 0..rows {
@@ -60,6 +58,9 @@ pub fn explanation(ex: &Explanation) -> String {
             for l in tensor(&s.name, &s.tensor, s.spatial).lines() {
                 out.push_str(&format!("  {l}\n"));
             }
+        }
+        for l in &st.after {
+            out.push_str(&format!("  {l}\n"));
         }
     }
     out
