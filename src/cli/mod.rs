@@ -3,7 +3,9 @@
 
 mod args;
 mod conv;
+mod receptive_field;
 mod render;
+mod shape;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,6 +22,10 @@ pub struct Cli {
 enum Command {
     /// Convolution forward (1-D, 2-D or 3-D, PyTorch semantics), with --explain for the worked steps.
     Conv(conv::ConvArgs),
+    /// One layer's output shape with the formula filled in, its parameters, cost and memory.
+    Shape(shape::ShapeArgs),
+    /// How the receptive field grows through a stack of layers, and what the alternatives cost.
+    ReceptiveField(receptive_field::RfArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -46,5 +52,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
+        Command::Shape(a) => shape::run(a),
+        Command::ReceptiveField(a) => receptive_field::run(a),
     }
 }
