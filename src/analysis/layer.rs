@@ -60,7 +60,10 @@ impl LayerQuery {
                 groups,
                 bias,
             } => {
-                if groups == 0 || self.channels % groups != 0 || filters % groups != 0 {
+                if groups == 0
+                    || !self.channels.is_multiple_of(groups)
+                    || !filters.is_multiple_of(groups)
+                {
                     return Err(Error::arg(
                         "groups",
                         format!(

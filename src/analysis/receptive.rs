@@ -7,6 +7,8 @@
 //! `first = tap_coord(0, 0) = -p`, `last = tap_coord(0, k-1) = d(k-1) - p`,
 //! `size' = size + (last - first)·jump`, `jump' = jump·s`, `start' = start + first·jump`.
 
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, Step};
 use crate::geometry::tap_coord;
 
 /// One window layer as far as receptive fields care.
@@ -63,48 +65,6 @@ pub fn through_stack(layers: &[RfLayer]) -> Vec<Rf> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conv(k: usize, s: usize, d: usize, p: usize) -> RfLayer {
-        RfLayer {
-            name: "conv".into(),
-            kernel: k,
-            stride: s,
-            dilation: d,
-            pad_begin: p,
-        }
-    }
-
-    #[test]
-    fn course_table_3_5_7() {
-        // seed 001: stacked 3×3 layers see 3, 5, 7 pixels
-        let rf = through_stack(&[conv(3, 1, 1, 0), conv(3, 1, 1, 0), conv(3, 1, 1, 0)]);
-        let sizes: Vec<usize> = rf.iter().map(|r| r.size).collect();
-        assert_eq!(sizes, vec![3, 5, 7]);
-    }
-
-    #[test]
-    fn stride_pool_dilation() {
-        // conv3 p1 → pool2 s2 → conv3 p1: size 3, 4, 8; jump 1, 2, 2; start -1, -1, -3
-        let rf = through_stack(&[conv(3, 1, 1, 1), conv(2, 2, 1, 0), conv(3, 1, 1, 1)]);
-        assert_eq!(
-            rf[2],
-            Rf {
-                size: 8,
-                jump: 2,
-                start: -3
-            }
-        );
-        // dilation 2 on a 3-tap kernel spans 5
-        assert_eq!(Rf::input().through(&conv(3, 1, 2, 0)).size, 5);
-    }
-}
-
-use crate::error::{Error, Result};
-use crate::explain::{Explanation, Step};
 
 fn check(layers: &[RfLayer]) -> Result<()> {
     if layers.is_empty() {
@@ -203,4 +163,43 @@ pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
             )),
     );
     Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(k: usize, s: usize, d: usize, p: usize) -> RfLayer {
+        RfLayer {
+            name: "conv".into(),
+            kernel: k,
+            stride: s,
+            dilation: d,
+            pad_begin: p,
+        }
+    }
+
+    #[test]
+    fn course_table_3_5_7() {
+        // seed 001: stacked 3×3 layers see 3, 5, 7 pixels
+        let rf = through_stack(&[conv(3, 1, 1, 0), conv(3, 1, 1, 0), conv(3, 1, 1, 0)]);
+        let sizes: Vec<usize> = rf.iter().map(|r| r.size).collect();
+        assert_eq!(sizes, vec![3, 5, 7]);
+    }
+
+    #[test]
+    fn stride_pool_dilation() {
+        // conv3 p1 → pool2 s2 → conv3 p1: size 3, 4, 8; jump 1, 2, 2; start -1, -1, -3
+        let rf = through_stack(&[conv(3, 1, 1, 1), conv(2, 2, 1, 0), conv(3, 1, 1, 1)]);
+        assert_eq!(
+            rf[2],
+            Rf {
+                size: 8,
+                jump: 2,
+                start: -3
+            }
+        );
+        // dilation 2 on a 3-tap kernel spans 5
+        assert_eq!(Rf::input().through(&conv(3, 1, 2, 0)).size, 5);
+    }
 }
