@@ -9,11 +9,14 @@
 //! The library never prints; the `stride` binary parses arguments and renders results.
 
 pub mod analysis;
+pub mod data;
 pub mod error;
 pub mod explain;
 pub mod geometry;
 pub mod io;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 pub mod tensor;
 

@@ -1,4 +1,8 @@
 //! Pure tensor operations, forward next to backward, a slow reference beside every fast path.
 
+pub mod activation;
 pub mod conv;
 pub mod gemm;
+pub mod linear;
+pub mod loss;
+pub mod norm;
