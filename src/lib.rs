@@ -9,6 +9,8 @@
 //! The library never prints; the `stride` binary parses arguments and renders results.
 
 pub mod analysis;
+pub mod chart;
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod explain;
@@ -19,6 +21,7 @@ pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -2,10 +2,14 @@
 //! 0 success, 2 bad usage or input (clap errors too), 1 runtime failure.
 
 mod args;
+mod bench;
 mod conv;
+mod eval;
+mod predict;
 mod receptive_field;
 mod render;
 mod shape;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +30,14 @@ enum Command {
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
     ReceptiveField(receptive_field::RfArgs),
+    /// Train a network (preset or spec) on Fashion-MNIST; writes checkpoint, metrics.csv, chart.png.
+    Train(train::TrainArgs),
+    /// Test accuracy of a checkpoint, overall and per class.
+    Eval(eval::EvalArgs),
+    /// Classify one image (PNG or .npy) with a checkpoint.
+    Predict(predict::PredictArgs),
+    /// Benchmarks (images/s of training steps).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -54,5 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conv(a) => conv::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

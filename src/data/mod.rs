@@ -3,6 +3,7 @@
 //! shuffled mini-batches with pixels scaled to `[0, 1]` (d2l's `ToTensor`).
 
 pub mod idx;
+pub mod image;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
