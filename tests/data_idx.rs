@@ -1,7 +1,7 @@
 //! The IDX reader and dataset loader: good files (raw and gzipped), and every error class with
 //! a message that names the file and the fix.
 
-mod common;
+mod synth;
 
 use std::path::Path;
 use stride::data::idx::{encode, parse, read};
@@ -30,7 +30,7 @@ fn parses_and_rejects_headers() {
 #[test]
 fn loads_gzipped_and_raw_splits() {
     let dir = tempfile::tempdir().unwrap();
-    common::write_dataset(dir.path(), 30, 20);
+    synth::write_dataset(dir.path(), 30, 20);
     let tr = Dataset::load(dir.path(), Split::Train, 10).unwrap();
     let te = Dataset::load(dir.path(), Split::Test, 10).unwrap();
     assert_eq!((tr.n, tr.h, tr.w, te.n), (30, 28, 28, 20));
@@ -53,7 +53,7 @@ fn dataset_errors_name_the_problem() {
         e.contains("apt-get install dataset-fashion-mnist") && e.contains("--data"),
         "{e}"
     );
-    common::write_dataset(dir.path(), 10, 10);
+    synth::write_dataset(dir.path(), 10, 10);
     // label out of range
     std::fs::write(
         dir.path().join("t10k-labels-idx1-ubyte"),

@@ -1,56 +1,80 @@
-//! Test helpers: a tiny synthetic MNIST-format dataset written as IDX files (gzipped for the
-//! training split, raw for the test split, so both paths are exercised).
-
+//! Helpers shared by the integration tests: fixture loading and running the binary.
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::path::Path;
-use stride::data::idx::encode;
-use stride::rng::Rng;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use stride::Tensor;
 
-/// `n` 28×28 images: class `c` has a bright 7×7 square at cell `c` of a 4×3 grid, plus noise.
-pub fn images(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
-    let mut rng = Rng::new(seed);
-    let (mut px, mut labels) = (Vec::with_capacity(n * 784), Vec::with_capacity(n));
-    for i in 0..n {
-        let c = (i * 7 + seed as usize) % 10;
-        let (r0, c0) = ((c / 4) * 9 + 1, (c % 4) * 7);
-        for y in 0..28 {
-            for x in 0..28 {
-                let inside = (r0..r0 + 7).contains(&y) && (c0..c0 + 7).contains(&x);
-                let base = if inside { 180.0 } else { 0.0 };
-                px.push((base + rng.range(0.0, 70.0)) as u8);
-            }
-        }
-        labels.push(c as u8);
+/// A tensor as the fixture scripts write it.
+#[derive(Deserialize, Clone, Debug)]
+pub struct TensorJson {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl TensorJson {
+    pub fn tensor(&self) -> Tensor {
+        Tensor::new(self.shape.clone(), self.data.clone()).unwrap()
     }
-    (px, labels)
 }
 
-/// Writes `train-*` (gzipped) and `t10k-*` (raw) IDX files into `dir`.
-pub fn write_dataset(dir: &Path, n_train: usize, n_test: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let (px, lab) = images(n_train, 1);
-    gz(
-        &dir.join("train-images-idx3-ubyte.gz"),
-        &encode(&[n_train, 28, 28], &px),
-    );
-    gz(
-        &dir.join("train-labels-idx1-ubyte.gz"),
-        &encode(&[n_train], &lab),
-    );
-    let (px, lab) = images(n_test, 2);
-    std::fs::write(
-        dir.join("t10k-images-idx3-ubyte"),
-        encode(&[n_test, 28, 28], &px),
-    )
-    .unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), encode(&[n_test], &lab)).unwrap();
+/// Reads `tests/fixtures/<name>`.
+pub fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
-pub fn gz(path: &Path, bytes: &[u8]) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap();
+/// Runs the `stride` binary with `args`.
+pub fn stride(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stride"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Stdout of a successful run (panics with stderr otherwise).
+pub fn ok(args: &[&str]) -> String {
+    let out = stride(args);
+    assert!(
+        out.status.success(),
+        "stride {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stderr of a run that must fail with exit code 2 and a one-line message without a panic.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = stride(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stride {args:?}: expected exit 2, stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "stride {args:?} panicked: {err}");
+    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("wrote"));
+    err
+}
+
+/// Writes `t` as `.npy` in `dir` and returns the path as a string.
+pub fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
+    let p: PathBuf = dir.join(name);
+    stride::io::npy::write(&p, t).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Asserts `a ≈ b` element-wise with a tolerance relative to the magnitude of `b`.
+pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
+    let scale = b.max_abs().max(1.0);
+    let err = a.max_abs_diff(b);
+    assert!(
+        err <= rel * scale,
+        "{what}: max error {err} (scale {scale})"
+    );
 }
