@@ -109,17 +109,18 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
         "npy" => {
             let t = crate::io::npy::read(path)?;
             let s = t.shape().to_vec();
-            let (ih, iw) =
-                match s.as_slice() {
-                    [ih, iw] | [1, ih, iw] | [1, 1, ih, iw] => (*ih, *iw),
-                    _ => return Err(bad(
+            let (ih, iw) = match s.as_slice() {
+                [ih, iw] | [1, ih, iw] | [1, 1, ih, iw] => (*ih, *iw),
+                _ => {
+                    return Err(bad(
                         path,
                         format!(
                             "holds {}; give one grayscale image (H, W), (1, H, W) or (1, 1, H, W)",
                             fmt_shape(&s)
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             let mut notes = Vec::new();
             let mut px = t.into_data();
             if px.iter().any(|&v| v > 1.0) {
