@@ -2,6 +2,7 @@
 //! 0 success, 2 bad usage or input (clap errors too), 1 runtime failure.
 
 mod args;
+mod bench;
 mod conv;
 mod receptive_field;
 mod render;
@@ -26,6 +27,8 @@ enum Command {
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
     ReceptiveField(receptive_field::RfArgs),
+    /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -54,5 +57,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conv(a) => conv::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

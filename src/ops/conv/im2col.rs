@@ -5,6 +5,7 @@
 //! ([`TILE_BYTES`] per thread) however large the input.
 
 use super::ConvShape;
+use crate::geometry::PaddingMode;
 use crate::ops::gemm::{matmul, MatRef};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -26,34 +27,81 @@ pub fn tile_len(s: &ConvShape) -> usize {
 /// Unfolds output cells `o0..o1` of one image-group `x_g: (Cin/g, D, H, W)` into
 /// `cols: (Cin/g·taps, o1 - o0)`, row-major. Padding taps read 0 (or the mode's copy).
 pub fn unfold(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+    if s.mode == PaddingMode::Zeros {
+        unfold_zeros(s, x_g, o0, o1, cols)
+    } else {
+        unfold_reference(s, x_g, o0, o1, cols)
+    }
+}
+
+/// The reference unfold: every (row, output cell) asks the geometry for its source pixel.
+/// Handles every padding mode.
+pub fn unfold_reference(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
     let win = &s.window;
-    let [ad, ah, aw] = &win.axes;
     let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
     // for each input channel and kernel tap: one row of cols
     for icg in 0..s.cin_g() {
         let x_plane = &x_g[icg * in_len..][..in_len];
         for tap in 0..taps {
-            let (td, th, tw) = (
-                tap / (ah.kernel * aw.kernel),
-                (tap / aw.kernel) % ah.kernel,
-                tap % aw.kernel,
-            );
             let row = &mut cols[(icg * taps + tap) * width..][..width];
             // for each output cell of the tile
             for (j, o) in (o0..o1).enumerate() {
-                let (od, oh, ow) = (
-                    o / (ah.output * aw.output),
-                    (o / aw.output) % ah.output,
-                    o % aw.output,
-                );
-                row[j] = match (
-                    ad.source_mode(od, td, s.mode),
-                    ah.source_mode(oh, th, s.mode),
-                    aw.source_mode(ow, tw, s.mode),
-                ) {
-                    (Some(d), Some(h), Some(w)) => x_plane[(d * ah.input + h) * aw.input + w],
-                    _ => 0.0,
-                };
+                row[j] = win.source(o, tap, s.mode).map_or(0.0, |src| x_plane[src]);
+            }
+        }
+    }
+}
+
+/// Fast unfold for zero padding. For one row of cols (input channel, tap (td, th, tw)) and one
+/// output row (od, oh), the input row is fixed and the output cells whose tap lands inside the
+/// input form one contiguous range (`valid_outputs`); those are a strided copy (a `memcpy` at
+/// stride 1), the rest are zeros.
+fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+    let win = &s.window;
+    let [ad, ah, aw] = &win.axes;
+    let (in_len, width) = (win.in_len(), o1 - o0);
+    let (ow_n, plane_out) = (aw.output, ah.output * aw.output);
+    let mut row_i = 0;
+    // for each input channel and kernel tap (td, th, tw): one row of cols
+    for icg in 0..s.cin_g() {
+        let x_plane = &x_g[icg * in_len..][..in_len];
+        for td in 0..ad.kernel {
+            for th in 0..ah.kernel {
+                for tw in 0..aw.kernel {
+                    let row = &mut cols[row_i * width..][..width];
+                    row_i += 1;
+                    let valid_w = aw.valid_outputs(tw);
+                    // for each output row (od, oh) overlapping the tile
+                    let mut o = o0;
+                    while o < o1 {
+                        let (od, oh, ow_start) = (o / plane_out, (o / ow_n) % ah.output, o % ow_n);
+                        let seg_end = (o - ow_start + ow_n).min(o1);
+                        let dst = &mut row[o - o0..seg_end - o0];
+                        let ow_end = ow_start + dst.len();
+                        match (ad.source(od, td), ah.source(oh, th)) {
+                            (Some(d), Some(h)) => {
+                                let x_row = &x_plane[(d * ah.input + h) * aw.input..][..aw.input];
+                                let lo = valid_w.start.clamp(ow_start, ow_end);
+                                let hi = valid_w.end.clamp(lo, ow_end);
+                                dst[..lo - ow_start].fill(0.0);
+                                dst[hi - ow_start..].fill(0.0);
+                                if hi > lo {
+                                    let first = aw.input_coord(lo, tw) as usize;
+                                    let out = &mut dst[lo - ow_start..hi - ow_start];
+                                    if aw.stride == 1 {
+                                        out.copy_from_slice(&x_row[first..first + out.len()]);
+                                    } else {
+                                        for (j, v) in out.iter_mut().enumerate() {
+                                            *v = x_row[first + j * aw.stride];
+                                        }
+                                    }
+                                }
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                        o = seg_end;
+                    }
+                }
             }
         }
     }
@@ -71,6 +119,18 @@ fn forward_image(
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
+    if is_pointwise(s) {
+        // 1×1, stride 1, no padding: x_g (Cin/g × in) already is the column matrix; no copy.
+        for g in 0..s.groups {
+            let x_g =
+                MatRef::row_major(&x_n[g * cin_g * in_len..][..cin_g * in_len], cin_g, in_len);
+            let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
+            let y_g = &mut y_n[g * cout_g * out_len..][..cout_g * out_len];
+            matmul(y_g, out_len, w_g, x_g, false, threads);
+        }
+        add_bias(y_n, bias, out_len);
+        return;
+    }
     COLS.with(|buf| {
         let mut buf = buf.borrow_mut();
         if buf.len() < k * tile {
@@ -98,11 +158,24 @@ fn forward_image(
             }
         }
     });
+    add_bias(y_n, bias, out_len);
+}
+
+/// `y_n[oc, :] += b[oc]`.
+fn add_bias(y_n: &mut [f32], bias: Option<&[f32]>, out_len: usize) {
     if let Some(b) = bias {
         for (oc, plane) in y_n.chunks_mut(out_len).enumerate() {
             plane.iter_mut().for_each(|v| *v += b[oc]);
         }
     }
+}
+
+/// A 1×1 convolution at stride 1 without padding, whose input is its own column matrix.
+pub fn is_pointwise(s: &ConvShape) -> bool {
+    s.window
+        .axes
+        .iter()
+        .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0)
 }
 
 /// Forward pass. Images run in parallel when there are at least as many as threads; otherwise

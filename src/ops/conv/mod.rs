@@ -10,6 +10,7 @@
 
 pub mod direct;
 pub mod im2col;
+pub mod rows;
 pub mod toeplitz;
 
 use crate::error::{Error, Result};
@@ -58,6 +59,8 @@ pub enum ConvAlgo {
     Im2col,
     /// Explicit Toeplitz matrix times the flattened input.
     Toeplitz,
+    /// Direct convolution by output rows (depthwise, few input channels; zero padding).
+    Rows,
 }
 
 impl std::str::FromStr for ConvAlgo {
@@ -68,9 +71,10 @@ impl std::str::FromStr for ConvAlgo {
             "direct" => Ok(ConvAlgo::Direct),
             "im2col" => Ok(ConvAlgo::Im2col),
             "toeplitz" => Ok(ConvAlgo::Toeplitz),
+            "rows" => Ok(ConvAlgo::Rows),
             _ => Err(Error::arg(
                 "algo",
-                format!("unknown algorithm '{s}'; use auto, direct, im2col or toeplitz"),
+                format!("unknown algorithm '{s}'; use auto, direct, im2col, toeplitz or rows"),
             )),
         }
     }
@@ -221,9 +225,9 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise / tiny reductions: the GEMM would have K = taps only; the direct loop wins.
-    if s.k_len() <= 4 {
-        ConvAlgo::Direct
+    // Depthwise / tiny reductions: the GEMM would have K = taps only; the row kernel wins.
+    if rows::suits(s) {
+        ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
@@ -256,6 +260,11 @@ pub fn conv(
         ConvAlgo::Direct => direct::forward(&s, x.data(), w.data(), bias, y.data_mut()),
         ConvAlgo::Im2col => im2col::forward(&s, x.data(), w.data(), bias, y.data_mut()),
         ConvAlgo::Toeplitz => toeplitz::forward(&s, x.data(), w.data(), bias, y.data_mut())?,
+        ConvAlgo::Rows if rows::suits(&s) => {
+            rows::forward(&s, x.data(), w.data(), bias, y.data_mut())
+        }
+        // outside its domain the row kernel defers to the reference
+        ConvAlgo::Rows => direct::forward(&s, x.data(), w.data(), bias, y.data_mut()),
         ConvAlgo::Auto => unreachable!("auto resolved above"),
     }
     Ok(y)
