@@ -227,7 +227,7 @@ fn fast_unfold_matches_reference_on_any_tile() {
         let mut fast = vec![f32::NAN; k * (o1 - o0)];
         let mut slow = vec![0.0; k * (o1 - o0)];
         im2col::unfold(&s, x_g, o0, o1, &mut fast);
-        im2col::unfold_reference(&s, x_g, o0, o1, &mut slow);
+        im2col::unfold_reference(&s, x_g, o0, o1, &mut slow, o1 - o0);
         assert_eq!(
             fast,
             slow,

@@ -23,6 +23,53 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// Convolution forward (and gradients) on the standard shapes.
     Conv(ConvBenchArgs),
+    /// Square SGEMM (the ceiling for GEMM-based convolution) at the sizes of the shapes file.
+    Gemm(GemmBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GemmBenchArgs {
+    /// Threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Sizes n of the n×n×n products (comma list).
+    #[arg(long, value_name = "N,N,...", default_value = "256,512,1024,2048")]
+    sizes: String,
+}
+
+fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
+    use stride::ops::gemm::{matmul, MatRef};
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    println!("stride bench gemm: {threads} thread(s)");
+    println!("{:>6} {:>9} {:>8} {:>9}", "n", "ms", "GFLOP/s", "cpu ms");
+    for n in stride::geometry::parse_per_axis("sizes", &a.sizes)? {
+        let mut rng = Rng::new(1);
+        let (x, w) = (rng.vec(n * n, -1.0, 1.0), rng.vec(n * n, -1.0, 1.0));
+        let mut y = vec![0.0; n * n];
+        let t = pool.install(|| {
+            time(|| {
+                matmul(
+                    &mut y,
+                    n,
+                    MatRef::row_major(&x, n, n),
+                    MatRef::row_major(&w, n, n),
+                    false,
+                    threads,
+                )
+            })
+        });
+        let gflops = 2.0 * (n as f64).powi(3) / t.median_s / 1e9;
+        let cpu = t
+            .cpu_s
+            .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
+        println!("{n:>6} {:>9.3} {gflops:>8.1} {cpu:>9}", t.median_s * 1e3);
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -51,6 +98,7 @@ pub struct ConvBenchArgs {
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Conv(c) => run_conv(c),
+        BenchWhat::Gemm(g) => run_gemm(g),
     }
 }
 

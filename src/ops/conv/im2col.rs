@@ -27,23 +27,43 @@ pub fn tile_len(s: &ConvShape) -> usize {
 /// Unfolds output cells `o0..o1` of one image-group `x_g: (Cin/g, D, H, W)` into
 /// `cols: (Cin/g·taps, o1 - o0)`, row-major. Padding taps read 0 (or the mode's copy).
 pub fn unfold(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+    unfold_strided(s, x_g, o0, o1, cols, o1 - o0)
+}
+
+/// As [`unfold`], with row stride `ld >= o1 - o0` in `cols` (to place several images' columns
+/// side by side).
+pub fn unfold_strided(
+    s: &ConvShape,
+    x_g: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
     if s.mode == PaddingMode::Zeros {
-        unfold_zeros(s, x_g, o0, o1, cols)
+        unfold_zeros(s, x_g, o0, o1, cols, ld)
     } else {
-        unfold_reference(s, x_g, o0, o1, cols)
+        unfold_reference(s, x_g, o0, o1, cols, ld)
     }
 }
 
 /// The reference unfold: every (row, output cell) asks the geometry for its source pixel.
 /// Handles every padding mode.
-pub fn unfold_reference(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+pub fn unfold_reference(
+    s: &ConvShape,
+    x_g: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
     let win = &s.window;
     let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
     // for each input channel and kernel tap: one row of cols
     for icg in 0..s.cin_g() {
         let x_plane = &x_g[icg * in_len..][..in_len];
         for tap in 0..taps {
-            let row = &mut cols[(icg * taps + tap) * width..][..width];
+            let row = &mut cols[(icg * taps + tap) * ld..][..width];
             // for each output cell of the tile
             for (j, o) in (o0..o1).enumerate() {
                 row[j] = win.source(o, tap, s.mode).map_or(0.0, |src| x_plane[src]);
@@ -56,7 +76,7 @@ pub fn unfold_reference(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: 
 /// output row (od, oh), the input row is fixed and the output cells whose tap lands inside the
 /// input form one contiguous range (`valid_outputs`); those are a strided copy (a `memcpy` at
 /// stride 1), the rest are zeros.
-fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32], ld: usize) {
     let win = &s.window;
     let [ad, ah, aw] = &win.axes;
     let (in_len, width) = (win.in_len(), o1 - o0);
@@ -68,7 +88,7 @@ fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f3
         for td in 0..ad.kernel {
             for th in 0..ah.kernel {
                 for tw in 0..aw.kernel {
-                    let row = &mut cols[row_i * width..][..width];
+                    let row = &mut cols[row_i * ld..][..width];
                     row_i += 1;
                     let valid_w = aw.valid_outputs(tw);
                     // for each output row (od, oh) overlapping the tile
@@ -178,12 +198,73 @@ pub fn is_pointwise(s: &ConvShape) -> bool {
         .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0)
 }
 
-/// Forward pass. Images run in parallel when there are at least as many as threads; otherwise
-/// the GEMM itself is split.
+/// Forward pass for a chunk of small images at once: their columns sit side by side in one
+/// `cols: (Cin/g·taps, nb·out)` so each group needs one bigger GEMM instead of nb tiny ones;
+/// the product `(Cout/g, nb·out)` is then scattered to `y_chunk: (nb, Cout, out)`.
+fn forward_images(
+    s: &ConvShape,
+    x_chunk: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y_chunk: &mut [f32],
+    threads: usize,
+) {
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+    let nb = y_chunk.len() / (s.cout * out_len);
+    let width = nb * out_len;
+    COLS.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < (k + cout_g) * width {
+            buf.resize((k + cout_g) * width, 0.0);
+        }
+        let (cols, prod) = buf.split_at_mut(k * width);
+        let prod = &mut prod[..cout_g * width];
+        for g in 0..s.groups {
+            // cols[:, i·out..(i+1)·out] = unfold(image i, group g)
+            for i in 0..nb {
+                let x_g = &x_chunk[(i * s.cin + g * cin_g) * in_len..][..cin_g * in_len];
+                unfold_strided(s, x_g, 0, out_len, &mut cols[i * out_len..], width);
+            }
+            let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
+            // prod (Cout/g × nb·out) = W_g · cols
+            matmul(
+                prod,
+                width,
+                w_g,
+                MatRef::row_major(cols, k, width),
+                false,
+                threads,
+            );
+            // scatter: y[i, g·Cout/g + oc, :] = prod[oc, i·out..]
+            for i in 0..nb {
+                for oc in 0..cout_g {
+                    let dst = &mut y_chunk[(i * s.cout + g * cout_g + oc) * out_len..][..out_len];
+                    dst.copy_from_slice(&prod[oc * width + i * out_len..][..out_len]);
+                }
+            }
+        }
+    });
+    for y_n in y_chunk.chunks_mut(s.cout * out_len) {
+        add_bias(y_n, bias, out_len);
+    }
+}
+
+/// Forward pass. Small images are batched into shared GEMMs (chunks of images in parallel);
+/// big images run one per thread, or one at a time with the GEMM itself split.
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let in_img = s.cin * s.window.in_len();
     let out_img = s.cout * s.window.out_len();
     let threads = rayon::current_num_threads();
+    let per_chunk = (tile_len(s) / s.window.out_len()).min(s.batch.div_ceil(threads));
+    if per_chunk >= 2 && !is_pointwise(s) {
+        let chunks = s.batch.div_ceil(per_chunk);
+        let inner = if chunks >= threads { 1 } else { threads };
+        y.par_chunks_mut(per_chunk * out_img)
+            .zip(x.par_chunks(per_chunk * in_img))
+            .for_each(|(y_c, x_c)| forward_images(s, x_c, w, bias, y_c, inner));
+        return;
+    }
     if s.batch >= threads && threads > 1 {
         y.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
