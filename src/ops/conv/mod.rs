@@ -12,6 +12,7 @@ pub mod direct;
 pub mod im2col;
 pub mod rows;
 pub mod toeplitz;
+pub mod winograd;
 
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
@@ -61,6 +62,8 @@ pub enum ConvAlgo {
     Toeplitz,
     /// Direct convolution by output rows (depthwise, few input channels; zero padding).
     Rows,
+    /// Winograd F(4,3) for 3-tap kernels at stride 1 (1-D, 2-D, 3-D; zero padding).
+    Winograd,
 }
 
 impl std::str::FromStr for ConvAlgo {
@@ -72,9 +75,12 @@ impl std::str::FromStr for ConvAlgo {
             "im2col" => Ok(ConvAlgo::Im2col),
             "toeplitz" => Ok(ConvAlgo::Toeplitz),
             "rows" => Ok(ConvAlgo::Rows),
+            "winograd" => Ok(ConvAlgo::Winograd),
             _ => Err(Error::arg(
                 "algo",
-                format!("unknown algorithm '{s}'; use auto, direct, im2col, toeplitz or rows"),
+                format!(
+                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, rows or winograd"
+                ),
             )),
         }
     }
@@ -265,6 +271,11 @@ pub fn conv(
         }
         // outside its domain the row kernel defers to the reference
         ConvAlgo::Rows => direct::forward(&s, x.data(), w.data(), bias, y.data_mut()),
+        ConvAlgo::Winograd if winograd::suits(&s) => {
+            winograd::forward(&s, x.data(), w.data(), bias, y.data_mut())
+        }
+        // outside its domain Winograd defers to im2col
+        ConvAlgo::Winograd => im2col::forward(&s, x.data(), w.data(), bias, y.data_mut()),
         ConvAlgo::Auto => unreachable!("auto resolved above"),
     }
     Ok(y)
