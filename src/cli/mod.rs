@@ -3,6 +3,8 @@
 
 mod args;
 mod conv;
+mod conv_transpose;
+mod grad;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Convolution forward (1-D, 2-D or 3-D, PyTorch semantics), with --explain for the worked steps.
     Conv(conv::ConvArgs),
+    /// Transposed convolution (PyTorch conv_transpose1d/2d/3d), forward and with --grad-output backward.
+    ConvTranspose(conv_transpose::ConvTransposeArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -46,5 +50,6 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
+        Command::ConvTranspose(a) => conv_transpose::run(a),
     }
 }
