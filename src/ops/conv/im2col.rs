@@ -255,9 +255,11 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     gw.fill(0.0);
     if s.batch >= threads && threads > 1 {
         let len = gw.len();
+        // at most about one partial gradient per thread
         let total = x
             .par_chunks(in_img)
             .zip(gy.par_chunks(out_img))
+            .with_min_len(s.batch.div_ceil(threads))
             .fold(
                 || vec![0.0f32; len],
                 |mut part, (x_n, gy_n)| {
