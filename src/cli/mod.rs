@@ -20,7 +20,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Convolution forward (1-D, 2-D or 3-D, PyTorch semantics), with --explain for the worked steps.
+    /// Convolution forward and, with --grad-output, backward (1-D, 2-D or 3-D, PyTorch semantics); --explain shows the worked steps.
     Conv(conv::ConvArgs),
     /// Transposed convolution (PyTorch conv_transpose1d/2d/3d), forward and with --grad-output backward.
     ConvTranspose(conv_transpose::ConvTransposeArgs),
