@@ -134,6 +134,14 @@ pub fn per_axis<T: Copy>(arg: &str, values: &[T], nd: usize) -> Result<Vec<T>> {
     }
 }
 
+/// Input coordinate read by output cell `o`, kernel tap `t` of a window with stride `s`,
+/// dilation `d` and begin padding `pb`: `o*s + t*d - pb` (negative or past the end = padding).
+/// The one place this formula is written; everything else calls it.
+#[inline]
+pub fn tap_coord(o: usize, t: usize, s: usize, d: usize, pb: usize) -> isize {
+    (o * s + t * d) as isize - pb as isize
+}
+
 /// The window along one spatial axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AxisWindow {
@@ -188,9 +196,9 @@ impl AxisWindow {
         let span = dilation * (kernel - 1) + 1;
         if span > padded {
             let what = if dilation > 1 {
-                format!("kernel {kernel} with dilation {dilation} spans {span}, which")
+                format!("size {kernel} with dilation {dilation} spans {span}, which")
             } else {
-                format!("kernel {kernel}")
+                format!("size {kernel}")
             };
             return Err(Error::arg(
                 "kernel",
@@ -329,13 +337,13 @@ impl AxisWindow {
     /// Padded coordinate read by output cell `o`, tap `t`: `o*s + t*d`.
     #[inline]
     pub fn padded_coord(&self, o: usize, t: usize) -> usize {
-        o * self.stride + t * self.dilation
+        tap_coord(o, t, self.stride, self.dilation, 0) as usize
     }
 
     /// Input coordinate read by output cell `o`, tap `t`: `o*s + t*d - pb` (may be outside `0..i`).
     #[inline]
     pub fn input_coord(&self, o: usize, t: usize) -> isize {
-        self.padded_coord(o, t) as isize - self.pad_begin as isize
+        tap_coord(o, t, self.stride, self.dilation, self.pad_begin)
     }
 
     /// The input pixel read by output cell `o`, tap `t` under zero padding; `None` in the padding.

@@ -8,6 +8,8 @@
 //!
 //! The library never prints; the `stride` binary parses arguments and renders results.
 
+pub mod analysis;
+pub mod bench;
 pub mod error;
 pub mod explain;
 pub mod geometry;

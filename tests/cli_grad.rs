@@ -3,10 +3,12 @@
 //! `.npy`, explained, and every class of bad input (exit code 2, one line, no file written).
 
 mod common;
+mod grad_common;
 
-use common::rand_tensor;
+use common::{npy as save, stride};
+use grad_common::rand_tensor;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use stride::io::npy;
 use stride::ops::conv::{conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::ops::conv_transpose::{conv_transpose, conv_transpose_backward, ConvTransposeParams};
@@ -16,13 +18,6 @@ use stride::Tensor;
 const A: &str = "[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]";
 const B: &str = "[[4,3,3],[5,5,5],[2,4,3]]";
 const ONES: &str = "[[1,1,1],[1,1,1],[1,1,1]]";
-
-fn stride(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args(args)
-        .output()
-        .expect("run stride")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -38,12 +33,6 @@ fn assert_usage_error(o: &Output, arg: &str) {
     assert_eq!(o.status.code(), Some(2), "stderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
     assert!(err.contains(arg), "expected '{arg}' in: {err}");
-}
-
-fn save(dir: &Path, name: &str, t: &Tensor) -> String {
-    let p = dir.join(name);
-    npy::write(&p, t).unwrap();
-    p.to_string_lossy().into_owned()
 }
 
 fn path(dir: &Path, name: &str) -> String {

@@ -3,8 +3,9 @@
 //! paths against the direct reference, and PyTorch's gradients (tests/fixtures/conv_grad.json).
 
 mod common;
+mod grad_common;
 
-use common::{assert_close, fd_check, fixtures, rand_tensor, random_conv};
+use grad_common::{assert_torch_close, fd_check, fixtures, rand_tensor, random_conv};
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::rng::Rng;
@@ -226,20 +227,20 @@ fn pytorch_golden_gradients() {
         let what = format!("fixture {i} {:?}", c.params);
         for algo in ALGOS {
             let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();
-            assert_close(&format!("{what} {algo:?} y"), &y, &c.y.tensor());
+            assert_torch_close(&format!("{what} {algo:?} y"), &y, &c.y.tensor());
             let g = conv_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
-            assert_close(
+            assert_torch_close(
                 &format!("{what} {algo:?} gx"),
                 &g.input.unwrap(),
                 &c.gx.tensor(),
             );
-            assert_close(
+            assert_torch_close(
                 &format!("{what} {algo:?} gw"),
                 &g.weight.unwrap(),
                 &c.gw.tensor(),
             );
             if let Some(gb) = &c.gb {
-                assert_close(&format!("{what} gb"), &g.bias.unwrap(), &gb.tensor());
+                assert_torch_close(&format!("{what} gb"), &g.bias.unwrap(), &gb.tensor());
             }
         }
     }

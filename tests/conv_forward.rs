@@ -160,7 +160,12 @@ fn algorithms_agree_on_random_shapes() {
             }
         };
         checked += 1;
-        for algo in [ConvAlgo::Im2col, ConvAlgo::Toeplitz, ConvAlgo::Auto] {
+        for algo in [
+            ConvAlgo::Im2col,
+            ConvAlgo::Toeplitz,
+            ConvAlgo::Rows,
+            ConvAlgo::Auto,
+        ] {
             let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();
             assert_eq!(y.shape(), reference.shape());
             let err = y.max_abs_diff(&reference);
@@ -203,4 +208,32 @@ fn toeplitz_refuses_huge_matrices() {
         e.contains("Toeplitz matrix would be") && e.contains("--algo im2col"),
         "{e}"
     );
+}
+
+#[test]
+fn fast_unfold_matches_reference_on_any_tile() {
+    use stride::ops::conv::{im2col, ConvShape};
+    let mut rng = Rng::new(77);
+    for case in 0..200 {
+        let (x, w, _, mut p) = random_case(&mut rng);
+        p.padding_mode = PaddingMode::Zeros;
+        let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
+            continue;
+        };
+        let (k, l) = (s.k_len(), s.window.out_len());
+        let x_g = &x.data()[..s.cin_g() * s.window.in_len()];
+        let o0 = rng.below(l);
+        let o1 = o0 + 1 + rng.below(l - o0);
+        let mut fast = vec![f32::NAN; k * (o1 - o0)];
+        let mut slow = vec![0.0; k * (o1 - o0)];
+        im2col::unfold(&s, x_g, o0, o1, &mut fast);
+        im2col::unfold_reference(&s, x_g, o0, o1, &mut slow, o1 - o0);
+        assert_eq!(
+            fast,
+            slow,
+            "case {case}: {p:?} x{:?} w{:?} tile {o0}..{o1}",
+            x.shape(),
+            w.shape()
+        );
+    }
 }

@@ -3,8 +3,9 @@
 //! forward and backward (tests/fixtures/conv_grad.json), and bad parameters.
 
 mod common;
+mod grad_common;
 
-use common::{assert_close, fd_check, fixtures, rand_tensor, random_transpose};
+use grad_common::{assert_torch_close, fd_check, fixtures, rand_tensor, random_transpose};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams, GradRequest};
 use stride::ops::conv_transpose::{conv_transpose, conv_transpose_backward, ConvTransposeParams};
@@ -106,7 +107,12 @@ fn fast_paths_match_the_reference() {
         let gy = rand_tensor(&mut rng, y.shape());
         let r =
             conv_transpose_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
-        for algo in [ConvAlgo::Im2col, ConvAlgo::Toeplitz, ConvAlgo::Auto] {
+        for algo in [
+            ConvAlgo::Im2col,
+            ConvAlgo::Toeplitz,
+            ConvAlgo::Rows,
+            ConvAlgo::Auto,
+        ] {
             let what = format!("case {case} {algo:?} {p:?}");
             let yf = conv_transpose(&x, &w, b.as_ref(), &p, algo).unwrap();
             assert!(yf.max_abs_diff(&y) < 1e-4, "{what}: forward");
@@ -135,12 +141,12 @@ fn pytorch_golden_forward_and_backward() {
         let what = format!("fixture {i} {:?}", c.params);
         for algo in [ConvAlgo::Direct, ConvAlgo::Im2col, ConvAlgo::Auto] {
             let y = conv_transpose(&x, &w, b.as_ref(), &p, algo).unwrap();
-            assert_close(&format!("{what} {algo:?} y"), &y, &c.y.tensor());
+            assert_torch_close(&format!("{what} {algo:?} y"), &y, &c.y.tensor());
             let g = conv_transpose_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
-            assert_close(&format!("{what} gx"), &g.input.unwrap(), &c.gx.tensor());
-            assert_close(&format!("{what} gw"), &g.weight.unwrap(), &c.gw.tensor());
+            assert_torch_close(&format!("{what} gx"), &g.input.unwrap(), &c.gx.tensor());
+            assert_torch_close(&format!("{what} gw"), &g.weight.unwrap(), &c.gw.tensor());
             if let Some(gb) = &c.gb {
-                assert_close(&format!("{what} gb"), &g.bias.unwrap(), &gb.tensor());
+                assert_torch_close(&format!("{what} gb"), &g.bias.unwrap(), &gb.tensor());
             }
         }
     }

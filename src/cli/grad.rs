@@ -67,16 +67,7 @@ impl GradArgs {
         let Some(s) = &self.grad_output else {
             return Ok(None);
         };
-        let (t, src) = io::load("grad-output", s).map_err(|e| match e {
-            Error::Io { path, source } => Error::arg(
-                "grad-output",
-                format!(
-                    "cannot read {}: {source}; give a .npy file or an inline literal",
-                    path.display()
-                ),
-            ),
-            e => e,
-        })?;
+        let (t, src) = io::load("grad-output", s)?;
         let n: usize = out_shape.iter().product();
         Ok(Some(match src {
             Source::Literal if t.numel() == n => t.reshape(out_shape)?,

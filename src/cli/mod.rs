@@ -2,10 +2,13 @@
 //! 0 success, 2 bad usage or input (clap errors too), 1 runtime failure.
 
 mod args;
+mod bench;
 mod conv;
 mod conv_transpose;
 mod grad;
+mod receptive_field;
 mod render;
+mod shape;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +27,12 @@ enum Command {
     Conv(conv::ConvArgs),
     /// Transposed convolution (PyTorch conv_transpose1d/2d/3d), forward and with --grad-output backward.
     ConvTranspose(conv_transpose::ConvTransposeArgs),
+    /// One layer's output shape with the formula filled in, its parameters, cost and memory.
+    Shape(shape::ShapeArgs),
+    /// How the receptive field grows through a stack of layers, and what the alternatives cost.
+    ReceptiveField(receptive_field::RfArgs),
+    /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -51,5 +60,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
         Command::ConvTranspose(a) => conv_transpose::run(a),
+        Command::Shape(a) => shape::run(a),
+        Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

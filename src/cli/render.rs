@@ -29,13 +29,11 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
             idx[a] = rem % lead[a];
             rem /= lead[a];
         }
-        if lead.is_empty() {
+        if bi == 0 {
             out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
-        } else {
+        }
+        if nblocks > 1 {
             let ix: Vec<String> = idx.iter().map(|i| i.to_string()).collect();
-            if bi == 0 {
-                out.push_str(&format!("{name} {}:\n", fmt_shape(shape)));
-            }
             out.push_str(&format!("[{}]\n", ix.join(", ")));
         }
         for rr in 0..rows {
@@ -60,6 +58,9 @@ pub fn explanation(ex: &Explanation) -> String {
             for l in tensor(&s.name, &s.tensor, s.spatial).lines() {
                 out.push_str(&format!("  {l}\n"));
             }
+        }
+        for l in &st.after {
+            out.push_str(&format!("  {l}\n"));
         }
     }
     out

@@ -150,6 +150,11 @@ pub fn explain(
     }
     ex.steps
         .push(shapes.line(format!("output shape {:?}", y.shape())));
+    ex.steps.push(
+        Step::new("Input and kernel")
+            .show("input", x.clone(), nd)
+            .show("kernel", w.clone(), nd),
+    );
 
     if p.flip {
         ex.steps.push(
@@ -233,7 +238,7 @@ fn direct_steps(
                 let value = y.data()[(n * s.cout + oc) * out_len + o];
                 let bias = b.map(|b| b.data()[oc]);
                 let bias_txt = bias.map_or(String::new(), |v| format!(" + bias {}", fmt_num(v)));
-                st = st.line(format!(
+                st = st.conclude(format!(
                     "⟨window, kernel⟩ = {}{bias_txt} = {}",
                     fmt_products(&all_terms),
                     fmt_num(value)

@@ -19,6 +19,8 @@ pub struct Step {
     pub lines: Vec<String>,
     /// Named small tensors to show as matrices; `spatial` = how many trailing axes are spatial.
     pub tensors: Vec<Shown>,
+    /// Lines shown after the tensors (the conclusion drawn from them).
+    pub after: Vec<String>,
 }
 
 /// A tensor to show, with its name and the number of trailing spatial axes (for layout).
@@ -48,6 +50,12 @@ impl Step {
     /// Adds a line of text.
     pub fn line(mut self, l: impl Into<String>) -> Self {
         self.lines.push(l.into());
+        self
+    }
+
+    /// Adds a line shown after the tensors.
+    pub fn conclude(mut self, l: impl Into<String>) -> Self {
+        self.after.push(l.into());
         self
     }
 

@@ -3,7 +3,7 @@
 pub mod literal;
 pub mod npy;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::path::Path;
 
@@ -21,6 +21,17 @@ pub fn load(arg: &str, s: &str) -> Result<(Tensor, Source)> {
     if t.starts_with('[') || t.parse::<f64>().is_ok() {
         Ok((literal::parse(arg, s)?, Source::Literal))
     } else {
-        Ok((npy::read(Path::new(s))?, Source::File))
+        let t = npy::read(Path::new(s)).map_err(|e| match e {
+            Error::Io { path, source } => Error::arg(
+                arg,
+                format!(
+                    "cannot read {} ({source}); give an existing .npy file or an inline literal like '[[1,2],[3,4]]'",
+                    path.display()
+                ),
+            ),
+            Error::BadFile { path, msg } => Error::arg(arg, format!("{}: {msg}", path.display())),
+            other => other,
+        })?;
+        Ok((t, Source::File))
     }
 }

@@ -1,230 +1,80 @@
-//! Shared helpers of the gradient tests: random convolution and transposed-convolution
-//! configurations that sweep every parameter, finite-difference checks, and the PyTorch
-//! fixture format.
+//! Helpers shared by the integration tests: fixture loading and running the binary.
 #![allow(dead_code)]
 
 use serde::Deserialize;
-use stride::geometry::{PaddingMode, PaddingSpec};
-use stride::ops::conv::ConvParams;
-use stride::ops::conv_transpose::ConvTransposeParams;
-use stride::rng::Rng;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use stride::Tensor;
 
-/// A random tensor with values in [-1, 1).
-pub fn rand_tensor(rng: &mut Rng, shape: &[usize]) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::new(shape.to_vec(), rng.vec(n, -1.0, 1.0)).unwrap()
-}
-
-/// A random convolution: 1-D/2-D/3-D, batched or not, channels, groups (incl. depthwise), bias
-/// or not, stride, every padding form and mode, dilation, flip. Geometry is always valid.
-pub fn random_conv(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
-    let nd = 1 + rng.below(3);
-    let depthwise = rng.below(6) == 0;
-    let mut groups = [1, 1, 2, 3][rng.below(4)];
-    let cin = groups * (1 + rng.below(2));
-    let cout = if depthwise {
-        groups = cin;
-        cin * (1 + rng.below(2))
-    } else {
-        groups * (1 + rng.below(2))
-    };
-    let batched = rng.below(4) != 0;
-    let n = 1 + rng.below(2);
-    let mode = [
-        PaddingMode::Zeros,
-        PaddingMode::Zeros,
-        PaddingMode::Reflect,
-        PaddingMode::Replicate,
-        PaddingMode::Circular,
-    ][rng.below(5)];
-    let (mut k, mut stride, mut dil, mut inp, mut pads) = (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..nd {
-        let kk = 1 + rng.below(if nd == 3 { 2 } else { 3 });
-        let d = 1 + rng.below(2);
-        let s = 1 + rng.below(3);
-        let span = d * (kk - 1) + 1;
-        let i = (span + rng.below(if nd == 3 { 3 } else { 5 })).max(2);
-        let pmax = if mode == PaddingMode::Reflect {
-            i - 1
-        } else {
-            i
-        };
-        pads.push((rng.below(3).min(pmax), rng.below(3).min(pmax)));
-        k.push(kk);
-        stride.push(s);
-        dil.push(d);
-        inp.push(i);
-    }
-    let padding = match rng.below(6) {
-        0 => PaddingSpec::Valid,
-        1 => PaddingSpec::Same,
-        2 => PaddingSpec::Full,
-        _ => PaddingSpec::Explicit(pads),
-    };
-    // same / full may need more padding than reflect or circular can give; fall back to zeros
-    let mode = match padding {
-        PaddingSpec::Same | PaddingSpec::Full => PaddingMode::Zeros,
-        _ => mode,
-    };
-    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
-    xs.extend(&inp);
-    let mut ws = vec![cout, cin / groups];
-    ws.extend(&k);
-    let x = rand_tensor(rng, &xs);
-    let w = rand_tensor(rng, &ws);
-    let b = (rng.below(2) == 0).then(|| rand_tensor(rng, &[cout]));
-    let p = ConvParams {
-        stride,
-        padding,
-        dilation: dil,
-        groups,
-        padding_mode: mode,
-        flip: rng.below(4) == 0,
-    };
-    (x, w, b, p)
-}
-
-/// A random transposed convolution (stride, padding incl. begin:end, output padding below the
-/// stride or the dilation, dilation, groups, bias or not, batched or not).
-pub fn random_transpose(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvTransposeParams) {
-    let nd = 1 + rng.below(3);
-    let groups = [1, 1, 2, 3][rng.below(4)];
-    let cin = groups * (1 + rng.below(2));
-    let cout = groups * (1 + rng.below(2));
-    let batched = rng.below(4) != 0;
-    let n = 1 + rng.below(2);
-    let (mut k, mut stride, mut dil, mut inp, mut pads, mut op) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..nd {
-        let kk = 1 + rng.below(3);
-        let d = 1 + rng.below(2);
-        let s = 1 + rng.below(3);
-        let i = 1 + rng.below(if nd == 3 { 3 } else { 4 });
-        let o = rng.below(s.max(d));
-        // keep the output non-empty: (i-1)*s + d*(k-1) + op + 1 > pb + pe
-        let room = (i - 1) * s + d * (kk - 1) + o;
-        let pb = rng.below(2).min(room / 2);
-        let pe = if rng.below(3) == 0 {
-            rng.below(2).min(room / 2)
-        } else {
-            pb
-        };
-        k.push(kk);
-        stride.push(s);
-        dil.push(d);
-        inp.push(i);
-        pads.push((pb, pe));
-        op.push(o);
-    }
-    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
-    xs.extend(&inp);
-    let mut ws = vec![cin, cout / groups];
-    ws.extend(&k);
-    let x = rand_tensor(rng, &xs);
-    let w = rand_tensor(rng, &ws);
-    let b = (rng.below(2) == 0).then(|| rand_tensor(rng, &[cout]));
-    let p = ConvTransposeParams {
-        stride,
-        padding: PaddingSpec::Explicit(pads),
-        output_padding: op,
-        dilation: dil,
-        groups,
-    };
-    (x, w, b, p)
-}
-
-/// Central finite differences of the scalar `loss` with respect to `at`, compared with `grad`
-/// on up to `checks` entries (all of them when there are fewer). The losses tested are linear
-/// in the perturbed tensor, so a step of 0.5 is exact up to rounding.
-pub fn fd_check(
-    what: &str,
-    at: &Tensor,
-    grad: &Tensor,
-    checks: usize,
-    rng: &mut Rng,
-    loss: impl Fn(&Tensor) -> f64,
-) {
-    assert_eq!(at.shape(), grad.shape(), "{what}: gradient shape");
-    let h = 0.5f32;
-    let n = at.numel();
-    let idx: Vec<usize> = if n <= checks {
-        (0..n).collect()
-    } else {
-        (0..checks).map(|_| rng.below(n)).collect()
-    };
-    for i in idx {
-        let mut plus = at.clone();
-        plus.data_mut()[i] += h;
-        let mut minus = at.clone();
-        minus.data_mut()[i] -= h;
-        let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-        let g = grad.data()[i] as f64;
-        assert!(
-            (fd - g).abs() <= 1e-3 * (1.0 + g.abs()),
-            "{what}[{i}]: finite difference {fd} vs gradient {g}"
-        );
-    }
-}
-
-/// A tensor as the fixtures store it.
-#[derive(Deserialize, Debug, Clone)]
-pub struct Arr {
+/// A tensor as the fixture scripts write it.
+#[derive(Deserialize, Clone, Debug)]
+pub struct TensorJson {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
 
-impl Arr {
+impl TensorJson {
     pub fn tensor(&self) -> Tensor {
         Tensor::new(self.shape.clone(), self.data.clone()).unwrap()
     }
 }
 
-/// One PyTorch case: parameters in the CLI's syntax, inputs and expected results.
-#[derive(Deserialize, Debug, Clone)]
-pub struct Case {
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub x: Arr,
-    pub w: Arr,
-    pub b: Option<Arr>,
-    pub gy: Arr,
-    pub y: Arr,
-    pub gx: Arr,
-    pub gw: Arr,
-    pub gb: Option<Arr>,
+/// Reads `tests/fixtures/<name>`.
+pub fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
 }
 
-impl Case {
-    /// A string parameter.
-    pub fn s(&self, key: &str) -> String {
-        self.params[key].as_str().unwrap().to_string()
-    }
-    /// An integer parameter.
-    pub fn u(&self, key: &str) -> usize {
-        self.params[key].as_u64().unwrap() as usize
-    }
+/// Runs the `stride` binary with `args`.
+pub fn stride(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stride"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
-/// `tests/fixtures/conv_grad.json` (generated by `scripts/gen_conv_grad_fixtures.py`).
-#[derive(Deserialize, Debug)]
-pub struct Fixtures {
-    pub conv: Vec<Case>,
-    pub conv_transpose: Vec<Case>,
-}
-
-pub fn fixtures() -> Fixtures {
-    let text = include_str!("../fixtures/conv_grad.json");
-    serde_json::from_str(text).unwrap()
-}
-
-/// Asserts `got` matches PyTorch's `want` to f32 precision.
-pub fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    let err = got.max_abs_diff(want);
+/// Stdout of a successful run (panics with stderr otherwise).
+pub fn ok(args: &[&str]) -> String {
+    let out = stride(args);
     assert!(
-        err <= 1e-4 * (1.0 + want.max_abs()),
-        "{what}: max error {err}\n got {:?}\nwant {:?}",
-        got.data(),
-        want.data()
+        out.status.success(),
+        "stride {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stderr of a run that must fail with exit code 2 and a one-line message without a panic.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = stride(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stride {args:?}: expected exit 2, stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "stride {args:?} panicked: {err}");
+    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("wrote"));
+    err
+}
+
+/// Writes `t` as `.npy` in `dir` and returns the path as a string.
+pub fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
+    let p: PathBuf = dir.join(name);
+    stride::io::npy::write(&p, t).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Asserts `a ≈ b` element-wise with a tolerance relative to the magnitude of `b`.
+pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
+    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
+    let scale = b.max_abs().max(1.0);
+    let err = a.max_abs_diff(b);
+    assert!(
+        err <= rel * scale,
+        "{what}: max error {err} (scale {scale})"
     );
 }

@@ -15,6 +15,7 @@
 
 pub mod direct;
 pub mod im2col;
+pub mod rows;
 pub mod toeplitz;
 
 use crate::error::{Error, Result};
@@ -63,6 +64,8 @@ pub enum ConvAlgo {
     Im2col,
     /// Explicit Toeplitz matrix times the flattened input.
     Toeplitz,
+    /// Direct convolution by output rows (depthwise, few input channels; zero padding).
+    Rows,
 }
 
 impl std::str::FromStr for ConvAlgo {
@@ -73,9 +76,10 @@ impl std::str::FromStr for ConvAlgo {
             "direct" => Ok(ConvAlgo::Direct),
             "im2col" => Ok(ConvAlgo::Im2col),
             "toeplitz" => Ok(ConvAlgo::Toeplitz),
+            "rows" => Ok(ConvAlgo::Rows),
             _ => Err(Error::arg(
                 "algo",
-                format!("unknown algorithm '{s}'; use auto, direct, im2col or toeplitz"),
+                format!("unknown algorithm '{s}'; use auto, direct, im2col, toeplitz or rows"),
             )),
         }
     }
@@ -236,9 +240,9 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise / tiny reductions: the GEMM would have K = taps only; the direct loop wins.
-    if s.k_len() <= 4 {
-        ConvAlgo::Direct
+    // Depthwise / tiny reductions: the GEMM would have K = taps only; the row kernel wins.
+    if rows::suits(s) {
+        ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
@@ -267,12 +271,15 @@ pub fn forward_slices(
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
+        ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
+        // outside its domain the row kernel defers to the reference
+        ConvAlgo::Rows => direct::forward(s, x, w, bias, y),
     }
     Ok(())
 }
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten).
+/// `gx: (N, Cin, D, H, W)` (overwritten). The row kernel is forward-only; it uses col2im here.
 pub fn backward_input_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -282,7 +289,7 @@ pub fn backward_input_slices(
 ) -> Result<()> {
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Im2col => im2col::backward_input(s, gy, w, gx),
+        ConvAlgo::Im2col | ConvAlgo::Rows => im2col::backward_input(s, gy, w, gx),
         ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
     }
     Ok(())
@@ -290,7 +297,8 @@ pub fn backward_input_slices(
 
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
-/// it). Toeplitz has no weight-gradient form of its own and uses im2col.
+/// it). Toeplitz and the forward-only row kernel have no weight-gradient form of their own and
+/// use im2col.
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -300,7 +308,9 @@ pub fn backward_weight_slices(
 ) -> Result<()> {
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_weight(s, x, gy, gw),
-        ConvAlgo::Im2col | ConvAlgo::Toeplitz => im2col::backward_weight(s, x, gy, gw),
+        ConvAlgo::Im2col | ConvAlgo::Toeplitz | ConvAlgo::Rows => {
+            im2col::backward_weight(s, x, gy, gw)
+        }
     }
     Ok(())
 }

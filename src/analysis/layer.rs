@@ -1,0 +1,211 @@
+//! One layer analysed the way the course does it by hand (`stride shape`): the output-size
+//! formula per axis with the numbers filled in, the output shape, the parameter count, the
+//! multiply-accumulates and the memory of the output.
+
+use super::{bytes, thousands};
+use crate::error::{Error, Result};
+use crate::explain::conv::{axis_names, size_formula};
+use crate::explain::{Explanation, Step};
+use crate::geometry::{PaddingSpec, Window3, WindowSpec};
+
+/// What kind of layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Convolution with `filters` output channels.
+    Conv {
+        filters: usize,
+        groups: usize,
+        bias: bool,
+    },
+    /// Pooling (channels unchanged, no parameters).
+    Pool { ceil_mode: bool },
+}
+
+/// A single-layer question: input `(C, *spatial)` and the window.
+#[derive(Clone, Debug)]
+pub struct LayerQuery {
+    pub channels: usize,
+    pub spatial: Vec<usize>,
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub padding: PaddingSpec,
+    pub kind: LayerKind,
+}
+
+/// The figures of a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerFigures {
+    /// Output `(C, *spatial)`.
+    pub out_shape: Vec<usize>,
+    pub params: u64,
+    /// Multiply-accumulates (conv) or window reads (pool), per image.
+    pub macs: u64,
+}
+
+impl LayerQuery {
+    /// Resolves the window (validating it) and computes the figures.
+    pub fn figures(&self) -> Result<(Window3, LayerFigures)> {
+        let spec = WindowSpec {
+            kernel: self.kernel.clone(),
+            stride: self.stride.clone(),
+            dilation: self.dilation.clone(),
+            padding: self.padding.clone(),
+            ceil_mode: matches!(self.kind, LayerKind::Pool { ceil_mode: true }),
+        };
+        let win = Window3::new(&self.spatial, &spec)?;
+        let (cout, params, per_out) = match self.kind {
+            LayerKind::Conv {
+                filters,
+                groups,
+                bias,
+            } => {
+                if groups == 0
+                    || !self.channels.is_multiple_of(groups)
+                    || !filters.is_multiple_of(groups)
+                {
+                    return Err(Error::arg(
+                        "groups",
+                        format!(
+                            "{groups} must divide both the input channels {} and the filters {filters}",
+                            self.channels
+                        ),
+                    ));
+                }
+                let fan_in = (self.channels / groups * win.taps()) as u64;
+                (filters, filters as u64 * (fan_in + bias as u64), fan_in)
+            }
+            LayerKind::Pool { .. } => (self.channels, 0, win.taps() as u64),
+        };
+        let mut out_shape = vec![cout];
+        out_shape.extend(win.output_shape());
+        let macs = cout as u64 * win.out_len() as u64 * per_out;
+        Ok((
+            win,
+            LayerFigures {
+                out_shape,
+                params,
+                macs,
+            },
+        ))
+    }
+
+    /// The worked answer.
+    pub fn report(&self) -> Result<Explanation> {
+        let (win, f) = self.figures()?;
+        let nd = win.nd;
+        let names = axis_names(nd);
+        let dims = |v: &[usize]| {
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("×")
+        };
+        let mut size = Step::new("Output size").line(
+            "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1",
+        );
+        for (n, a) in names.iter().zip(win.real_axes()) {
+            size = size.line(size_formula(n, a));
+        }
+        let out_sp = &f.out_shape[1..];
+        let cout = f.out_shape[0];
+        let mut ex = Explanation {
+            title: match self.kind {
+                LayerKind::Conv { filters, .. } => format!(
+                    "Convolution: input {}×{} ({}×C), {filters} filters of {}×{}",
+                    dims(&self.spatial),
+                    self.channels,
+                    names.join("×"),
+                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
+                    self.channels
+                ),
+                LayerKind::Pool { .. } => format!(
+                    "Pooling: input {}×{} ({}×C), window {}",
+                    dims(&self.spatial),
+                    self.channels,
+                    names.join("×"),
+                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>())
+                ),
+            },
+            steps: vec![],
+        };
+        size = size.line(format!(
+            "output: {}×{cout} ({}×C; PyTorch layout ({cout}, {}))",
+            dims(out_sp),
+            names.join("×"),
+            out_sp
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        ex.steps.push(size);
+        let mut cost = Step::new("Parameters and cost");
+        match self.kind {
+            LayerKind::Conv {
+                filters,
+                groups,
+                bias,
+            } => {
+                let k = win.taps();
+                cost = cost.line(format!(
+                    "parameters: {filters} filters × ({}·{} weights{}) = {}",
+                    self.channels / groups,
+                    k,
+                    if bias { " + 1 bias" } else { "" },
+                    thousands(f.params)
+                ));
+                cost = cost.line(format!(
+                    "multiply-accumulates per image: {} output values × {} = {} (FLOPs = 2·MACs = {})",
+                    thousands((cout * win.out_len()) as u64),
+                    self.channels / groups * k,
+                    thousands(f.macs),
+                    thousands(2 * f.macs)
+                ));
+            }
+            LayerKind::Pool { .. } => {
+                cost = cost.line("parameters: 0").line(format!(
+                    "window reads per image: {} output values × {} = {}",
+                    thousands((cout * win.out_len()) as u64),
+                    win.taps(),
+                    thousands(f.macs)
+                ));
+            }
+        }
+        let out_values = f.out_shape.iter().product::<usize>() as u64;
+        cost = cost.line(format!(
+            "output memory per image: {} values = {} as f32",
+            thousands(out_values),
+            bytes(out_values * 4)
+        ));
+        ex.steps.push(cost);
+        Ok(ex)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_000_question_a() {
+        // 200×200×3 image, 12323 kernels of 40×40×3, stride 2, no padding → 81×81×12323
+        let q = LayerQuery {
+            channels: 3,
+            spatial: vec![200, 200],
+            kernel: vec![40],
+            stride: vec![2],
+            dilation: vec![1],
+            padding: PaddingSpec::Valid,
+            kind: LayerKind::Conv {
+                filters: 12323,
+                groups: 1,
+                bias: true,
+            },
+        };
+        let (_, f) = q.figures().unwrap();
+        assert_eq!(f.out_shape, vec![12323, 81, 81]);
+        assert_eq!(f.params, 12323 * (40 * 40 * 3 + 1));
+        assert_eq!(f.macs, 12323 * 81 * 81 * 40 * 40 * 3);
+    }
+}
