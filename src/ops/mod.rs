@@ -1,4 +1,5 @@
 //! Pure tensor operations, forward next to backward, a slow reference beside every fast path.
 
 pub mod conv;
+pub mod conv_transpose;
 pub mod gemm;
