@@ -3,3 +3,4 @@
 pub mod conv;
 pub mod conv_transpose;
 pub mod gemm;
+pub mod scratch;

@@ -11,6 +11,7 @@
 use super::ConvShape;
 use crate::geometry::PaddingMode;
 use crate::ops::gemm::{matmul, MatRef};
+use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -155,11 +156,7 @@ fn forward_image(
         add_bias(y_n, bias, out_len);
         return;
     }
-    COLS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < k * tile {
-            buf.resize(k * tile, 0.0);
-        }
+    scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
             // W_g: (Cout/g × Cin/g·taps), row-major slice of the weight
@@ -217,11 +214,7 @@ fn forward_images(
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let nb = y_chunk.len() / (s.cout * out_len);
     let width = nb * out_len;
-    COLS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < (k + cout_g) * width {
-            buf.resize((k + cout_g) * width, 0.0);
-        }
+    scratch::with(&COLS, (k + cout_g) * width, |buf| {
         let (cols, prod) = buf.split_at_mut(k * width);
         let prod = &mut prod[..cout_g * width];
         for g in 0..s.groups {
@@ -307,11 +300,7 @@ fn backward_input_image(s: &ConvShape, gy_n: &[f32], w: &[f32], gx_n: &mut [f32]
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
     gx_n.fill(0.0);
-    COLS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < k * tile {
-            buf.resize(k * tile, 0.0);
-        }
+    scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             // W_gᵀ: (Cin/g·taps × Cout/g)
             let w_gt = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k).t();
@@ -359,11 +348,7 @@ fn backward_weight_image(s: &ConvShape, x_n: &[f32], gy_n: &[f32], gw: &mut [f32
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
-    COLS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < k * tile {
-            buf.resize(k * tile, 0.0);
-        }
+    scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
             let gy_g = &gy_n[g * cout_g * out_len..][..cout_g * out_len];

@@ -41,7 +41,9 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     y.par_chunks_mut(s.cout_g() * out_len)
         .enumerate()
         .for_each(|(item, y_g)| {
-            PADDED.with(|buf| item_body(s, x, w, bias, item, y_g, &mut buf.borrow_mut(), block))
+            let mut xp = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            item_body(s, x, w, bias, item, y_g, &mut xp, block);
+            PADDED.with(|b| *b.borrow_mut() = xp);
         });
 }
 
