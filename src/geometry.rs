@@ -272,6 +272,68 @@ impl AxisWindow {
         self.pad_begin + self.input + self.pad_end
     }
 
+    /// The window of a transposed convolution (PyTorch `conv_transpose`), seen as the adjoint
+    /// convolution that maps the transposed output back to its input: this window's `input` is
+    /// the transposed output length `(i - 1)*s - pb - pe + d*(k-1) + op + 1` and its `output` is
+    /// the transposed input length `i`. `output_padding` must be smaller than the stride or the
+    /// dilation (as in PyTorch).
+    pub fn transposed(
+        axis: usize,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        pad: (usize, usize),
+        output_padding: usize,
+    ) -> Result<Self> {
+        if stride == 0 {
+            return Err(Error::arg("stride", "must be at least 1"));
+        }
+        if dilation == 0 {
+            return Err(Error::arg("dilation", "must be at least 1"));
+        }
+        if kernel == 0 || input == 0 {
+            return Err(Error::arg(
+                if kernel == 0 { "kernel" } else { "input" },
+                format!("has size 0 on spatial axis {axis}"),
+            ));
+        }
+        if output_padding >= stride && output_padding >= dilation {
+            return Err(Error::arg(
+                "output-padding",
+                format!(
+                    "{output_padding} on axis {axis} must be smaller than the stride {stride} or the \
+                     dilation {dilation}; it only picks among output sizes that one stride leaves open"
+                ),
+            ));
+        }
+        let len = ((input - 1) * stride + dilation * (kernel - 1) + output_padding + 1) as isize
+            - (pad.0 + pad.1) as isize;
+        if len < 1 {
+            return Err(Error::arg(
+                "padding",
+                format!(
+                    "{}+{} on axis {axis} crops the whole transposed output (size {len}); use less padding",
+                    pad.0, pad.1
+                ),
+            ));
+        }
+        // The adjoint convolution over the transposed output has floor(((i-1)*s + op)/s) + 1 >= i
+        // windows; the transposed input fills the first i of them.
+        let mut w = AxisWindow::new(axis, len as usize, kernel, stride, dilation, pad, false)?;
+        debug_assert!(w.output >= input);
+        w.output = input;
+        Ok(w)
+    }
+
+    /// Length of the output gradient spread out by the stride (`s - 1` zeros between entries)
+    /// and padded by `d*(k-1)` zeros on both sides: `(o-1)*s + 1 + 2*d*(k-1)`. Entry `o` sits at
+    /// `padded_coord(o, k-1)`; correlating this with the flipped kernel (the "full convolution")
+    /// gives the gradient with respect to the padded input.
+    pub fn spread_len(&self) -> usize {
+        self.padded_coord(self.output - 1, self.kernel - 1) + self.dilation * (self.kernel - 1) + 1
+    }
+
     /// Padded coordinate read by output cell `o`, tap `t`: `o*s + t*d`.
     #[inline]
     pub fn padded_coord(&self, o: usize, t: usize) -> usize {
@@ -423,6 +485,51 @@ impl Window3 {
         Ok(Window3 { axes, nd })
     }
 
+    /// The window of a transposed convolution over the spatial input sizes `input`, as the
+    /// adjoint convolution (see [`AxisWindow::transposed`]): its `input` sizes are the transposed
+    /// output, its `output` sizes the transposed input. Padding is explicit (per axis, or
+    /// `begin:end`) or `valid`; `spec.ceil_mode` is ignored.
+    pub fn transposed(
+        input: &[usize],
+        spec: &WindowSpec,
+        output_padding: &[usize],
+    ) -> Result<Self> {
+        let nd = input.len();
+        if !(1..=3).contains(&nd) {
+            return Err(Error::arg(
+                "input",
+                format!("{nd} spatial axes given; stride supports 1, 2 or 3"),
+            ));
+        }
+        let kernel = per_axis("kernel", &spec.kernel, nd)?;
+        let stride = per_axis("stride", &spec.stride, nd)?;
+        let dilation = per_axis("dilation", &spec.dilation, nd)?;
+        let op = per_axis("output-padding", output_padding, nd)?;
+        let pads =
+            match &spec.padding {
+                PaddingSpec::Explicit(v) => per_axis("padding", v, nd)?,
+                PaddingSpec::Valid => vec![(0, 0); nd],
+                PaddingSpec::Same | PaddingSpec::Full => return Err(Error::arg(
+                    "padding",
+                    "a transposed convolution takes explicit padding (an integer, one per axis, \
+                     or begin:end); same and full are not defined for it",
+                )),
+            };
+        let mut axes = [AxisWindow::singleton(); 3];
+        for a in 0..nd {
+            axes[3 - nd + a] = AxisWindow::transposed(
+                a,
+                input[a],
+                kernel[a],
+                stride[a],
+                dilation[a],
+                pads[a],
+                op[a],
+            )?;
+        }
+        Ok(Window3 { axes, nd })
+    }
+
     /// The real axes (the last `nd`).
     pub fn real_axes(&self) -> &[AxisWindow] {
         &self.axes[3 - self.nd..]
@@ -554,6 +661,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("larger than the padded input 4"), "{msg}");
+    }
+
+    #[test]
+    fn transposed_output_size() {
+        // PyTorch: (i-1)*s - 2p + d*(k-1) + op + 1
+        let t = |i, k, s, d, p, op| AxisWindow::transposed(0, i, k, s, d, (p, p), op);
+        assert_eq!(t(3, 3, 2, 1, 1, 1).unwrap().input, 6);
+        assert_eq!(t(4, 2, 1, 3, 0, 2).unwrap().input, 9);
+        assert_eq!(t(5, 3, 1, 1, 0, 0).unwrap().input, 7);
+        let w = t(3, 3, 2, 1, 1, 1).unwrap();
+        assert_eq!(w.output, 3);
+        assert!(t(3, 3, 2, 1, 1, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("smaller than the stride 2 or the dilation 1"));
+        assert!(t(1, 1, 1, 1, 1, 0).is_err()); // padding crops everything
     }
 
     #[test]

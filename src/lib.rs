@@ -9,6 +9,7 @@
 //! The library never prints; the `stride` binary parses arguments and renders results.
 
 pub mod analysis;
+pub mod bench;
 pub mod chart;
 pub mod checkpoint;
 pub mod data;

@@ -160,7 +160,12 @@ fn algorithms_agree_on_random_shapes() {
             }
         };
         checked += 1;
-        for algo in [ConvAlgo::Im2col, ConvAlgo::Toeplitz, ConvAlgo::Auto] {
+        for algo in [
+            ConvAlgo::Im2col,
+            ConvAlgo::Toeplitz,
+            ConvAlgo::Rows,
+            ConvAlgo::Auto,
+        ] {
             let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();
             assert_eq!(y.shape(), reference.shape());
             let err = y.max_abs_diff(&reference);
@@ -203,4 +208,75 @@ fn toeplitz_refuses_huge_matrices() {
         e.contains("Toeplitz matrix would be") && e.contains("--algo im2col"),
         "{e}"
     );
+}
+
+#[test]
+fn fast_unfold_matches_reference_on_any_tile() {
+    use stride::ops::conv::{im2col, ConvShape};
+    let mut rng = Rng::new(77);
+    for case in 0..200 {
+        let (x, w, _, mut p) = random_case(&mut rng);
+        p.padding_mode = PaddingMode::Zeros;
+        let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
+            continue;
+        };
+        let (k, l) = (s.k_len(), s.window.out_len());
+        let x_g = &x.data()[..s.cin_g() * s.window.in_len()];
+        let o0 = rng.below(l);
+        let o1 = o0 + 1 + rng.below(l - o0);
+        let mut fast = vec![f32::NAN; k * (o1 - o0)];
+        let mut slow = vec![0.0; k * (o1 - o0)];
+        im2col::unfold(&s, x_g, o0, o1, &mut fast);
+        im2col::unfold_reference(&s, x_g, o0, o1, &mut slow, o1 - o0);
+        assert_eq!(
+            fast,
+            slow,
+            "case {case}: {p:?} x{:?} w{:?} tile {o0}..{o1}",
+            x.shape(),
+            w.shape()
+        );
+    }
+}
+
+#[test]
+fn winograd_matches_direct_on_3_tap_kernels() {
+    let mut rng = Rng::new(33);
+    for case in 0..60 {
+        let nd = 1 + case % 3;
+        let groups = [1, 1, 2][rng.below(3)];
+        let (cin, cout) = (groups * (1 + rng.below(4)), groups * (1 + rng.below(4)));
+        let n = 1 + rng.below(3);
+        let size: Vec<usize> = (0..nd)
+            .map(|_| 1 + rng.below(if nd == 3 { 9 } else { 14 }))
+            .collect();
+        let pad: Vec<(usize, usize)> = (0..nd)
+            .map(|a| {
+                let need = 3usize.saturating_sub(size[a]);
+                (need.max(rng.below(3)), rng.below(3))
+            })
+            .collect();
+        let mut xs = vec![n, cin];
+        xs.extend(&size);
+        let mut ws = vec![cout, cin / groups];
+        ws.extend(vec![3; nd]);
+        let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0)).unwrap();
+        let w = Tensor::new(ws.clone(), rng.vec(ws.iter().product(), -1.0, 1.0)).unwrap();
+        let b = Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap();
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(pad),
+            groups,
+            ..Default::default()
+        };
+        let s = stride::ops::conv::ConvShape::new(x.shape(), w.shape(), None, &p).unwrap();
+        assert!(stride::ops::conv::winograd::suits(&s));
+        let want = conv(&x, &w, Some(&b), &p, ConvAlgo::Direct).unwrap();
+        let got = conv(&x, &w, Some(&b), &p, ConvAlgo::Winograd).unwrap();
+        // F(4,3) rounding: bounded relative to the sum of |terms| (≤ Cin/g · 3^nd for unit inputs)
+        let bound = 1e-5 * ((cin / groups) * 3usize.pow(nd as u32)) as f32 * 8.0;
+        let err = got.max_abs_diff(&want);
+        assert!(
+            err < bound,
+            "case {case}: x{xs:?} w{ws:?} {p:?}: err {err} bound {bound}"
+        );
+    }
 }

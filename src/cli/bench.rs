@@ -1,10 +1,17 @@
-//! `stride bench train`: images per second of training steps (forward, loss, backward,
-//! optimiser) on random data, for a preset or spec.
+//! `stride bench conv`: times convolution passes on the standard shapes with the shared protocol,
+//! prints GFLOP/s and, given PyTorch's results from the same machine, the ratios.
 
-use super::train::set_threads;
 use clap::{Args, Subcommand};
-use stride::nn::models::{self, Model};
-use stride::train::bench_steps;
+use serde_json::json;
+use std::path::PathBuf;
+use stride::bench::{time, ConvBenchShape, Shapes};
+use stride::geometry::PaddingSpec;
+use stride::ops::conv::{choose_algo, conv, ConvAlgo, ConvParams, ConvShape};
+use stride::rng::Rng;
+use stride::Tensor;
+
+/// The standard shapes (a copy of ../shared/bench/shapes.json), used when --shapes is not given.
+const DEFAULT_SHAPES: &str = include_str!("../../bench/shapes.json");
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -14,47 +21,210 @@ pub struct BenchArgs {
 
 #[derive(Subcommand, Debug)]
 enum BenchWhat {
-    /// Training steps of a model (default lenet5) with its default optimiser.
-    Train(BenchTrainArgs),
+    /// Convolution forward (and gradients) on the standard shapes.
+    Conv(ConvBenchArgs),
+    /// Square SGEMM (the ceiling for GEMM-based convolution) at the sizes of the shapes file.
+    Gemm(GemmBenchArgs),
+    /// Training steps of a model (default lenet5): images/s.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Example:\n  stride bench train lenet5 --batch-size 256 --threads 2 --steps 50"
-)]
-pub struct BenchTrainArgs {
-    /// A preset, an inline spec, or @file.
-    #[arg(value_name = "MODEL", default_value = "lenet5")]
-    model: String,
-    #[arg(long, value_name = "B", default_value_t = 256)]
-    batch_size: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_name = "T")]
+pub struct GemmBenchArgs {
+    /// Threads (default: all cores).
+    #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Timed steps (after 2 warm-up steps).
-    #[arg(long, value_name = "K", default_value_t = 20)]
-    steps: usize,
+    /// Sizes n of the n×n×n products (comma list).
+    #[arg(long, value_name = "N,N,...", default_value = "256,512,1024,2048")]
+    sizes: String,
+}
+
+fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
+    use stride::ops::gemm::{matmul, MatRef};
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    println!("stride bench gemm: {threads} thread(s)");
+    println!("{:>6} {:>9} {:>8} {:>9}", "n", "ms", "GFLOP/s", "cpu ms");
+    for n in stride::geometry::parse_per_axis("sizes", &a.sizes)? {
+        let mut rng = Rng::new(1);
+        let (x, w) = (rng.vec(n * n, -1.0, 1.0), rng.vec(n * n, -1.0, 1.0));
+        let mut y = vec![0.0; n * n];
+        let t = pool.install(|| {
+            time(|| {
+                matmul(
+                    &mut y,
+                    n,
+                    MatRef::row_major(&x, n, n),
+                    MatRef::row_major(&w, n, n),
+                    false,
+                    threads,
+                )
+            })
+        });
+        let gflops = 2.0 * (n as f64).powi(3) / t.median_s / 1e9;
+        let cpu = t
+            .cpu_s
+            .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
+        println!("{n:>6} {:>9.3} {gflops:>8.1} {cpu:>9}", t.median_s * 1e3);
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ConvBenchArgs {
+    /// Shapes file (format of ../shared/bench/shapes.json); default: the built-in copy.
+    #[arg(long, value_name = "FILE")]
+    shapes: Option<PathBuf>,
+    /// Threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Only these shapes (comma list of names).
+    #[arg(long, value_name = "NAMES")]
+    filter: Option<String>,
+    /// Algorithm to time (default auto).
+    #[arg(long, value_name = "ALGO", default_value = "auto")]
+    algo: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// PyTorch results of ../shared/bench/torch_conv.py from this machine: adds ratio columns
+    /// (PyTorch time / stride time; above 1 = stride is faster).
+    #[arg(long, value_name = "FILE")]
+    pytorch: Option<PathBuf>,
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
-    let BenchWhat::Train(a) = a.what;
-    set_threads(a.threads)?;
-    if a.batch_size == 0 || a.steps == 0 {
-        return Err(
-            stride::Error::arg("batch-size", "batch size and steps must be at least 1").into(),
+    match a.what {
+        BenchWhat::Conv(c) => run_conv(c),
+        BenchWhat::Gemm(g) => run_gemm(g),
+        BenchWhat::Train(t) => super::bench_train::run(t),
+    }
+}
+
+/// PyTorch's median ms for (shape, op) at `threads`, if present.
+fn torch_ms(doc: &serde_json::Value, threads: usize, name: &str, op: &str) -> Option<f64> {
+    doc["runs"]
+        .as_array()?
+        .iter()
+        .find(|r| r["threads"].as_u64() == Some(threads as u64))?["conv"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name && e["op"] == op)?["median_ms"]
+        .as_f64()
+}
+
+fn params_of(c: &ConvBenchShape) -> ConvParams {
+    ConvParams {
+        stride: c.stride.clone(),
+        padding: PaddingSpec::Explicit(c.pad.iter().map(|&p| (p, p)).collect()),
+        dilation: c.dilation.clone(),
+        groups: c.groups,
+        ..Default::default()
+    }
+}
+
+fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
+    let shapes: Shapes = match &a.shapes {
+        Some(p) => Shapes::read(p)?,
+        None => serde_json::from_str(DEFAULT_SHAPES)?,
+    };
+    let algo: ConvAlgo = a.algo.parse()?;
+    let torch: Option<serde_json::Value> = a
+        .pytorch
+        .as_ref()
+        .map(|p| -> anyhow::Result<_> { Ok(serde_json::from_str(&std::fs::read_to_string(p)?)?) })
+        .transpose()?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let filter: Option<Vec<&str>> = a.filter.as_deref().map(|f| f.split(',').collect());
+    let mut rows = vec![];
+    if !a.json {
+        println!("stride bench conv: {threads} thread(s), median of 7 runs (protocol of ../shared/bench/common.py)");
+        println!(
+            "{:<10} {:<8} {:<8} {:>9} {:>8} {:>9}{}",
+            "shape",
+            "pass",
+            "algo",
+            "ms",
+            "GFLOP/s",
+            "cpu ms",
+            if torch.is_some() {
+                "  torch ms   ratio"
+            } else {
+                ""
+            }
         );
     }
-    let (spec, name, d) = models::resolve(&a.model)?;
-    let mut model = Model::build(&spec, d.init, 0)?;
-    let mut optim = stride::optim::OptimConfig::new(&d.optimizer, d.lr)?.build();
-    let ips = bench_steps(&mut model, optim.as_mut(), a.batch_size, a.steps)?;
-    let steps_per_epoch = 60_000f64 / a.batch_size as f64;
-    println!(
-        "{name}: {ips:.0} images/s ({:.2} ms/step, batch {}, {} threads; ≈ {:.2} s per 60k-image epoch)",
-        a.batch_size as f64 / ips * 1e3,
-        a.batch_size,
-        rayon::current_num_threads(),
-        steps_per_epoch.ceil() * a.batch_size as f64 / ips
-    );
+    let mut ratios = vec![];
+    for c in &shapes.conv {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !f.contains(&c.name.as_str()))
+        {
+            continue;
+        }
+        let mut rng = Rng::new(0);
+        let mut xs = vec![c.n, c.cin];
+        xs.extend(&c.input);
+        let mut ws = vec![c.cout, c.cin / c.groups];
+        ws.extend(&c.kernel);
+        let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
+        let w = Tensor::new(ws.clone(), rng.vec(ws.iter().product(), -1.0, 1.0))?;
+        let p = params_of(c);
+        let shape = ConvShape::new(x.shape(), w.shape(), None, &p)?;
+        let used = if algo == ConvAlgo::Auto {
+            choose_algo(&shape)
+        } else {
+            algo
+        };
+        let flops = c.flops()?;
+        let t = pool.install(|| {
+            time(|| {
+                std::hint::black_box(conv(&x, &w, None, &p, used).expect("valid shape"));
+            })
+        });
+        let ms = t.median_s * 1e3;
+        let gflops = flops / t.median_s / 1e9;
+        let tm = torch
+            .as_ref()
+            .and_then(|d| torch_ms(d, threads, &c.name, "fwd"));
+        if let Some(tm) = tm {
+            ratios.push(tm / ms);
+        }
+        if !a.json {
+            let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
+            let cpu = t
+                .cpu_s
+                .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
+            println!(
+                "{:<10} {:<8} {:<8} {ms:9.3} {gflops:8.1} {cpu:>9}{cmp}",
+                c.name,
+                "fwd",
+                format!("{used:?}").to_lowercase()
+            );
+        }
+        rows.push(
+            json!({"name": c.name, "op": "fwd", "algo": format!("{used:?}").to_lowercase(),
+            "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
+            "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}),
+        );
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"threads": threads, "conv": rows}))?
+        );
+    } else if !ratios.is_empty() {
+        let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+        println!("geometric mean of ratios (fwd): {geo:.2}");
+    }
     Ok(())
 }

@@ -1,16 +1,20 @@
-//! `stride conv`: convolution forward, printed or written as `.npy`, optionally explained.
+//! `stride conv`: convolution forward and, with `--grad-output`, backward; printed or written
+//! as `.npy` (all files or none), optionally explained step by step.
 
-use super::{args, render};
+use super::{args, grad, render};
 use clap::Args;
 use std::path::PathBuf;
 use stride::explain::conv::{explain, ExplainKind};
+use stride::explain::conv_grad::explain_grad;
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
-use stride::ops::conv::{conv, ConvAlgo, ConvParams, ConvShape};
+use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
   stride conv --input '[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]' \\\n      --kernel '[[4,3,3],[5,5,5],[2,4,3]]' --explain\n  \
-  stride conv --input x.npy --weight w.npy --bias b.npy --stride 2 --padding same --output y.npy")]
+  stride conv --input x.npy --weight w.npy --bias b.npy --stride 2 --padding same --output y.npy\n  \
+  stride conv --input '[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]' \\\n      --kernel '[[4,3,3],[5,5,5],[2,4,3]]' --grad-output '[[1,1,1],[1,1,1],[1,1,1]]' --explain\n  \
+  stride conv --input x.npy --weight w.npy --grad-output gy.npy --grad-input gx.npy --grad-weight gw.npy")]
 pub struct ConvArgs {
     /// Input: .npy (N, Cin, *spatial) or (Cin, *spatial), or an inline literal (a 2-D literal is one single-channel image).
     #[arg(long, value_name = "X")]
@@ -50,9 +54,12 @@ pub struct ConvArgs {
     /// Write the output to this .npy file instead of printing it.
     #[arg(long, value_name = "Y.npy")]
     output: Option<PathBuf>,
-    /// Print the worked computation: direct (window by window, the default), im2col or toeplitz.
+    /// Print the worked computation: direct (window by window, the default), im2col or toeplitz;
+    /// with --grad-output, the gradients too.
     #[arg(long, value_name = "HOW", num_args = 0..=1, default_missing_value = "direct")]
     explain: Option<String>,
+    #[command(flatten)]
+    grad: grad::GradArgs,
 }
 
 /// Builds the library parameters from the flags.
@@ -75,6 +82,7 @@ pub fn params(
 }
 
 pub fn run(a: ConvArgs) -> anyhow::Result<()> {
+    a.grad.check()?;
     let p = params(
         &a.stride,
         &a.padding,
@@ -98,25 +106,41 @@ pub fn run(a: ConvArgs) -> anyhow::Result<()> {
         .transpose()?;
     let shape = ConvShape::new(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), &p)?;
     let nd = shape.window.nd;
+    let gy = a.grad.load(&shape.out_shape())?;
 
-    if let Some(kind) = explain_kind {
-        print!(
-            "{}",
-            render::explanation(&explain(&x, &w, b.as_ref(), &p, kind)?)
-        );
-    }
+    // compute everything (and every explanation) before writing any file
     let y = conv(&x, &w, b.as_ref(), &p, algo)?;
-    match &a.output {
-        Some(path) => {
-            args::save(path, &y)?;
-            println!(
-                "wrote {} {}",
-                path.display(),
-                stride::tensor::fmt_shape(y.shape())
-            );
+    let grads = gy
+        .as_ref()
+        .map(|gy| conv_backward(&x, &w, gy, &p, algo, a.grad.want(b.is_some())))
+        .transpose()?
+        .unwrap_or_default();
+    let mut text = String::new();
+    if let Some(kind) = explain_kind {
+        text += &render::explanation(&explain(&x, &w, b.as_ref(), &p, kind)?);
+        if let Some(gy) = &gy {
+            text += "\n";
+            text += &render::explanation(&explain_grad(&x, &w, b.as_ref(), gy, &p)?);
         }
-        None if explain_kind.is_none() => print!("{}", render::tensor("output", &y, nd)),
-        None => {}
+    }
+    let mut files = vec![];
+    if let Some(path) = &a.output {
+        files.push(("output", path.as_path(), &y));
+    }
+    files.extend(a.grad.outputs(&grads));
+    let wrote = grad::save_all(&files)?;
+
+    print!("{text}");
+    if explain_kind.is_none() {
+        if a.output.is_none() {
+            print!("{}", render::tensor("output", &y, nd));
+        }
+        if a.grad.print_mode() {
+            print!("{}", grad::render_grads(&grads, nd));
+        }
+    }
+    for line in wrote {
+        println!("{line}");
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 
 mod args;
 mod bench;
+mod bench_train;
 mod conv;
+mod conv_transpose;
 mod eval;
+mod grad;
 mod predict;
 mod receptive_field;
 mod render;
@@ -24,8 +27,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Convolution forward (1-D, 2-D or 3-D, PyTorch semantics), with --explain for the worked steps.
+    /// Convolution forward and, with --grad-output, backward (1-D, 2-D or 3-D, PyTorch semantics); --explain shows the worked steps.
     Conv(conv::ConvArgs),
+    /// Transposed convolution (PyTorch conv_transpose1d/2d/3d), forward and with --grad-output backward.
+    ConvTranspose(conv_transpose::ConvTransposeArgs),
     /// One layer's output shape with the formula filled in, its parameters, cost and memory.
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
@@ -36,7 +41,7 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Classify one image (PNG or .npy) with a checkpoint.
     Predict(predict::PredictArgs),
-    /// Benchmarks (images/s of training steps).
+    /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
 }
 
@@ -64,6 +69,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
+        Command::ConvTranspose(a) => conv_transpose::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
         Command::Train(a) => train::run(a),

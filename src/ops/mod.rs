@@ -2,7 +2,9 @@
 
 pub mod activation;
 pub mod conv;
+pub mod conv_transpose;
 pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod scratch;

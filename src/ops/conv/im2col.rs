@@ -3,9 +3,15 @@
 //! output cell), and `y_g (Cout/g × out) = W_g (Cout/g × Cin/g·taps) · cols`.
 //! The column matrix is built in tiles of output cells so its memory stays bounded
 //! ([`TILE_BYTES`] per thread) however large the input.
+//!
+//! Backward, with the same tiles: the input gradient is `dcols = W_gᵀ · gy_g` folded back onto
+//! the input (col2im, [`fold`]); the weight gradient is `gW_g += gy_g · colsᵀ`, one partial sum
+//! per thread when images run in parallel, added up at the end.
 
 use super::ConvShape;
+use crate::geometry::PaddingMode;
 use crate::ops::gemm::{matmul, MatRef};
+use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -26,34 +32,101 @@ pub fn tile_len(s: &ConvShape) -> usize {
 /// Unfolds output cells `o0..o1` of one image-group `x_g: (Cin/g, D, H, W)` into
 /// `cols: (Cin/g·taps, o1 - o0)`, row-major. Padding taps read 0 (or the mode's copy).
 pub fn unfold(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
+    unfold_strided(s, x_g, o0, o1, cols, o1 - o0)
+}
+
+/// As [`unfold`], with row stride `ld >= o1 - o0` in `cols` (to place several images' columns
+/// side by side).
+pub fn unfold_strided(
+    s: &ConvShape,
+    x_g: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
+    if s.mode == PaddingMode::Zeros {
+        unfold_zeros(s, x_g, o0, o1, cols, ld)
+    } else {
+        unfold_reference(s, x_g, o0, o1, cols, ld)
+    }
+}
+
+/// The reference unfold: every (row, output cell) asks the geometry for its source pixel.
+/// Handles every padding mode.
+pub fn unfold_reference(
+    s: &ConvShape,
+    x_g: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
     let win = &s.window;
-    let [ad, ah, aw] = &win.axes;
     let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
     // for each input channel and kernel tap: one row of cols
     for icg in 0..s.cin_g() {
         let x_plane = &x_g[icg * in_len..][..in_len];
         for tap in 0..taps {
-            let (td, th, tw) = (
-                tap / (ah.kernel * aw.kernel),
-                (tap / aw.kernel) % ah.kernel,
-                tap % aw.kernel,
-            );
-            let row = &mut cols[(icg * taps + tap) * width..][..width];
+            let row = &mut cols[(icg * taps + tap) * ld..][..width];
             // for each output cell of the tile
             for (j, o) in (o0..o1).enumerate() {
-                let (od, oh, ow) = (
-                    o / (ah.output * aw.output),
-                    (o / aw.output) % ah.output,
-                    o % aw.output,
-                );
-                row[j] = match (
-                    ad.source_mode(od, td, s.mode),
-                    ah.source_mode(oh, th, s.mode),
-                    aw.source_mode(ow, tw, s.mode),
-                ) {
-                    (Some(d), Some(h), Some(w)) => x_plane[(d * ah.input + h) * aw.input + w],
-                    _ => 0.0,
-                };
+                row[j] = win.source(o, tap, s.mode).map_or(0.0, |src| x_plane[src]);
+            }
+        }
+    }
+}
+
+/// Fast unfold for zero padding. For one row of cols (input channel, tap (td, th, tw)) and one
+/// output row (od, oh), the input row is fixed and the output cells whose tap lands inside the
+/// input form one contiguous range (`valid_outputs`); those are a strided copy (a `memcpy` at
+/// stride 1), the rest are zeros.
+fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32], ld: usize) {
+    let win = &s.window;
+    let [ad, ah, aw] = &win.axes;
+    let (in_len, width) = (win.in_len(), o1 - o0);
+    let (ow_n, plane_out) = (aw.output, ah.output * aw.output);
+    let mut row_i = 0;
+    // for each input channel and kernel tap (td, th, tw): one row of cols
+    for icg in 0..s.cin_g() {
+        let x_plane = &x_g[icg * in_len..][..in_len];
+        for td in 0..ad.kernel {
+            for th in 0..ah.kernel {
+                for tw in 0..aw.kernel {
+                    let row = &mut cols[row_i * ld..][..width];
+                    row_i += 1;
+                    let valid_w = aw.valid_outputs(tw);
+                    // for each output row (od, oh) overlapping the tile
+                    let mut o = o0;
+                    while o < o1 {
+                        let (od, oh, ow_start) = (o / plane_out, (o / ow_n) % ah.output, o % ow_n);
+                        let seg_end = (o - ow_start + ow_n).min(o1);
+                        let dst = &mut row[o - o0..seg_end - o0];
+                        let ow_end = ow_start + dst.len();
+                        match (ad.source(od, td), ah.source(oh, th)) {
+                            (Some(d), Some(h)) => {
+                                let x_row = &x_plane[(d * ah.input + h) * aw.input..][..aw.input];
+                                let lo = valid_w.start.clamp(ow_start, ow_end);
+                                let hi = valid_w.end.clamp(lo, ow_end);
+                                dst[..lo - ow_start].fill(0.0);
+                                dst[hi - ow_start..].fill(0.0);
+                                if hi > lo {
+                                    let first = aw.input_coord(lo, tw) as usize;
+                                    let out = &mut dst[lo - ow_start..hi - ow_start];
+                                    if aw.stride == 1 {
+                                        out.copy_from_slice(&x_row[first..first + out.len()]);
+                                    } else {
+                                        for (j, v) in out.iter_mut().enumerate() {
+                                            *v = x_row[first + j * aw.stride];
+                                        }
+                                    }
+                                }
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                        o = seg_end;
+                    }
+                }
             }
         }
     }
@@ -71,11 +144,19 @@ fn forward_image(
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
-    COLS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < k * tile {
-            buf.resize(k * tile, 0.0);
+    if is_pointwise(s) {
+        // 1×1, stride 1, no padding: x_g (Cin/g × in) already is the column matrix; no copy.
+        for g in 0..s.groups {
+            let x_g =
+                MatRef::row_major(&x_n[g * cin_g * in_len..][..cin_g * in_len], cin_g, in_len);
+            let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
+            let y_g = &mut y_n[g * cout_g * out_len..][..cout_g * out_len];
+            matmul(y_g, out_len, w_g, x_g, false, threads);
         }
+        add_bias(y_n, bias, out_len);
+        return;
+    }
+    scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
             // W_g: (Cout/g × Cin/g·taps), row-major slice of the weight
@@ -98,6 +179,11 @@ fn forward_image(
             }
         }
     });
+    add_bias(y_n, bias, out_len);
+}
+
+/// `y_n[oc, :] += b[oc]`.
+fn add_bias(y_n: &mut [f32], bias: Option<&[f32]>, out_len: usize) {
     if let Some(b) = bias {
         for (oc, plane) in y_n.chunks_mut(out_len).enumerate() {
             plane.iter_mut().for_each(|v| *v += b[oc]);
@@ -105,12 +191,77 @@ fn forward_image(
     }
 }
 
-/// Forward pass. Images run in parallel when there are at least as many as threads; otherwise
-/// the GEMM itself is split.
+/// A 1×1 convolution at stride 1 without padding, whose input is its own column matrix.
+/// (The window of a transposed convolution may cover fewer outputs than inputs; then it is not.)
+pub fn is_pointwise(s: &ConvShape) -> bool {
+    s.window.axes.iter().all(|a| {
+        a.kernel == 1 && a.stride == 1 && a.pad_begin == 0 && a.pad_end == 0 && a.output == a.input
+    })
+}
+
+/// Forward pass for a chunk of small images at once: their columns sit side by side in one
+/// `cols: (Cin/g·taps, nb·out)` so each group needs one bigger GEMM instead of nb tiny ones;
+/// the product `(Cout/g, nb·out)` is then scattered to `y_chunk: (nb, Cout, out)`.
+fn forward_images(
+    s: &ConvShape,
+    x_chunk: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y_chunk: &mut [f32],
+    threads: usize,
+) {
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+    let nb = y_chunk.len() / (s.cout * out_len);
+    let width = nb * out_len;
+    scratch::with(&COLS, (k + cout_g) * width, |buf| {
+        let (cols, prod) = buf.split_at_mut(k * width);
+        let prod = &mut prod[..cout_g * width];
+        for g in 0..s.groups {
+            // cols[:, i·out..(i+1)·out] = unfold(image i, group g)
+            for i in 0..nb {
+                let x_g = &x_chunk[(i * s.cin + g * cin_g) * in_len..][..cin_g * in_len];
+                unfold_strided(s, x_g, 0, out_len, &mut cols[i * out_len..], width);
+            }
+            let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
+            // prod (Cout/g × nb·out) = W_g · cols
+            matmul(
+                prod,
+                width,
+                w_g,
+                MatRef::row_major(cols, k, width),
+                false,
+                threads,
+            );
+            // scatter: y[i, g·Cout/g + oc, :] = prod[oc, i·out..]
+            for i in 0..nb {
+                for oc in 0..cout_g {
+                    let dst = &mut y_chunk[(i * s.cout + g * cout_g + oc) * out_len..][..out_len];
+                    dst.copy_from_slice(&prod[oc * width + i * out_len..][..out_len]);
+                }
+            }
+        }
+    });
+    for y_n in y_chunk.chunks_mut(s.cout * out_len) {
+        add_bias(y_n, bias, out_len);
+    }
+}
+
+/// Forward pass. Small images are batched into shared GEMMs (chunks of images in parallel);
+/// big images run one per thread, or one at a time with the GEMM itself split.
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let in_img = s.cin * s.window.in_len();
     let out_img = s.cout * s.window.out_len();
     let threads = rayon::current_num_threads();
+    let per_chunk = (tile_len(s) / s.window.out_len()).min(s.batch.div_ceil(threads));
+    if per_chunk >= 2 && !is_pointwise(s) {
+        let chunks = s.batch.div_ceil(per_chunk);
+        let inner = if chunks >= threads { 1 } else { threads };
+        y.par_chunks_mut(per_chunk * out_img)
+            .zip(x.par_chunks(per_chunk * in_img))
+            .for_each(|(y_c, x_c)| forward_images(s, x_c, w, bias, y_c, inner));
+        return;
+    }
     if s.batch >= threads && threads > 1 {
         y.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
@@ -118,6 +269,149 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     } else {
         for (y_n, x_n) in y.chunks_mut(out_img).zip(x.chunks(in_img)) {
             forward_image(s, x_n, w, bias, y_n, threads);
+        }
+    }
+}
+
+/// The adjoint of [`unfold`] (col2im): adds each entry of `cols: (Cin/g·taps, o1 - o0)` to the
+/// input pixel it was read from in `gx_g: (Cin/g, D, H, W)`. Entries read from zero padding are
+/// dropped; entries read from a copied pixel (reflect, replicate, circular) go to that pixel.
+pub fn fold(s: &ConvShape, cols: &[f32], o0: usize, o1: usize, gx_g: &mut [f32]) {
+    let win = &s.window;
+    let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
+    // for each input channel and kernel tap: one row of cols
+    for icg in 0..s.cin_g() {
+        let gx_plane = &mut gx_g[icg * in_len..][..in_len];
+        for tap in 0..taps {
+            let row = &cols[(icg * taps + tap) * width..][..width];
+            // for each output cell of the tile
+            for (j, o) in (o0..o1).enumerate() {
+                if let Some(src) = win.source(o, tap, s.mode) {
+                    gx_plane[src] += row[j];
+                }
+            }
+        }
+    }
+}
+
+/// Input gradient for one image: `gy_n: (Cout, od, oh, ow)`, `gx_n: (Cin, D, H, W)` (overwritten).
+fn backward_input_image(s: &ConvShape, gy_n: &[f32], w: &[f32], gx_n: &mut [f32], threads: usize) {
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+    let tile = tile_len(s);
+    gx_n.fill(0.0);
+    scratch::with(&COLS, k * tile, |buf| {
+        for g in 0..s.groups {
+            // W_gᵀ: (Cin/g·taps × Cout/g)
+            let w_gt = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k).t();
+            let gy_g = &gy_n[g * cout_g * out_len..][..cout_g * out_len];
+            let gx_g = &mut gx_n[g * cin_g * in_len..][..cin_g * in_len];
+            // for each tile of output cells
+            for o0 in (0..out_len).step_by(tile) {
+                let o1 = (o0 + tile).min(out_len);
+                let dcols = &mut buf[..k * (o1 - o0)];
+                // gy_g[:, o0..o1]: (Cout/g × width), row stride out_len
+                let gy_tile = MatRef {
+                    data: &gy_g[o0..],
+                    rows: cout_g,
+                    cols: o1 - o0,
+                    rs: out_len,
+                    cs: 1,
+                };
+                // dcols (Cin/g·taps × width) = W_gᵀ · gy_g[:, o0..o1]
+                matmul(dcols, o1 - o0, w_gt, gy_tile, false, threads);
+                fold(s, dcols, o0, o1, gx_g);
+            }
+        }
+    });
+}
+
+/// Input gradient (col2im). `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
+/// `gx: (N, Cin, D, H, W)` (overwritten). Images run in parallel when there are enough.
+pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    let in_img = s.cin * s.window.in_len();
+    let out_img = s.cout * s.window.out_len();
+    let threads = rayon::current_num_threads();
+    if s.batch >= threads && threads > 1 {
+        gx.par_chunks_mut(in_img)
+            .zip(gy.par_chunks(out_img))
+            .for_each(|(gx_n, gy_n)| backward_input_image(s, gy_n, w, gx_n, 1));
+    } else {
+        for (gx_n, gy_n) in gx.chunks_mut(in_img).zip(gy.chunks(out_img)) {
+            backward_input_image(s, gy_n, w, gx_n, threads);
+        }
+    }
+}
+
+/// Adds one image's weight gradient to `gw: (Cout, Cin/g·taps)`.
+fn backward_weight_image(s: &ConvShape, x_n: &[f32], gy_n: &[f32], gw: &mut [f32], threads: usize) {
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+    let tile = tile_len(s);
+    scratch::with(&COLS, k * tile, |buf| {
+        for g in 0..s.groups {
+            let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
+            let gy_g = &gy_n[g * cout_g * out_len..][..cout_g * out_len];
+            let gw_g = &mut gw[g * cout_g * k..][..cout_g * k];
+            // for each tile of output cells
+            for o0 in (0..out_len).step_by(tile) {
+                let o1 = (o0 + tile).min(out_len);
+                let cols = &mut buf[..k * (o1 - o0)];
+                unfold(s, x_g, o0, o1, cols);
+                let gy_tile = MatRef {
+                    data: &gy_g[o0..],
+                    rows: cout_g,
+                    cols: o1 - o0,
+                    rs: out_len,
+                    cs: 1,
+                };
+                // gW_g (Cout/g × Cin/g·taps) += gy_g[:, o0..o1] · colsᵀ
+                matmul(
+                    gw_g,
+                    k,
+                    gy_tile,
+                    MatRef::row_major(cols, k, o1 - o0).t(),
+                    true,
+                    threads,
+                );
+            }
+        }
+    });
+}
+
+/// Weight gradient (im2col). `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
+/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten). With enough images each thread sums its own
+/// partial gradient and the partials are added at the end; otherwise the GEMM is split.
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    let in_img = s.cin * s.window.in_len();
+    let out_img = s.cout * s.window.out_len();
+    let threads = rayon::current_num_threads();
+    gw.fill(0.0);
+    if s.batch >= threads && threads > 1 {
+        let len = gw.len();
+        // at most about one partial gradient per thread
+        let total = x
+            .par_chunks(in_img)
+            .zip(gy.par_chunks(out_img))
+            .with_min_len(s.batch.div_ceil(threads))
+            .fold(
+                || vec![0.0f32; len],
+                |mut part, (x_n, gy_n)| {
+                    backward_weight_image(s, x_n, gy_n, &mut part, 1);
+                    part
+                },
+            )
+            .reduce(
+                || vec![0.0f32; len],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        gw.copy_from_slice(&total);
+    } else {
+        for (x_n, gy_n) in x.chunks(in_img).zip(gy.chunks(out_img)) {
+            backward_weight_image(s, x_n, gy_n, gw, threads);
         }
     }
 }

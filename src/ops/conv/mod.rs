@@ -7,10 +7,17 @@
 //! Layouts: input `(N, Cin, *spatial)` or unbatched `(Cin, *spatial)`, weight
 //! `(Cout, Cin/groups, *k)`, bias `(Cout)`, output `(N, Cout, *out)`.
 //! Internally every convolution is 3-D ([`Window3`]); kernels see flat buffers.
+//!
+//! Backward ([`conv_backward`]) sits beside the forward: the input gradient (direct scatter,
+//! col2im, or `Tᵀ gy`), the weight gradient (direct correlation or im2col) and the bias
+//! gradient (a sum). The slice-level dispatchers ([`forward_slices`], [`backward_input_slices`],
+//! [`backward_weight_slices`]) are shared with the transposed convolution, its adjoint.
 
 pub mod direct;
 pub mod im2col;
+pub mod rows;
 pub mod toeplitz;
+pub mod winograd;
 
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
@@ -58,6 +65,10 @@ pub enum ConvAlgo {
     Im2col,
     /// Explicit Toeplitz matrix times the flattened input.
     Toeplitz,
+    /// Direct convolution by output rows (depthwise, few input channels; zero padding).
+    Rows,
+    /// Winograd F(4,3) for 3-tap kernels at stride 1 (1-D, 2-D, 3-D; zero padding).
+    Winograd,
 }
 
 impl std::str::FromStr for ConvAlgo {
@@ -68,9 +79,13 @@ impl std::str::FromStr for ConvAlgo {
             "direct" => Ok(ConvAlgo::Direct),
             "im2col" => Ok(ConvAlgo::Im2col),
             "toeplitz" => Ok(ConvAlgo::Toeplitz),
+            "rows" => Ok(ConvAlgo::Rows),
+            "winograd" => Ok(ConvAlgo::Winograd),
             _ => Err(Error::arg(
                 "algo",
-                format!("unknown algorithm '{s}'; use auto, direct, im2col or toeplitz"),
+                format!(
+                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, rows or winograd"
+                ),
             )),
         }
     }
@@ -199,6 +214,16 @@ impl ConvShape {
         self.cin_g() * self.window.taps()
     }
 
+    /// Input shape (with or without the batch axis, as given).
+    pub fn in_shape(&self) -> Vec<usize> {
+        let mut s = vec![self.cin];
+        s.extend(self.window.real_axes().iter().map(|a| a.input));
+        if self.batched {
+            s.insert(0, self.batch);
+        }
+        s
+    }
+
     /// Output shape as PyTorch returns it (with or without the batch axis).
     pub fn out_shape(&self) -> Vec<usize> {
         let mut s = vec![self.cout];
@@ -221,12 +246,84 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise / tiny reductions: the GEMM would have K = taps only; the direct loop wins.
-    if s.k_len() <= 4 {
-        ConvAlgo::Direct
+    // Depthwise / tiny reductions: the GEMM would have K = taps only; the row kernel wins.
+    if rows::suits(s) {
+        ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
+}
+
+/// `algo` with `Auto` replaced by the choice for `s`.
+pub fn resolve_algo(s: &ConvShape, algo: ConvAlgo) -> ConvAlgo {
+    if algo == ConvAlgo::Auto {
+        choose_algo(s)
+    } else {
+        algo
+    }
+}
+
+/// Forward on flat buffers: `x: (N, Cin, D, H, W)`, `w: (Cout, Cin/g, kd, kh, kw)` (already
+/// flipped for `--flip`), `y: (N, Cout, od, oh, ow)` (overwritten).
+pub fn forward_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
+    match resolve_algo(s, algo) {
+        ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
+        ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
+        ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
+        ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
+        // outside its domain the row kernel defers to the reference
+        ConvAlgo::Rows => direct::forward(s, x, w, bias, y),
+        ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
+        // outside its domain Winograd defers to im2col
+        ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),
+    }
+    Ok(())
+}
+
+/// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
+/// `gx: (N, Cin, D, H, W)` (overwritten). The row kernel is forward-only; it uses col2im here.
+pub fn backward_input_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    gy: &[f32],
+    w: &[f32],
+    gx: &mut [f32],
+) -> Result<()> {
+    match resolve_algo(s, algo) {
+        ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_input(s, gy, w, gx),
+        ConvAlgo::Im2col | ConvAlgo::Rows | ConvAlgo::Winograd => {
+            im2col::backward_input(s, gy, w, gx)
+        }
+        ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
+    }
+    Ok(())
+}
+
+/// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
+/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
+/// it). Toeplitz and the forward-only row kernel have no weight-gradient form of their own and
+/// use im2col.
+pub fn backward_weight_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    gy: &[f32],
+    gw: &mut [f32],
+) -> Result<()> {
+    match resolve_algo(s, algo) {
+        ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_weight(s, x, gy, gw),
+        ConvAlgo::Im2col | ConvAlgo::Toeplitz | ConvAlgo::Rows | ConvAlgo::Winograd => {
+            im2col::backward_weight(s, x, gy, gw)
+        }
+    }
+    Ok(())
 }
 
 /// Convolution forward: `y = conv(x, w) + b` with PyTorch semantics.
@@ -245,18 +342,99 @@ pub fn conv(
     } else {
         w
     };
-    let bias = b.map(|b| b.data());
     let mut y = Tensor::zeros(&s.out_shape());
-    let algo = if algo == ConvAlgo::Auto {
-        choose_algo(&s)
-    } else {
-        algo
-    };
-    match algo {
-        ConvAlgo::Direct => direct::forward(&s, x.data(), w.data(), bias, y.data_mut()),
-        ConvAlgo::Im2col => im2col::forward(&s, x.data(), w.data(), bias, y.data_mut()),
-        ConvAlgo::Toeplitz => toeplitz::forward(&s, x.data(), w.data(), bias, y.data_mut())?,
-        ConvAlgo::Auto => unreachable!("auto resolved above"),
-    }
+    forward_slices(
+        &s,
+        algo,
+        x.data(),
+        w.data(),
+        b.map(|b| b.data()),
+        y.data_mut(),
+    )?;
     Ok(y)
+}
+
+/// Which gradients [`conv_backward`] computes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GradRequest {
+    pub input: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+impl GradRequest {
+    /// All three gradients.
+    pub fn all() -> Self {
+        GradRequest {
+            input: true,
+            weight: true,
+            bias: true,
+        }
+    }
+}
+
+/// Gradients of a loss with respect to input, weight and bias (those requested).
+#[derive(Clone, Debug, Default)]
+pub struct ConvGrads {
+    /// Same shape as the input.
+    pub input: Option<Tensor>,
+    /// Same shape as the weight (for `--flip`, the gradient of the unflipped weight).
+    pub weight: Option<Tensor>,
+    /// `(Cout)`: the output gradient summed over batch and space (defined with or without a bias).
+    pub bias: Option<Tensor>,
+}
+
+/// Checks that an output gradient has the forward output's shape.
+pub fn check_grad_output(gy: &[usize], expected: &[usize]) -> Result<()> {
+    if gy != expected {
+        return Err(Error::arg(
+            "grad-output",
+            format!(
+                "has shape {} but the forward output has shape {}; the output gradient must match it",
+                fmt_shape(gy),
+                fmt_shape(expected)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Convolution backward: given `gy = ∂E/∂y` (the forward output's shape), the gradients
+/// `∂E/∂x`, `∂E/∂w` and `∂E/∂b` that `want` asks for. With `p.flip` the weight gradient is with
+/// respect to the weight as given (the flipped weight's gradient, flipped back).
+/// PyTorch: `torch.nn.grad.conv{1,2,3}d_input/_weight`, or `y.backward(gy)`.
+pub fn conv_backward(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+    algo: ConvAlgo,
+    want: GradRequest,
+) -> Result<ConvGrads> {
+    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
+    check_grad_output(gy.shape(), &s.out_shape())?;
+    let flipped;
+    let w_used = if p.flip {
+        flipped = w.flip_spatial();
+        &flipped
+    } else {
+        w
+    };
+    let mut grads = ConvGrads::default();
+    if want.input {
+        let mut gx = Tensor::zeros(x.shape());
+        backward_input_slices(&s, algo, gy.data(), w_used.data(), gx.data_mut())?;
+        grads.input = Some(gx);
+    }
+    if want.weight {
+        let mut gw = Tensor::zeros(w.shape());
+        backward_weight_slices(&s, algo, x.data(), gy.data(), gw.data_mut())?;
+        grads.weight = Some(if p.flip { gw.flip_spatial() } else { gw });
+    }
+    if want.bias {
+        let mut gb = Tensor::zeros(&[s.cout]);
+        direct::backward_bias(gy.data(), s.batch, s.cout, gb.data_mut());
+        grads.bias = Some(gb);
+    }
+    Ok(grads)
 }

@@ -4,6 +4,7 @@
 //! Row `(oc, o)` of `T` holds the kernel `w[oc]` laid at the input pixels its window reads;
 //! padding modes fold taps that read copied pixels onto the original pixel (entries add up).
 //! `T` is mostly zeros, so it is built only when it fits [`MAX_ENTRIES`].
+//! Backward: the input gradient is `Tᵀ gy` (the transpose of the same matrix).
 
 use super::ConvShape;
 use crate::error::{Error, Result};
@@ -82,5 +83,17 @@ pub fn forward(
             plane.iter_mut().for_each(|v| *v += bv);
         }
     }
+    Ok(())
+}
+
+/// Input gradient: the forward is `y = T x`, so `gx = Tᵀ gy`, i.e.
+/// `GX (N × Cin·in) = GY (N × Cout·out) · T`. (The weight gradient has no Toeplitz form worth
+/// building; the dispatcher computes it with im2col.) Overwrites `gx`.
+pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) -> Result<()> {
+    let t = matrix(s, w)?;
+    let (rows, cols) = dims(s);
+    let gym = MatRef::row_major(gy, s.batch, rows);
+    let tm = MatRef::row_major(t.data(), rows, cols);
+    matmul(gx, cols, gym, tm, false, rayon::current_num_threads());
     Ok(())
 }

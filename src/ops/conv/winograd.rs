@@ -1,0 +1,412 @@
+//! Winograd minimal filtering F(4, 3) (Lavin & Gray 2016) for 3-tap kernels at stride 1:
+//! along every spatial axis whose kernel has 3 taps, 4 outputs come from 6 inputs with 6
+//! multiplies instead of 12, so a 3×3 convolution needs 36 multiplies per 4×4 output tile
+//! instead of 144 (4× fewer), a 3-tap 1-D convolution 1.5 per output instead of 3.
+//!
+//! `y_tile = Aᵀ [ (G w Gᵀ) ⊙ (Bᵀ d B) ] A` (cross-correlation, as PyTorch), applied per axis:
+//! - kernel transform `U = G w` (3 → 6 values per axis), once per call;
+//! - input transform `V = Bᵀ d` (6 → 6) on each 6-wide input tile (overlapping by 2);
+//! - per transformed position p: `M[p] (Cout/g × T) = U[p] (Cout/g × Cin/g) · V[p] (Cin/g × T)`,
+//!   one GEMM per position over a block of T tiles;
+//! - output transform `y = Aᵀ M` (6 → 4) per axis, clipped at the output's edge.
+//!
+//! Applies to zero padding, stride 1, dilation 1, every real axis with 3 taps ([`suits`]).
+//! Numerics: the transforms multiply by up to 8 and divide by 24, so rounding errors are a few
+//! times those of the direct sum; tests bound them relative to the output scale.
+
+use super::ConvShape;
+use crate::geometry::PaddingMode;
+use crate::ops::gemm::{matmul, MatRef};
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Per-thread transformed inputs and products, reused across calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Output values per tile along a transformed axis.
+const M_OUT: usize = 4;
+/// Input values per tile along a transformed axis.
+const T_IN: usize = 6;
+/// Scratch memory per block of tiles (transformed inputs and products): 16 MiB.
+const BLOCK_BYTES: usize = 16 << 20;
+
+/// Whether F(4,3) applies to `s`.
+pub fn suits(s: &ConvShape) -> bool {
+    s.mode == PaddingMode::Zeros
+        && s.window
+            .real_axes()
+            .iter()
+            .all(|a| a.kernel == 3 && a.stride == 1 && a.dilation == 1)
+}
+
+/// Tiles transformed together, one per SIMD lane.
+const L: usize = 16;
+/// A vector of one value per lane.
+type V = [f32; L];
+
+/// A 1-D transform applied to one line of lane vectors: reads `src[b + t·st]`, writes
+/// `dst[bo + t·so]`. Written lane by lane so the compiler turns each into vector arithmetic.
+type LineFn = fn(src: &[V], b: usize, st: usize, dst: &mut [V], bo: usize, so: usize);
+
+/// `Bᵀ d`: input transform of 6 values.
+#[inline(always)]
+fn input_1d(src: &[V], b: usize, st: usize, dst: &mut [V], bo: usize, so: usize) {
+    let d: [V; 6] = std::array::from_fn(|t| src[b + t * st]);
+    for j in 0..L {
+        let (d0, d1, d2, d3, d4, d5) = (d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]);
+        dst[bo][j] = 4.0 * d0 - 5.0 * d2 + d4;
+        dst[bo + so][j] = -4.0 * (d1 + d2) + d3 + d4;
+        dst[bo + 2 * so][j] = 4.0 * (d1 - d2) - d3 + d4;
+        dst[bo + 3 * so][j] = 2.0 * (d3 - d1) - d2 + d4;
+        dst[bo + 4 * so][j] = 2.0 * (d1 - d3) - d2 + d4;
+        dst[bo + 5 * so][j] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+}
+
+/// `Aᵀ m`: output transform of 6 values into 4.
+#[inline(always)]
+fn output_1d(src: &[V], b: usize, st: usize, dst: &mut [V], bo: usize, so: usize) {
+    let m: [V; 6] = std::array::from_fn(|t| src[b + t * st]);
+    for j in 0..L {
+        let (a, c) = (m[1][j] + m[2][j], m[3][j] + m[4][j]);
+        let (e, f) = (m[1][j] - m[2][j], m[3][j] - m[4][j]);
+        dst[bo][j] = m[0][j] + a + c;
+        dst[bo + so][j] = e + 2.0 * f;
+        dst[bo + 2 * so][j] = a + 4.0 * c;
+        dst[bo + 3 * so][j] = e + 8.0 * f + m[5][j];
+    }
+}
+
+/// `G g`: kernel transform of 3 taps into 6 values.
+#[inline(always)]
+fn kernel_1d(src: &[V], b: usize, st: usize, dst: &mut [V], bo: usize, so: usize) {
+    let g: [V; 3] = std::array::from_fn(|t| src[b + t * st]);
+    for j in 0..L {
+        let (g0, g1, g2) = (g[0][j], g[1][j], g[2][j]);
+        dst[bo][j] = g0 / 4.0;
+        dst[bo + so][j] = -(g0 + g1 + g2) / 6.0;
+        dst[bo + 2 * so][j] = -(g0 - g1 + g2) / 6.0;
+        dst[bo + 3 * so][j] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
+        dst[bo + 4 * so][j] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
+        dst[bo + 5 * so][j] = g2;
+    }
+}
+
+/// A small row-major array of up to 6×6×6 lane vectors with its three extents.
+struct Cube {
+    v: Vec<V>,
+    dims: [usize; 3],
+}
+
+impl Cube {
+    fn new(dims: [usize; 3]) -> Self {
+        Cube {
+            v: vec![[0.0; L]; dims.iter().product()],
+            dims,
+        }
+    }
+
+    /// Applies a 1-D transform (`n_out` values per line) along axis `a`, into `out`.
+    #[inline(always)]
+    fn along(&self, a: usize, n_out: usize, f: LineFn, out: &mut Cube) {
+        let mut dims = self.dims;
+        dims[a] = n_out;
+        out.dims = dims;
+        out.v.resize(dims.iter().product(), [0.0; L]);
+        let st_in = [self.dims[1] * self.dims[2], self.dims[2], 1];
+        let st_out = [dims[1] * dims[2], dims[2], 1];
+        let (b, c) = ((a + 1) % 3, (a + 2) % 3);
+        // for each line along axis a
+        for i in 0..self.dims[b] {
+            for j in 0..self.dims[c] {
+                f(
+                    &self.v,
+                    i * st_in[b] + j * st_in[c],
+                    st_in[a],
+                    &mut out.v,
+                    i * st_out[b] + j * st_out[c],
+                    st_out[a],
+                );
+            }
+        }
+    }
+
+    /// Applies `f` along every transformed axis (ping-ponging with `tmp`).
+    #[inline(always)]
+    fn along_all(&mut self, wino: [bool; 3], n_out: usize, tmp: &mut Cube, f: LineFn) {
+        for (a, &w) in wino.iter().enumerate() {
+            if w {
+                self.along(a, n_out, f, tmp);
+                std::mem::swap(self, tmp);
+            }
+        }
+    }
+}
+
+/// Tile geometry: which axes transform, tiles per axis, positions per tile.
+struct Tiles {
+    /// Per axis (d, h, w): whether it is a 3-tap (transformed) axis.
+    wino: [bool; 3],
+    /// Tiles per axis.
+    count: [usize; 3],
+    /// Transformed positions per tile (6 per transformed axis).
+    positions: usize,
+    /// Extents of a transformed tile.
+    pdims: [usize; 3],
+}
+
+impl Tiles {
+    fn new(s: &ConvShape) -> Self {
+        let wino = s.window.axes.map(|a| a.kernel == 3);
+        let count = [0, 1, 2].map(|i| {
+            if wino[i] {
+                s.window.axes[i].output.div_ceil(M_OUT)
+            } else {
+                s.window.axes[i].output
+            }
+        });
+        let pdims = wino.map(|w| if w { T_IN } else { 1 });
+        Tiles {
+            wino,
+            count,
+            positions: pdims.iter().product(),
+            pdims,
+        }
+    }
+
+    fn per_image(&self) -> usize {
+        self.count.iter().product()
+    }
+}
+
+/// Transformed weights `U: (positions, Cout, Cin/g)`.
+fn transform_weights(s: &ConvShape, w: &[f32], tiles: &Tiles) -> Vec<f32> {
+    let (cin_g, taps, p) = (s.cin_g(), s.window.taps(), tiles.positions);
+    let kdims = s.window.axes.map(|a| a.kernel);
+    let mut u = vec![0.0; p * s.cout * cin_g];
+    let (mut c, mut tmp) = (Cube::new(kdims), Cube::new(kdims));
+    // for each (output channel, input channel) kernel; one kernel per lane, lane 0 used
+    for oc in 0..s.cout {
+        for icg in 0..cin_g {
+            c.dims = kdims;
+            c.v.resize(taps, [0.0; L]);
+            for (t, &wv) in w[(oc * cin_g + icg) * taps..][..taps].iter().enumerate() {
+                c.v[t][0] = wv;
+            }
+            c.along_all(tiles.wino, 6, &mut tmp, kernel_1d);
+            for (pos, v) in c.v[..p].iter().enumerate() {
+                u[(pos * s.cout + oc) * cin_g + icg] = v[0];
+            }
+        }
+    }
+    u
+}
+
+/// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, 3, 3, 3 or 1…), `y`: (N, Cout, od, oh, ow).
+pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    let tiles = Tiles::new(s);
+    let u = transform_weights(s, w, &tiles);
+    let total = s.batch * tiles.per_image();
+    let p = tiles.positions;
+    let per_tile_bytes = p * (s.cin + s.cout) * 4;
+    let threads = rayon::current_num_threads();
+    let block = (BLOCK_BYTES / per_tile_bytes).clamp(1, total.div_ceil(threads).max(1));
+    let blocks = total.div_ceil(block);
+    let inner = if blocks >= threads { 1 } else { threads };
+    // Blocks cover disjoint sets of output tiles, so they write disjoint cells of y: each
+    // writes through a raw pointer (no two threads ever hold the same cell).
+    let out = OutPtr {
+        ptr: y.as_mut_ptr(),
+        len: y.len(),
+    };
+    (0..blocks).into_par_iter().for_each(|bi| {
+        let t0 = bi * block;
+        let t1 = (t0 + block).min(total);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { run_block_avx512(s, x, &u, bias, out, &tiles, t0, t1, inner) };
+            return;
+        }
+        run_block(s, x, &u, bias, out, &tiles, t0, t1, inner);
+    });
+}
+
+/// The output buffer, shared by blocks that write disjoint cells.
+#[derive(Clone, Copy)]
+struct OutPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: used only for writes to disjoint cells (see `forward`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+impl OutPtr {
+    /// Writes `v` at `i` (bounds-checked).
+    fn write(self, i: usize, v: f32) {
+        assert!(i < self.len);
+        // SAFETY: in bounds; no other thread writes cell i (disjoint tiles).
+        unsafe { self.ptr.add(i).write(v) }
+    }
+}
+
+/// Flat tile index → (image, tile origin per axis in output cells).
+fn tile_origin(tiles: &Tiles, t: usize) -> (usize, [usize; 3]) {
+    let [_, ch, cw] = tiles.count;
+    let per = tiles.per_image();
+    let (n, r) = (t / per, t % per);
+    let idx = [r / (ch * cw), (r / cw) % ch, r % cw];
+    let origin = [0, 1, 2].map(|a| {
+        if tiles.wino[a] {
+            idx[a] * M_OUT
+        } else {
+            idx[a]
+        }
+    });
+    (n, origin)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_block_avx512(
+    s: &ConvShape,
+    x: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    y: OutPtr,
+    tiles: &Tiles,
+    t0: usize,
+    t1: usize,
+    threads: usize,
+) {
+    run_block(s, x, u, bias, y, tiles, t0, t1, threads)
+}
+
+/// Transforms, multiplies and writes tiles `t0..t1` (flat over images and tile positions).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run_block(
+    s: &ConvShape,
+    x: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    y: OutPtr,
+    tiles: &Tiles,
+    t0: usize,
+    t1: usize,
+    threads: usize,
+) {
+    let win = &s.window;
+    let axes = &win.axes;
+    let (in_len, out_len) = (win.in_len(), win.out_len());
+    let (cin_g, cout_g, p) = (s.cin_g(), s.cout_g(), tiles.positions);
+    let nt = t1 - t0;
+    // V: (positions, Cin, T), M: (positions, Cout/g, T), in a reused per-thread buffer
+    let mut scratch = SCRATCH.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    if scratch.len() < p * (s.cin + cout_g) * nt {
+        scratch.resize(p * (s.cin + cout_g) * nt, 0.0);
+    }
+    let (v, m) = scratch.split_at_mut(p * s.cin * nt);
+    let (mut c, mut tmp) = (Cube::new(tiles.pdims), Cube::new(tiles.pdims));
+    // input transform: for each group of L tiles (one per lane) and input channel
+    for l0 in (0..nt).step_by(L) {
+        let lanes = L.min(nt - l0);
+        let origins: Vec<(usize, [usize; 3])> = (0..lanes)
+            .map(|l| tile_origin(tiles, t0 + l0 + l))
+            .collect();
+        for ic in 0..s.cin {
+            c.dims = tiles.pdims;
+            c.v.clear();
+            c.v.resize(p, [0.0; L]);
+            // gather the input patches; taps in the padding read 0
+            for (l, &(n, origin)) in origins.iter().enumerate() {
+                let x_plane = &x[(n * s.cin + ic) * in_len..][..in_len];
+                for i in 0..tiles.pdims[0] {
+                    let Some(d) = axes[0].source(origin[0], i) else {
+                        continue;
+                    };
+                    for j in 0..tiles.pdims[1] {
+                        let Some(h) = axes[1].source(origin[1], j) else {
+                            continue;
+                        };
+                        let x_row =
+                            &x_plane[(d * axes[1].input + h) * axes[2].input..][..axes[2].input];
+                        for k in 0..tiles.pdims[2] {
+                            let Some(wc) = axes[2].source(origin[2], k) else {
+                                continue;
+                            };
+                            c.v[(i * tiles.pdims[1] + j) * tiles.pdims[2] + k][l] = x_row[wc];
+                        }
+                    }
+                }
+            }
+            c.along_all(tiles.wino, 6, &mut tmp, input_1d);
+            for (pos, val) in c.v[..p].iter().enumerate() {
+                v[(pos * s.cin + ic) * nt + l0..][..lanes].copy_from_slice(&val[..lanes]);
+            }
+        }
+    }
+    let odims = tiles.wino.map(|w| if w { M_OUT } else { 1 });
+    for g in 0..s.groups {
+        // M[pos] (Cout/g × T) = U[pos][g] (Cout/g × Cin/g) · V[pos][g] (Cin/g × T)
+        for pos in 0..p {
+            let u_p = MatRef::row_major(
+                &u[(pos * s.cout + g * cout_g) * cin_g..][..cout_g * cin_g],
+                cout_g,
+                cin_g,
+            );
+            let v_p = MatRef::row_major(
+                &v[(pos * s.cin + g * cin_g) * nt..][..cin_g * nt],
+                cin_g,
+                nt,
+            );
+            matmul(
+                &mut m[pos * cout_g * nt..][..cout_g * nt],
+                nt,
+                u_p,
+                v_p,
+                false,
+                threads,
+            );
+        }
+        // output transform: for each group of L tiles and output channel of the group
+        for l0 in (0..nt).step_by(L) {
+            let lanes = L.min(nt - l0);
+            let origins: Vec<(usize, [usize; 3])> = (0..lanes)
+                .map(|l| tile_origin(tiles, t0 + l0 + l))
+                .collect();
+            for ocg in 0..cout_g {
+                let oc = g * cout_g + ocg;
+                c.dims = tiles.pdims;
+                c.v.resize(p, [0.0; L]);
+                for pos in 0..p {
+                    c.v[pos][..lanes]
+                        .copy_from_slice(&m[(pos * cout_g + ocg) * nt + l0..][..lanes]);
+                }
+                c.along_all(tiles.wino, 4, &mut tmp, output_1d);
+                let b = bias.map_or(0.0, |b| b[oc]);
+                for (l, &(n, origin)) in origins.iter().enumerate() {
+                    let plane = (n * s.cout + oc) * out_len;
+                    // write the tile, clipped at the output's edge
+                    for i in 0..odims[0].min(axes[0].output - origin[0]) {
+                        for j in 0..odims[1].min(axes[1].output - origin[1]) {
+                            let row = ((origin[0] + i) * axes[1].output + origin[1] + j)
+                                * axes[2].output
+                                + origin[2];
+                            for k in 0..odims[2].min(axes[2].output - origin[2]) {
+                                y.write(
+                                    plane + row + k,
+                                    c.v[(i * odims[1] + j) * odims[2] + k][l] + b,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    SCRATCH.with(|b| *b.borrow_mut() = scratch);
+}
