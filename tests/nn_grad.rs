@@ -209,3 +209,44 @@ fn sequential_mlp_gradient_through_the_loss() {
         }
     }
 }
+
+#[test]
+fn conv_layer_gradients_1d_2d_3d() {
+    use stride::geometry::PaddingSpec;
+    use stride::nn::conv::Conv;
+    use stride::ops::conv::ConvParams;
+    let mut rng = Rng::new(7);
+    let cases: [(Vec<usize>, Vec<usize>, ConvParams); 3] = [
+        (
+            vec![2, 2, 9],
+            vec![4, 2, 3],
+            ConvParams {
+                stride: vec![2],
+                ..Default::default()
+            },
+        ),
+        (
+            vec![2, 4, 6, 5],
+            vec![6, 2, 3, 3],
+            ConvParams {
+                padding: PaddingSpec::Explicit(vec![(1, 1)]),
+                groups: 2,
+                ..Default::default()
+            },
+        ),
+        (
+            vec![1, 2, 4, 4, 4],
+            vec![3, 2, 2, 2, 2],
+            ConvParams {
+                dilation: vec![2],
+                ..Default::default()
+            },
+        ),
+    ];
+    for (xs, ws, p) in cases {
+        let mut c = Conv::new(&ws, true, p);
+        c.weight.value = rand(&ws, &mut rng);
+        c.bias.as_mut().unwrap().value = rand(&[ws[0]], &mut rng);
+        check(&mut c, &rand(&xs, &mut rng), true, &format!("conv {ws:?}"));
+    }
+}

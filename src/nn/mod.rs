@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod batchnorm;
+pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod models;

@@ -9,9 +9,10 @@
 
 use super::activation::{Act, Dropout};
 use super::batchnorm::BatchNorm;
-use super::init::{init_bias, init_weight, Init};
+use super::conv::Conv;
+use super::init::{fans, init_bias, init_weight, Init};
 use super::linear::{Flatten, Linear};
-use super::spec::{LayerSpec, ModelSpec, KNOWN_LAYERS};
+use super::spec::{LayerSpec, ModelSpec};
 use super::{Layer, Sequential};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -198,10 +199,19 @@ fn build_layer(
             let spatial = in_shape.len().saturating_sub(1).max(1);
             Box::new(BatchNorm::new(spatial, in_shape[0]))
         }
-        LayerSpec::Conv { .. } | LayerSpec::Pool { .. } => {
+        LayerSpec::Conv { bias, .. } => {
+            let shape = l.conv_weight_shape(in_shape)?;
+            let mut layer = Conv::new(&shape, *bias, l.conv_params().expect("conv"));
+            init_weight(init, &mut layer.weight.value, rng);
+            if let Some(b) = &mut layer.bias {
+                init_bias(&mut b.value, fans(&shape).0, rng);
+            }
+            Box::new(layer)
+        }
+        LayerSpec::Pool { .. } => {
             return Err(Error::arg(
                 "model",
-                format!("`{l}` is not available in this build; known layers: {KNOWN_LAYERS}"),
+                format!("`{l}`: pooling layers need the pooling ops, which are not in this build"),
             ))
         }
     })
