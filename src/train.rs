@@ -229,14 +229,27 @@ pub fn metrics_csv(history: &[EpochMetrics]) -> String {
     s
 }
 
-/// Times `steps` training steps on random data of `batch` images (after 2 warm-up steps);
-/// returns images per second.
+/// What [`bench_steps`] measured.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    pub images_per_s: f64,
+    /// Seconds per step.
+    pub step_s: f64,
+    /// Per layer: (description, forward s/step, backward s/step) when layer timing was asked.
+    pub layers: Vec<(String, f64, f64)>,
+    /// Seconds per step outside the layers (loss, optimiser, batch copy), when timed.
+    pub other_s: f64,
+}
+
+/// Times `steps` training steps on random data of `batch` images (after 2 warm-up steps),
+/// optionally per layer.
 pub fn bench_steps(
     model: &mut Model,
     optim: &mut dyn Optimizer,
     batch: usize,
     steps: usize,
-) -> Result<f64> {
+    per_layer: bool,
+) -> Result<BenchResult> {
     let classes = model.classes()?;
     let mut rng = crate::rng::Rng::new(0);
     let mut shape = vec![batch];
@@ -247,9 +260,34 @@ pub fn bench_steps(
     for _ in 0..2 {
         train_step(model, optim, x.clone(), &y)?;
     }
+    if per_layer {
+        model.net.time_layers();
+    }
     let t0 = Instant::now();
     for _ in 0..steps {
         train_step(model, optim, x.clone(), &y)?;
     }
-    Ok((steps * batch) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+    let total = t0.elapsed().as_secs_f64().max(1e-9);
+    let k = steps as f64;
+    let layers: Vec<(String, f64, f64)> = match model.net.timings.take() {
+        Some(t) => model
+            .net
+            .layers
+            .iter()
+            .zip(t)
+            .map(|(l, (f, b))| (l.describe(), f / k, b / k))
+            .collect(),
+        None => Vec::new(),
+    };
+    let in_layers: f64 = layers.iter().map(|(_, f, b)| f + b).sum();
+    Ok(BenchResult {
+        images_per_s: (steps * batch) as f64 / total,
+        step_s: total / k,
+        other_s: if per_layer {
+            total / k - in_layers
+        } else {
+            0.0
+        },
+        layers,
+    })
 }

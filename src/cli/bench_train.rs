@@ -22,6 +22,9 @@ pub struct BenchTrainArgs {
     /// Timed steps (after 2 warm-up steps).
     #[arg(long, value_name = "K", default_value_t = 20)]
     steps: usize,
+    /// Also print forward and backward time per layer.
+    #[arg(long)]
+    layers: bool,
 }
 
 pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
@@ -34,14 +37,27 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
     let (spec, name, d) = models::resolve(&a.model)?;
     let mut model = Model::build(&spec, d.init, 0)?;
     let mut optim = stride::optim::OptimConfig::new(&d.optimizer, d.lr)?.build();
-    let ips = bench_steps(&mut model, optim.as_mut(), a.batch_size, a.steps)?;
-    let steps_per_epoch = 60_000f64 / a.batch_size as f64;
+    let r = bench_steps(&mut model, optim.as_mut(), a.batch_size, a.steps, a.layers)?;
+    let steps_per_epoch = 60_000usize.div_ceil(a.batch_size) as f64;
     println!(
-        "{name}: {ips:.0} images/s ({:.2} ms/step, batch {}, {} threads; ≈ {:.2} s per 60k-image epoch)",
-        a.batch_size as f64 / ips * 1e3,
+        "{name}: {:.0} images/s ({:.2} ms/step, batch {}, {} threads; ≈ {:.2} s per 60k-image epoch)",
+        r.images_per_s,
+        r.step_s * 1e3,
         a.batch_size,
         rayon::current_num_threads(),
-        steps_per_epoch.ceil() * a.batch_size as f64 / ips
+        steps_per_epoch * r.step_s
     );
+    if a.layers {
+        println!("{:<4} {:<58} {:>9} {:>9}", "#", "layer", "fwd ms", "bwd ms");
+        for (i, (d, f, b)) in r.layers.iter().enumerate() {
+            println!("{i:<4} {d:<58} {:>9.3} {:>9.3}", f * 1e3, b * 1e3);
+        }
+        println!(
+            "{:<4} {:<58} {:>9.3}",
+            "",
+            "loss, optimiser, batch copy",
+            r.other_s * 1e3
+        );
+    }
     Ok(())
 }

@@ -85,18 +85,33 @@ pub(crate) fn cache_copy(dst: &mut Tensor, src: &Tensor) {
 #[derive(Default)]
 pub struct Sequential {
     pub layers: Vec<Box<dyn Layer>>,
+    /// When set, per layer `(forward seconds, backward seconds)` accumulated over calls
+    /// (for `stride bench train --layers`).
+    pub timings: Option<Vec<(f64, f64)>>,
 }
 
 impl Sequential {
     /// A network from its layers.
     pub fn new(layers: Vec<Box<dyn Layer>>) -> Self {
-        Sequential { layers }
+        Sequential {
+            layers,
+            timings: None,
+        }
+    }
+
+    /// Starts (or restarts) per-layer timing.
+    pub fn time_layers(&mut self) {
+        self.timings = Some(vec![(0.0, 0.0); self.layers.len()]);
     }
 
     /// Forward through every layer.
     pub fn forward(&mut self, mut x: Tensor, train: bool) -> Result<Tensor> {
-        for layer in &mut self.layers {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let t0 = self.timings.is_some().then(std::time::Instant::now);
             x = layer.forward(x, train)?;
+            if let (Some(t), Some(t0)) = (&mut self.timings, t0) {
+                t[i].0 += t0.elapsed().as_secs_f64();
+            }
         }
         Ok(x)
     }
@@ -105,7 +120,12 @@ impl Sequential {
     pub fn backward(&mut self, gy: Tensor) -> Result<()> {
         let mut g = gy;
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            match layer.backward(g, i > 0)? {
+            let t0 = self.timings.is_some().then(std::time::Instant::now);
+            let gx = layer.backward(g, i > 0)?;
+            if let (Some(t), Some(t0)) = (&mut self.timings, t0) {
+                t[i].1 += t0.elapsed().as_secs_f64();
+            }
+            match gx {
                 Some(gx) => g = gx,
                 None => break,
             }
