@@ -1,9 +1,9 @@
 //! Element-wise layers: [`Act`] (ReLU, Sigmoid, Tanh through [`Activation`]) and seeded
 //! [`Dropout`]. The maths is in [`crate::ops::activation`].
 
-use super::{cache_copy, Layer};
+use super::Layer;
 use crate::error::{Error, Result};
-use crate::ops::activation::{backward_inplace, forward_inplace, Activation};
+use crate::ops::activation::{backward_inplace, forward_inplace_keep, Activation};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -31,8 +31,10 @@ impl Layer for Act {
     }
 
     fn forward(&mut self, mut x: Tensor, _train: bool) -> Result<Tensor> {
-        forward_inplace(self.kind, x.data_mut());
-        cache_copy(&mut self.y, &x);
+        if self.y.shape() != x.shape() {
+            self.y = Tensor::zeros(x.shape());
+        }
+        forward_inplace_keep(self.kind, x.data_mut(), self.y.data_mut());
         Ok(x)
     }
 

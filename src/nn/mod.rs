@@ -72,15 +72,6 @@ pub trait Layer: Send {
     fn reseed(&mut self, _seed: u64) {}
 }
 
-/// Copies `src` into `dst`, reusing `dst`'s allocation when the shapes agree.
-pub(crate) fn cache_copy(dst: &mut Tensor, src: &Tensor) {
-    if dst.shape() == src.shape() {
-        dst.data_mut().copy_from_slice(src.data());
-    } else {
-        *dst = src.clone();
-    }
-}
-
 /// Layers applied in order (PyTorch `nn.Sequential`).
 #[derive(Default)]
 pub struct Sequential {
