@@ -33,30 +33,84 @@ impl Activation {
             Activation::Tanh => "Tanh",
         }
     }
+}
 
-    #[inline]
-    fn f(self, x: f32) -> f32 {
-        match self {
-            Activation::Relu => x.max(0.0),
-            // 1/(1+e^-x): e^-x saturates at e^±88, giving 0 and 1 at the ends.
-            Activation::Sigmoid => 1.0 / (1.0 + exp_fast(-x)),
-            Activation::Tanh => x.tanh(),
-        }
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    x.max(0.0)
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    // 1/(1+e^-x): e^-x saturates at e^±88, giving ~0 and 1 at the ends
+    1.0 / (1.0 + exp_fast(-x))
+}
+
+#[inline(always)]
+fn relu_grad(y: f32) -> f32 {
+    if y > 0.0 {
+        1.0
+    } else {
+        0.0
     }
+}
 
-    #[inline]
-    fn df_from_y(self, y: f32) -> f32 {
-        match self {
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Sigmoid => y * (1.0 - y),
-            Activation::Tanh => 1.0 - y * y,
+#[inline(always)]
+fn sigmoid_grad(y: f32) -> f32 {
+    y * (1.0 - y)
+}
+
+#[inline(always)]
+fn tanh_grad(y: f32) -> f32 {
+    1.0 - y * y
+}
+
+/// Runs `body` over matching chunks of `a` and `b`, in parallel when large. Chunks are fixed,
+/// so results never depend on the thread count.
+fn chunked<B: Sync + ?Sized>(
+    a: &mut [f32],
+    b: &mut [f32],
+    extra: &B,
+    body: impl Fn(&mut [f32], &mut [f32], &B) + Sync,
+) {
+    if a.len() >= 2 * CHUNK {
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .for_each(|(ac, bc)| body(ac, bc, extra));
+    } else {
+        body(a, b, extra);
+    }
+}
+
+/// One element-wise loop per function (monomorphised, so each one vectorises).
+fn map_keep(x: &mut [f32], keep: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    chunked(x, keep, &(), |xc, kc, _| {
+        for (v, k) in xc.iter_mut().zip(kc.iter_mut()) {
+            *v = f(*v);
+            *k = *v;
         }
+    });
+}
+
+fn map_inplace(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    let body = |c: &mut [f32]| c.iter_mut().for_each(|v| *v = f(*v));
+    if x.len() >= 2 * CHUNK {
+        x.par_chunks_mut(CHUNK).for_each(body);
+    } else {
+        body(x);
+    }
+}
+
+fn scale_by(g: &mut [f32], y: &[f32], df: impl Fn(f32) -> f32 + Sync) {
+    let body = |(gc, yc): (&mut [f32], &[f32])| {
+        gc.iter_mut().zip(yc).for_each(|(g, &y)| *g *= df(y));
+    };
+    if g.len() >= 2 * CHUNK {
+        g.par_chunks_mut(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .for_each(body);
+    } else {
+        body((g, y));
     }
 }
 
@@ -70,24 +124,28 @@ pub fn exp_fast(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5·2^23: adding and subtracting it rounds to the nearest integer in any SIMD width
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    #[allow(clippy::manual_clamp)] // max/min (not clamp) so the loop vectorises
+    let x = x.max(-87.3).min(88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = ((((1.987_569_2e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let er = p * r * r + r + 1.0;
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * er
+    // 2^n from the bits of t, whose low mantissa bits hold n (no float → int conversion, which
+    // would not vectorise)
+    let e = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32) + 127;
+    f32::from_bits((e as u32) << 23) * er
 }
 
 /// Forward, in place: `x[i] ← f(x[i])`.
 pub fn forward_inplace(act: Activation, x: &mut [f32]) {
-    let body = |c: &mut [f32]| c.iter_mut().for_each(|v| *v = act.f(*v));
-    if x.len() >= 2 * CHUNK {
-        x.par_chunks_mut(CHUNK).for_each(body);
-    } else {
-        body(x);
+    match act {
+        Activation::Relu => map_inplace(x, relu),
+        Activation::Sigmoid => map_inplace(x, sigmoid),
+        Activation::Tanh => map_inplace(x, f32::tanh),
     }
 }
 
@@ -95,18 +153,10 @@ pub fn forward_inplace(act: Activation, x: &mut [f32]) {
 /// (one pass over memory instead of two, for layers that cache their output).
 pub fn forward_inplace_keep(act: Activation, x: &mut [f32], keep: &mut [f32]) {
     debug_assert_eq!(x.len(), keep.len());
-    let body = |(xc, kc): (&mut [f32], &mut [f32])| {
-        for (v, k) in xc.iter_mut().zip(kc) {
-            *v = act.f(*v);
-            *k = *v;
-        }
-    };
-    if x.len() >= 2 * CHUNK {
-        x.par_chunks_mut(CHUNK)
-            .zip(keep.par_chunks_mut(CHUNK))
-            .for_each(body);
-    } else {
-        body((x, keep));
+    match act {
+        Activation::Relu => map_keep(x, keep, relu),
+        Activation::Sigmoid => map_keep(x, keep, sigmoid),
+        Activation::Tanh => map_keep(x, keep, f32::tanh),
     }
 }
 
@@ -120,17 +170,10 @@ pub fn forward(act: Activation, x: &[f32], y: &mut [f32]) {
 /// the forward output `y`.
 pub fn backward_inplace(act: Activation, y: &[f32], g: &mut [f32]) {
     debug_assert_eq!(y.len(), g.len());
-    let body = |(gc, yc): (&mut [f32], &[f32])| {
-        gc.iter_mut()
-            .zip(yc)
-            .for_each(|(g, &y)| *g *= act.df_from_y(y));
-    };
-    if g.len() >= 2 * CHUNK {
-        g.par_chunks_mut(CHUNK)
-            .zip(y.par_chunks(CHUNK))
-            .for_each(body);
-    } else {
-        body((g, y));
+    match act {
+        Activation::Relu => scale_by(g, y, relu_grad),
+        Activation::Sigmoid => scale_by(g, y, sigmoid_grad),
+        Activation::Tanh => scale_by(g, y, tanh_grad),
     }
 }
 
