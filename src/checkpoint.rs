@@ -156,9 +156,18 @@ pub fn resolve_path(p: &Path) -> std::path::PathBuf {
 /// Loads a checkpoint file (or a run folder), checking every tensor against the model spec.
 pub fn load(path: &Path) -> Result<Loaded> {
     let path = resolve_path(path);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source,
+    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::arg(
+            "checkpoint",
+            format!(
+                "{} does not exist; pass a run folder of `stride train` or its {FILE}",
+                path.display()
+            ),
+        ),
+        _ => Error::Io {
+            path: path.clone(),
+            source,
+        },
     })?;
     let bad = |msg: String| Error::BadFile {
         path: path.clone(),

@@ -49,6 +49,71 @@ pub struct Session {
     pub meta: Meta,
 }
 
+/// What a new run needs besides the model spec.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Display name of the model (`lenet5`, `custom`).
+    pub name: String,
+    pub init: crate::nn::init::Init,
+    pub optim: crate::optim::OptimConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub limit: Option<usize>,
+}
+
+impl Session {
+    /// A fresh run: builds and initialises the model (seeded) and its optimiser.
+    pub fn new(spec: &crate::nn::spec::ModelSpec, cfg: &RunConfig) -> Result<Session> {
+        if cfg.batch_size == 0 {
+            return Err(Error::arg("batch-size", "must be at least 1"));
+        }
+        let model = Model::build(spec, cfg.init, cfg.seed)?;
+        model.classes()?;
+        let meta = Meta {
+            format: "stride-checkpoint".into(),
+            version: 1,
+            model: cfg.name.clone(),
+            spec: spec.to_string(),
+            epoch: 0,
+            epochs: cfg.epochs,
+            batch_size: cfg.batch_size,
+            seed: cfg.seed,
+            init: cfg.init.name().into(),
+            limit: cfg.limit,
+            optim: cfg.optim.clone(),
+            optim_steps: 0,
+            params: model
+                .net
+                .named_params()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect(),
+            history: Vec::new(),
+        };
+        Ok(Session {
+            model,
+            optim: cfg.optim.build(),
+            meta,
+        })
+    }
+
+    /// Continues a run from its checkpoint (a file or run folder); `epochs` raises the target.
+    pub fn resume(path: &Path, epochs: Option<usize>) -> Result<Session> {
+        let loaded = checkpoint::load(path)?;
+        let optim = loaded.optimizer()?;
+        let mut meta = loaded.meta;
+        if let Some(e) = epochs {
+            meta.epochs = e;
+        }
+        Ok(Session {
+            model: loaded.model,
+            optim,
+            meta,
+        })
+    }
+}
+
 /// Loss and accuracy on a dataset, with per-class accuracy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {

@@ -6,12 +6,11 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use stride::checkpoint::{self, Meta};
 use stride::data::{Dataset, Split, CLASSES, DEFAULT_DIR};
 use stride::nn::init::Init;
-use stride::nn::models::{self, Model};
+use stride::nn::models;
 use stride::optim::OptimConfig;
-use stride::train::{self, Event, Session};
+use stride::train::{self, Event, RunConfig, Session};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -60,7 +59,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["lr", "optimizer", "init", "seed", "limit", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "lr", "optimizer", "init", "seed", "limit", "out"])]
     resume: Option<PathBuf>,
 }
 
@@ -126,62 +125,34 @@ fn new_session(a: &TrainArgs) -> anyhow::Result<(Session, PathBuf)> {
     let mut optim = OptimConfig::new(&kind, a.lr.unwrap_or(defaults.lr))?;
     optim.momentum = a.momentum;
     optim.weight_decay = a.weight_decay;
-    let model = Model::build(&spec, init, a.seed)?;
-    model.classes()?;
-    if a.batch_size == 0 {
-        return Err(stride::Error::arg("batch-size", "must be at least 1").into());
-    }
-    let meta = Meta {
-        format: "stride-checkpoint".into(),
-        version: 1,
-        model: name.clone(),
-        spec: spec.to_string(),
-        epoch: 0,
+    let cfg = RunConfig {
+        name: name.clone(),
+        init,
+        optim,
         epochs: a.epochs.unwrap_or(10),
         batch_size: a.batch_size,
         seed: a.seed,
-        init: init.name().into(),
         limit: a.limit,
-        optim: optim.clone(),
-        optim_steps: 0,
-        params: model
-            .net
-            .named_params()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect(),
-        history: Vec::new(),
     };
+    let session = Session::new(&spec, &cfg)?;
     let dir = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-{}", timestamp())));
-    let session = Session {
-        model,
-        optim: optim.build(),
-        meta,
-    };
     Ok((session, dir))
-}
-
-fn resume_session(dir: &Path, epochs: Option<usize>) -> anyhow::Result<Session> {
-    let loaded = checkpoint::load(dir)?;
-    let optim = loaded.optimizer()?;
-    let mut meta = loaded.meta;
-    if let Some(e) = epochs {
-        meta.epochs = e;
-    }
-    Ok(Session {
-        model: loaded.model,
-        optim,
-        meta,
-    })
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let (mut s, dir) = match &a.resume {
-        Some(d) => (resume_session(d, a.epochs)?, d.clone()),
+        Some(d) => {
+            // the run folder, whether the folder or its checkpoint file was given
+            let dir = match d.is_file() {
+                true => d.parent().map_or(PathBuf::from("."), Path::to_path_buf),
+                false => d.clone(),
+            };
+            (Session::resume(d, a.epochs)?, dir)
+        }
         None => new_session(&a)?,
     };
     let (tr, te) = load_data(&a.data, s.meta.limit)?;
