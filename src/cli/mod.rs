@@ -37,7 +37,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             let usage = e
                 .downcast_ref::<stride::Error>()
-                .map_or(false, stride::Error::is_usage);
+                .is_some_and(stride::Error::is_usage);
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

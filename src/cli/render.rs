@@ -20,7 +20,7 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
     let cells: Vec<String> = t.data().iter().map(|&v| fmt_num(v)).collect();
     let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(1);
     let mut out = String::new();
-    let nblocks = if block == 0 { 0 } else { t.numel() / block };
+    let nblocks = t.numel().checked_div(block).unwrap_or(0);
     for bi in 0..nblocks {
         // leading multi-index of this block
         let mut idx = vec![0; lead.len()];

@@ -28,7 +28,7 @@ pub fn check_size(s: &ConvShape) -> Result<()> {
                 "the Toeplitz matrix would be {r} × {c} ({:.0} MiB), over the {} MiB limit; \
                  use --algo im2col or direct for inputs this large",
                 (r as f64 * c as f64 * 4.0) / (1 << 20) as f64,
-                MAX_ENTRIES * 4 >> 20
+                (MAX_ENTRIES * 4) >> 20
             ),
         });
     }
