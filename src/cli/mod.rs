@@ -3,6 +3,7 @@
 
 mod args;
 mod conv;
+mod pool;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ pub struct Cli {
 enum Command {
     /// Convolution forward (1-D, 2-D or 3-D, PyTorch semantics), with --explain for the worked steps.
     Conv(conv::ConvArgs),
+    /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
+    Pool(pool::PoolArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -46,5 +49,6 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
+        Command::Pool(a) => pool::run(a),
     }
 }

@@ -3,6 +3,7 @@
 //! computation, so the numbers narrated are the numbers computed. The CLI renders it.
 
 pub mod conv;
+pub mod pool;
 
 use crate::tensor::Tensor;
 
