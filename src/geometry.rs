@@ -539,6 +539,14 @@ impl AxisWindow {
     }
 }
 
+impl AxisWindow {
+    /// The window count of ceil mode's formula `ceil((pb + i + pe - d*(k-1) - 1)/s) + 1`
+    /// before PyTorch's rule drops a last window that would start in the end padding.
+    pub fn ceil_count(&self) -> usize {
+        (self.padded() - (self.dilation * (self.kernel - 1) + 1)).div_ceil(self.stride) + 1
+    }
+}
+
 /// Adaptive pooling (PyTorch): output cell `o` of `out` over an axis of length `input` reads
 /// `[floor(o*i/O), ceil((o+1)*i/O))`. Windows overlap when `O` does not divide `i`.
 pub fn adaptive_span(o: usize, input: usize, out: usize) -> Span {

@@ -27,30 +27,22 @@ fn too_large(terms: usize) -> Error {
 
 /// `out = floor(...)` (or `ceil`, with PyTorch's last-window rule) with the numbers filled in.
 fn size_formula(name: &str, a: &AxisWindow, ceil: bool) -> String {
-    let f = if ceil { "ceil" } else { "floor" };
-    // the formula before PyTorch's ceil-mode rule drops a window that starts in the end padding
-    let reach = a.padded() - (a.dilation * (a.kernel - 1) + 1);
-    let raw = if ceil {
-        reach.div_ceil(a.stride) + 1
+    let (f, raw) = if ceil {
+        ("ceil", a.ceil_count())
     } else {
-        a.output
+        ("floor", a.output)
+    };
+    let note = if raw != a.output {
+        format!(
+            ", but window {raw} would start in the end padding, so {}",
+            a.output
+        )
+    } else {
+        String::new()
     };
     format!(
-        "{name}: {f}(({i} + {pb} + {pe} - {d}·({k}-1) - 1) / {s}) + 1 = {raw}{note}",
-        i = a.input,
-        pb = a.pad_begin,
-        pe = a.pad_end,
-        d = a.dilation,
-        k = a.kernel,
-        s = a.stride,
-        note = if raw != a.output {
-            format!(
-                ", but window {raw} would start in the end padding, so {}",
-                a.output
-            )
-        } else {
-            String::new()
-        }
+        "{name}: {f}(({} + {} + {} - {}·({}-1) - 1) / {}) + 1 = {raw}{note}",
+        a.input, a.pad_begin, a.pad_end, a.dilation, a.kernel, a.stride
     )
 }
 
@@ -67,19 +59,14 @@ fn position(i: usize, input: &[usize; 3], nd: usize) -> String {
 
 /// Name of output cell `o` of plane `plane`: `n=0, c=1 (2, 1)` (1-based spatial position).
 fn cell_name(s: &PoolShape, plane: usize, o: usize) -> String {
-    let mut parts = vec![];
     let c = *s.lead.last().unwrap_or(&1);
+    let mut lead = String::new();
     if s.planes > c {
-        parts.push(format!("n={}", plane / c));
+        lead += &format!("n={} ", plane / c);
     }
     if c > 1 {
-        parts.push(format!("c={}", plane % c));
+        lead += &format!("c={} ", plane % c);
     }
-    let lead = if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{} ", parts.join(", "))
-    };
     format!("{lead}{}", position(o, &s.output, s.nd))
 }
 
@@ -108,12 +95,10 @@ pub fn explain(x: &Tensor, p: &PoolParams) -> Result<Explanation> {
         return Err(too_large(terms));
     }
     let out = pool_forward(x, p)?;
-    let title = format!("{} pooling, step by step", p.kind.name());
     let mut ex = Explanation {
-        title,
-        steps: vec![],
+        title: format!("{} pooling, step by step", p.kind.name()),
+        steps: vec![size_step(&s, p, x, &out.y)],
     };
-    ex.steps.push(size_step(&s, p, x, &out.y));
     if let Some(w) = &s.window {
         if w.real_axes().iter().any(|a| a.pad_begin + a.pad_end > 0) {
             ex.steps.push(padded_step(&s, x));
@@ -140,15 +125,12 @@ fn size_step(s: &PoolShape, p: &PoolParams, x: &Tensor, y: &Tensor) -> Step {
     let mut st = Step::new("Output size").line(format!("input {}", fmt_shape(x.shape())));
     match (&s.window, &s.windows) {
         (Some(w), _) => {
-            st = st.line(format!(
-                "per axis: out = {}((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1{}",
-                if p.ceil_mode { "ceil" } else { "floor" },
-                if p.ceil_mode {
-                    " (the last window must start inside the input or the begin padding)"
-                } else {
-                    ""
-                }
-            ));
+            st = st.line(if p.ceil_mode {
+                "per axis: out = ceil((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1 \
+                 (the last window must start inside the input or the begin padding)"
+            } else {
+                "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1"
+            });
             for (n, a) in names.iter().zip(w.real_axes()) {
                 st = st.line(size_formula(n, a, p.ceil_mode));
             }
