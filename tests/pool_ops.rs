@@ -55,6 +55,18 @@ fn seed_004_max_pool_k2_s1() {
 }
 
 #[test]
+fn max_propagates_nan_like_pytorch() {
+    let n = f32::NAN;
+    let x = t(&[1, 1, 12], &[1., n, 3., 2., n, 5., n, 1., 4., 9., n, 2.]);
+    for kind in [PoolKind::Max, PoolKind::Min] {
+        let out = pool_forward(&x, &params(kind, &[4], &[], 0)).unwrap();
+        assert!(out.y.data().iter().all(|v| v.is_nan()));
+        // PyTorch: the last NaN of each window ([1, 6, 10])
+        assert_eq!(out.indices.unwrap(), vec![1, 6, 10]);
+    }
+}
+
+#[test]
 fn avg_pool_is_convolution_with_constant_kernel() {
     let x = random(&[2, 3, 7, 8], 1);
     for (k, s, pad) in [(2, 2, 0), (3, 2, 1), (3, 1, 1)] {

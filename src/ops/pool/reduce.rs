@@ -189,16 +189,20 @@ impl SoftStats {
 fn reduce_cell(r: &Reduce, x: &[f32], cell: &Cell) -> (f32, u32) {
     match *r {
         Reduce::Max | Reduce::Min => {
-            // compare sign·x so that one loop serves both; first extreme wins, NaN propagates
+            // compare sign·x so that one loop serves both; first extreme wins, and a NaN wins
+            // and sticks (PyTorch: `val > maxval || isnan(val)`). Branch-free: on random data
+            // an `if` would mispredict half the time.
             let sign = if *r == Reduce::Max { 1.0f32 } else { -1.0 };
-            let (mut best, mut at) = (f32::NEG_INFINITY, cell.first());
+            let (mut best, mut at, mut nan) = (f32::NEG_INFINITY, cell.first(), false);
             cell.for_each(|i| {
                 let v = sign * x[i];
-                if v > best || v.is_nan() {
-                    best = v;
-                    at = i;
-                }
+                let is_nan = v.is_nan();
+                let take = ((v > best) & !nan) | is_nan;
+                at = if take { i } else { at };
+                nan |= is_nan;
+                best = best.max(v);
             });
+            let best = if nan { f32::NAN } else { best };
             (sign * best, at as u32)
         }
         Reduce::Avg(div) => {
