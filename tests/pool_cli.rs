@@ -253,6 +253,14 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         ),
         (vec!["max", "--kernel", "x"], "kernel"),
         (vec!["bogus"], "bogus"),
+        (
+            vec!["max", "--kernel", "2", "--dilation", "18446744073709551615"],
+            "too large",
+        ),
+        (
+            vec!["adaptive-avg", "--output-size", "65536,65536"],
+            "more than",
+        ),
     ];
     for (args, want) in cases {
         let mut a = vec!["pool", args[0], "--input", x, "--output", &y];

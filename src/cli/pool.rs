@@ -36,7 +36,10 @@ const KINDS: [&str; 12] = [
 #[command(
     after_help = "Kinds beyond PyTorch: min (padding counts as +inf), kmax (the k largest values \
 along the last axis, kept in their original order; Kalchbrenner et al. 2014), soft (softmax-weighted \
-mean of each window, padding skipped; Stergiou et al. 2021). fractional-max also works in 1-D.\n\n\
+mean of each window, padding skipped; Stergiou et al. 2021). fractional-max also works in 1-D; lp also takes --padding (zeros) and --count-include-pad.\n\n\
+The number of spatial axes comes from the length of the per-axis lists (--kernel, --stride, --padding, \
+--dilation, --output-size) when one has several values, else from the input's rank - 2 (batched); \
+a rank-2 .npy is (C, L). Flags a kind does not use are refused.\n\n\
 Examples:\n  \
 stride pool max --input '[[109,92,72],[108,85,74],[110,74,79]]' --kernel 2 --stride 1 --explain\n  \
 stride pool avg --input x.npy --kernel 3 --stride 2 --padding 1 --ceil-mode --count-include-pad false --output y.npy\n  \

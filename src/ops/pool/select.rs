@@ -3,6 +3,7 @@
 //! (PyTorch `max_unpool{1,2,3}d`) with its gather backward. Indices are flat offsets into one
 //! (n, c) plane, as PyTorch's `return_indices` gives them.
 
+use super::shape::{check_bounds, check_cells};
 use super::{spatial_axes, PoolParams};
 use crate::error::{Error, Result};
 use crate::geometry::{per_axis, unpool_length, PaddingSpec};
@@ -114,6 +115,7 @@ impl UnpoolShape {
 /// optional `p.output_size` (per spatial axis). Default output length per axis:
 /// `(i - 1)·s - 2p + k`; a given size must lie strictly within `default ± s` (PyTorch).
 pub fn unpool_shape(x: &[usize], p: &PoolParams) -> Result<UnpoolShape> {
+    check_bounds(p)?;
     let nd = spatial_axes(x.len(), p)?;
     if !(1..=3).contains(&nd) || !(nd + 1..=nd + 2).contains(&x.len()) || x.contains(&0) {
         return Err(Error::arg(
@@ -173,6 +175,7 @@ pub fn unpool_shape(x: &[usize], p: &PoolParams) -> Result<UnpoolShape> {
         }
         output = want;
     }
+    check_cells(lead.iter().product(), &output)?;
     Ok(UnpoolShape {
         lead: lead.to_vec(),
         input: input.to_vec(),

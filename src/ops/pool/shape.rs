@@ -32,6 +32,7 @@ pub struct PoolShape {
 impl PoolShape {
     /// Checks `p` against an input of shape `x`.
     pub fn new(x: &[usize], p: &PoolParams) -> Result<Self> {
+        check_bounds(p)?;
         let nd = spatial_axes(x.len(), p)?;
         let (lead, spatial) = split_input(x, nd, p.kind.name())?;
         let mut input = [1; 3];
@@ -52,6 +53,7 @@ impl PoolShape {
             }
             PoolKind::AdaptiveMax | PoolKind::AdaptiveAvg => {
                 let o = need_list("output-size", &p.output_size, nd, p.kind, "--output-size O")?;
+                check_cells(planes, &o)?;
                 Windows::adaptive(&input, &o)
             }
             PoolKind::GlobalMax | PoolKind::GlobalAvg => Windows::adaptive(&input, &[1; 3][..nd]),
@@ -65,6 +67,7 @@ impl PoolShape {
         };
         let reduce = Reduce::of(p, window.map_or(1, |w| w.taps()))?;
         let output = windows.output(&input);
+        check_cells(planes, &output)?;
         Ok(PoolShape {
             kind: p.kind,
             lead,
@@ -94,6 +97,49 @@ impl PoolShape {
         s.extend_from_slice(&self.output[3 - self.nd..]);
         s
     }
+}
+
+/// Largest window size, stride, dilation, padding or output length accepted per axis.
+pub const MAX_AXIS: usize = 1 << 20;
+/// Largest number of output values.
+pub const MAX_CELLS: usize = 1 << 28;
+
+/// Refuses absurd per-axis values before any arithmetic on them can overflow.
+pub fn check_bounds(p: &PoolParams) -> Result<()> {
+    let pads: Vec<usize> = match &p.padding {
+        PaddingSpec::Explicit(v) => v.iter().flat_map(|&(b, e)| [b, e]).collect(),
+        _ => vec![],
+    };
+    let lists = [
+        ("kernel", &p.kernel),
+        ("stride", &p.stride),
+        ("dilation", &p.dilation),
+        ("output-size", &p.output_size),
+        ("padding", &pads),
+    ];
+    for (arg, v) in lists {
+        if let Some(big) = v.iter().find(|&&v| v > MAX_AXIS) {
+            return Err(Error::arg(
+                arg,
+                format!("{big} is too large (at most {MAX_AXIS} per axis)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses outputs of more than [`MAX_CELLS`] values (`planes · Π sizes`) before allocating.
+pub fn check_cells(planes: usize, sizes: &[usize]) -> Result<()> {
+    let cells = sizes.iter().try_fold(planes, |a, &o| a.checked_mul(o));
+    if cells.is_none_or(|c| c > MAX_CELLS) {
+        return Err(Error::TooLarge {
+            what: "output-size".into(),
+            msg: format!(
+                "the output would have more than {MAX_CELLS} values; use a smaller output size"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Number of spatial axes: the common length of the per-axis lists that have several values,
