@@ -190,7 +190,8 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
         )?;
         let grad =
             |want: GradRequest| conv_backward(&x, &w, &gy, &p, used, want).expect("valid shape");
-        let ops: [(&str, Box<dyn Fn() + Sync>); 3] = [
+        type Op<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
+        let ops: [Op; 3] = [
             (
                 "fwd",
                 Box::new(|| {

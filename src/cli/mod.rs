@@ -6,6 +6,7 @@ mod bench;
 mod conv;
 mod conv_transpose;
 mod grad;
+mod pool;
 mod receptive_field;
 mod render;
 mod shape;
@@ -33,6 +34,8 @@ enum Command {
     ReceptiveField(receptive_field::RfArgs),
     /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
+    /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
+    Pool(pool::PoolArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -63,5 +66,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Pool(a) => pool::run(a),
     }
 }

@@ -3,4 +3,5 @@
 pub mod conv;
 pub mod conv_transpose;
 pub mod gemm;
+pub mod pool;
 pub mod scratch;
