@@ -247,12 +247,22 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise / tiny reductions: the GEMM would have K = taps only; the row kernel wins.
-    if rows::suits(s) {
+    // Depthwise: the GEMM would be one row by taps; the row kernel wins (measured on dw3x3:
+    // 2× im2col). With Cin/g = 1 but several outputs per group (LeNet's first layer) the
+    // batched im2col GEMM already wins.
+    if rows::suits(s) && s.cin_g() == 1 && s.cout_g() == 1 {
         ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
+}
+
+/// The adjoint problem that `Auto` uses for the input gradient, when it is the better choice:
+/// measured, the adjoint forward wins when it is a real GEMM (Cin/g ≥ 16: 3×3 ResNet layers,
+/// 1×1, 1-D, 3-D) or depthwise; for few input channels (LeNet) col2im wins by 2×.
+fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
+    let worth = s.cin_g() >= 16 || (s.cin_g() == 1 && s.cout_g() == 1);
+    worth.then(|| adjoint_problem(s)).flatten()
 }
 
 /// `algo` with `Auto` replaced by the choice for `s`.
@@ -289,9 +299,9 @@ pub fn forward_slices(
 }
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten). `Auto`, `Rows` and `Winograd` compute it as a forward
-/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels;
-/// otherwise col2im.
+/// `gx: (N, Cin, D, H, W)` (overwritten). `Rows` and `Winograd` compute it as a forward
+/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels,
+/// `Auto` where that is measured to win ([`auto_adjoint`]); otherwise col2im.
 pub fn backward_input_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -299,14 +309,13 @@ pub fn backward_input_slices(
     w: &[f32],
     gx: &mut [f32],
 ) -> Result<()> {
-    let algo = if algo == ConvAlgo::Auto {
-        ConvAlgo::Winograd
-    } else {
-        algo
-    };
     match algo {
         ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Rows | ConvAlgo::Winograd | ConvAlgo::Auto => match adjoint_problem(s) {
+        ConvAlgo::Auto => match auto_adjoint(s) {
+            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
+            None => im2col::backward_input(s, gy, w, gx),
+        },
+        ConvAlgo::Rows | ConvAlgo::Winograd => match adjoint_problem(s) {
             Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
             None => im2col::backward_input(s, gy, w, gx),
         },
@@ -319,7 +328,7 @@ pub fn backward_input_slices(
 /// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
 pub fn auto_algos(s: &ConvShape) -> [String; 3] {
     let name = |a: ConvAlgo| format!("{a:?}").to_lowercase();
-    let bwd_in = match adjoint_problem(s) {
+    let bwd_in = match auto_adjoint(s) {
         Some(t) => format!("adj-{}", name(choose_algo(&t))),
         None => "col2im".into(),
     };
