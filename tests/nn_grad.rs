@@ -250,3 +250,29 @@ fn conv_layer_gradients_1d_2d_3d() {
         check(&mut c, &rand(&xs, &mut rng), true, &format!("conv {ws:?}"));
     }
 }
+
+#[test]
+fn pooling_layer_gradients() {
+    use stride::nn::models::Model;
+    use stride::nn::spec::ModelSpec;
+    let mut rng = Rng::new(8);
+    // distinct values (a shuffled ramp) keep max/min pooling away from ties
+    let mut vals: Vec<f32> = (0..2 * 3 * 6 * 6).map(|i| i as f32 * 0.05 - 3.0).collect();
+    rng.shuffle(&mut vals);
+    let x = Tensor::new(vec![2, 3, 6, 6], vals).unwrap();
+    for spec in [
+        "maxpool(2)",
+        "avgpool(3,s=2,p=1)",
+        "avgpool(2,count_include_pad=false,p=1)",
+        "minpool(2)",
+        "maxpool(3,s=1,d=2)",
+        "adaptiveavgpool(4)",
+        "adaptivemaxpool(3)",
+        "globalavgpool",
+        "globalmaxpool",
+    ] {
+        let s = ModelSpec::parse(&format!("input(3,6,6) {spec}"), &[3, 6, 6]).unwrap();
+        let mut m = Model::build(&s, stride::nn::init::Init::Default, 0).unwrap();
+        check(m.net.layers[0].as_mut(), &x, true, spec);
+    }
+}

@@ -143,3 +143,28 @@ fn unknown_model_names_are_reported_as_such() {
     let e = resolve("@/nonexistent/spec.txt").err().unwrap().to_string();
     assert!(e.contains("/nonexistent/spec.txt"), "{e}");
 }
+
+#[test]
+fn pooling_family_in_specs() {
+    let spec = parse(
+        "conv(8,k=3,p=1) maxpool(2) avgpool(3,s=1,p=1,count_include_pad=false) minpool(2) \
+         lppool(2,norm=3) softpool(1) adaptiveavgpool(2) adaptivemaxpool(1) globalavgpool flatten linear(10)",
+    );
+    let outs: Vec<Vec<usize>> = spec
+        .shapes()
+        .unwrap()
+        .iter()
+        .map(|s| s.out_shape.clone())
+        .collect();
+    assert_eq!(outs[1], vec![8, 14, 14]);
+    assert_eq!(outs[2], vec![8, 14, 14]);
+    assert_eq!(outs[3], vec![8, 7, 7]);
+    assert_eq!(outs[4], vec![8, 3, 3]);
+    assert_eq!(outs[6], vec![8, 2, 2]);
+    assert_eq!(outs[8], vec![8, 1, 1]);
+    assert_eq!(parse(&spec.to_string()), spec);
+    let e = err("maxpool(2,p=2) flatten linear(10)");
+    assert!(e.contains("layer 1"), "{e}");
+    let e = err("adaptiveavgpool flatten linear(10)");
+    assert!(e.contains("missing the output size"), "{e}");
+}

@@ -6,7 +6,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use stride::bench::{time, ConvBenchShape, Shapes};
 use stride::geometry::PaddingSpec;
-use stride::ops::conv::{choose_algo, conv, ConvAlgo, ConvParams, ConvShape};
+use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape, GradRequest};
 use stride::rng::Rng;
 use stride::Tensor;
 
@@ -149,7 +149,7 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
     if !a.json {
         println!("stride bench conv: {threads} thread(s), median of 7 runs (protocol of ../shared/bench/common.py)");
         println!(
-            "{:<10} {:<8} {:<8} {:>9} {:>8} {:>9}{}",
+            "{:<10} {:<10} {:<8} {:>9} {:>8} {:>9}{}",
             "shape",
             "pass",
             "algo",
@@ -180,51 +180,91 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
         let w = Tensor::new(ws.clone(), rng.vec(ws.iter().product(), -1.0, 1.0))?;
         let p = params_of(c);
         let shape = ConvShape::new(x.shape(), w.shape(), None, &p)?;
-        let used = if algo == ConvAlgo::Auto {
-            choose_algo(&shape)
+        let used = algo;
+        let names = if algo == ConvAlgo::Auto {
+            stride::ops::conv::auto_algos(&shape)
         } else {
-            algo
+            [0, 1, 2].map(|_| format!("{algo:?}").to_lowercase())
         };
         let flops = c.flops()?;
-        let t = pool.install(|| {
-            time(|| {
-                std::hint::black_box(conv(&x, &w, None, &p, used).expect("valid shape"));
-            })
-        });
-        let ms = t.median_s * 1e3;
-        let gflops = flops / t.median_s / 1e9;
-        let tm = torch
-            .as_ref()
-            .and_then(|d| torch_ms(d, threads, &c.name, "fwd"));
-        if let Some(tm) = tm {
-            ratios.push(tm / ms);
-        }
-        if !a.json {
-            let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
-            let cpu = t
-                .cpu_s
-                .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
-            println!(
-                "{:<10} {:<8} {:<8} {ms:9.3} {gflops:8.1} {cpu:>9}{cmp}",
-                c.name,
+        let gy = Tensor::new(
+            shape.out_shape(),
+            rng.vec(shape.out_shape().iter().product(), -1.0, 1.0),
+        )?;
+        let grad =
+            |want: GradRequest| conv_backward(&x, &w, &gy, &p, used, want).expect("valid shape");
+        type Op<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
+        let ops: [Op; 3] = [
+            (
                 "fwd",
-                format!("{used:?}").to_lowercase()
-            );
+                Box::new(|| {
+                    drop(std::hint::black_box(
+                        conv(&x, &w, None, &p, used).expect("valid shape"),
+                    ))
+                }),
+            ),
+            (
+                "bwd_input",
+                Box::new(|| {
+                    drop(std::hint::black_box(grad(GradRequest {
+                        input: true,
+                        ..Default::default()
+                    })))
+                }),
+            ),
+            (
+                "bwd_weight",
+                Box::new(|| {
+                    drop(std::hint::black_box(grad(GradRequest {
+                        weight: true,
+                        ..Default::default()
+                    })))
+                }),
+            ),
+        ];
+        for ((op, f), algo_name) in ops.iter().zip(&names) {
+            let t = pool.install(|| time(f));
+            let ms = t.median_s * 1e3;
+            let gflops = flops / t.median_s / 1e9;
+            let tm = torch
+                .as_ref()
+                .and_then(|d| torch_ms(d, threads, &c.name, op));
+            if let Some(tm) = tm {
+                ratios.push((op.to_string(), tm / ms));
+            }
+            if !a.json {
+                let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
+                let cpu = t
+                    .cpu_s
+                    .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
+                println!(
+                    "{:<10} {:<10} {:<8} {ms:9.3} {gflops:8.1} {cpu:>9}{cmp}",
+                    c.name, op, algo_name
+                );
+            }
+            rows.push(json!({"name": c.name, "op": op, "algo": algo_name,
+                "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
+                "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
         }
-        rows.push(
-            json!({"name": c.name, "op": "fwd", "algo": format!("{used:?}").to_lowercase(),
-            "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
-            "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}),
-        );
     }
     if a.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({"threads": threads, "conv": rows}))?
         );
-    } else if !ratios.is_empty() {
-        let geo = (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-        println!("geometric mean of ratios (fwd): {geo:.2}");
+    } else {
+        for op in ["fwd", "bwd_input", "bwd_weight"] {
+            let r: Vec<f64> = ratios
+                .iter()
+                .filter(|(o, _)| o == op)
+                .map(|(_, r)| *r)
+                .collect();
+            if !r.is_empty() {
+                let geo = (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
+                let min = r.iter().cloned().fold(f64::INFINITY, f64::min);
+                println!("{op}: geometric mean of PyTorch/stride time ratios {geo:.2} (lowest {min:.2}, {} shapes)", r.len());
+            }
+        }
     }
     Ok(())
 }

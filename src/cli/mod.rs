@@ -8,6 +8,7 @@ mod conv;
 mod conv_transpose;
 mod eval;
 mod grad;
+mod pool;
 mod predict;
 mod receptive_field;
 mod render;
@@ -43,6 +44,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
+    /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
+    Pool(pool::PoolArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -76,5 +79,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Pool(a) => pool::run(a),
     }
 }

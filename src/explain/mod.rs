@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod conv_grad;
+pub mod pool;
 
 use crate::tensor::Tensor;
 

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod models;
+pub mod pool;
 pub mod spec;
 mod spec_parse;
 

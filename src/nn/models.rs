@@ -12,6 +12,7 @@ use super::batchnorm::BatchNorm;
 use super::conv::Conv;
 use super::init::{fans, init_bias, init_weight, Init};
 use super::linear::{Flatten, Linear};
+use super::pool::Pool;
 use super::spec::{LayerSpec, ModelSpec};
 use super::{Layer, Sequential};
 use crate::error::{Error, Result};
@@ -209,10 +210,8 @@ fn build_layer(
             Box::new(layer)
         }
         LayerSpec::Pool { .. } => {
-            return Err(Error::arg(
-                "model",
-                format!("`{l}`: pooling layers need the pooling ops, which are not in this build"),
-            ))
+            let nd = in_shape.len() - 1;
+            Box::new(Pool::new(l.pool_params(nd).expect("pool")))
         }
     })
 }

@@ -9,18 +9,12 @@
 //! same validation as the ops (so a spec that passes builds a network that runs).
 
 use crate::error::{Error, Result};
-use crate::geometry::{parse_per_axis, per_axis, PaddingSpec, Window3, WindowSpec};
+use crate::geometry::{parse_per_axis, per_axis, PaddingSpec};
 use crate::ops::activation::Activation;
 use crate::ops::conv::{ConvParams, ConvShape};
+use crate::ops::pool::{PoolKind as PoolOpKind, PoolParams, PoolShape};
 use crate::tensor::fmt_shape;
 use std::fmt;
-
-/// Max or average pooling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolKind {
-    Max,
-    Avg,
-}
 
 /// One layer of a spec. `dims` (1, 2, 3) is set when the name fixes it (`conv2d`); otherwise
 /// the number of spatial axes comes from the input shape.
@@ -36,14 +30,11 @@ pub enum LayerSpec {
         groups: usize,
         bias: bool,
     },
+    /// Pooling through [`crate::ops::pool`] (max, avg, min, lp, soft, adaptive, global);
+    /// `params.spatial_axes` is filled in by the shape pass.
     Pool {
-        kind: PoolKind,
         dims: Option<usize>,
-        kernel: Vec<usize>,
-        /// `None`: the kernel size (PyTorch's default).
-        stride: Option<Vec<usize>>,
-        padding: Vec<usize>,
-        ceil_mode: bool,
+        params: PoolParams,
     },
     Linear {
         out: usize,
@@ -62,7 +53,8 @@ pub enum LayerSpec {
 /// The layer names the parser knows, for error messages.
 pub const KNOWN_LAYERS: &str =
     "input(C,H,W), conv/conv1d/conv2d/conv3d(out,k=,s=,p=,d=,g=,bias=), \
-maxpool/avgpool[1d|2d|3d](k,s=,p=,ceil=), linear(out,bias=), flatten, relu, sigmoid, tanh, \
+maxpool/avgpool/minpool/lppool/softpool[1d|2d|3d](k,s=,p=,d=,ceil=,norm=,count_include_pad=), \
+adaptiveavgpool/adaptivemaxpool(size), globalavgpool/globalmaxpool, linear(out,bias=), flatten, relu, sigmoid, tanh, \
 dropout(p), batchnorm/bn[1d|2d|3d]";
 
 /// A whole network: input shape (unbatched, e.g. `(1, 28, 28)`) and layers.
@@ -118,21 +110,12 @@ impl LayerSpec {
         }
     }
 
-    /// The pooling window spec (stride defaulting to the kernel).
-    pub fn pool_window(&self) -> Option<WindowSpec> {
+    /// The pooling parameters for an input with `nd` spatial axes.
+    pub fn pool_params(&self, nd: usize) -> Option<PoolParams> {
         match self {
-            LayerSpec::Pool {
-                kernel,
-                stride,
-                padding,
-                ceil_mode,
-                ..
-            } => Some(WindowSpec {
-                kernel: kernel.clone(),
-                stride: stride.clone().unwrap_or_else(|| kernel.clone()),
-                dilation: vec![1],
-                padding: PaddingSpec::Explicit(padding.iter().map(|&p| (p, p)).collect()),
-                ceil_mode: *ceil_mode,
+            LayerSpec::Pool { params, .. } => Some(PoolParams {
+                spatial_axes: Some(nd),
+                ..params.clone()
             }),
             _ => None,
         }
@@ -165,11 +148,9 @@ impl LayerSpec {
                 Ok(ConvShape::new(in_shape, &w, None, &p)?.out_shape())
             }
             LayerSpec::Pool { dims, .. } => {
-                self.spatial_dims(in_shape, *dims, "pooling")?;
-                let win = Window3::new(&in_shape[1..], &self.pool_window().expect("pool"))?;
-                let mut s = vec![in_shape[0]];
-                s.extend(win.output_shape());
-                Ok(s)
+                let nd = self.spatial_dims(in_shape, *dims, "pooling")?;
+                let p = self.pool_params(nd).expect("pool");
+                Ok(PoolShape::new(in_shape, &p)?.out_shape())
             }
             LayerSpec::Linear { out, .. } => {
                 if in_shape.len() != 1 {
@@ -280,29 +261,37 @@ impl fmt::Display for LayerSpec {
                 }
                 write!(f, ")")
             }
-            LayerSpec::Pool {
-                kind,
-                dims,
-                kernel,
-                stride,
-                padding,
-                ceil_mode,
-            } => {
-                let name = match kind {
-                    PoolKind::Max => "maxpool",
-                    PoolKind::Avg => "avgpool",
-                };
-                write!(f, "{name}{}({}", dims_suffix(dims), axes(kernel))?;
-                if let Some(s) = stride {
-                    write!(f, ",s={}", axes(s))?;
+            LayerSpec::Pool { dims, params: p } => {
+                let name = pool_name(p.kind);
+                write!(f, "{name}{}(", dims_suffix(dims))?;
+                let mut args: Vec<String> = Vec::new();
+                if p.kind.is_sliding() {
+                    args.push(axes(&p.kernel));
+                    if !p.stride.is_empty() {
+                        args.push(format!("s={}", axes(&p.stride)));
+                    }
+                    if let PaddingSpec::Explicit(pad) = &p.padding {
+                        if pad.iter().any(|&(a, _)| a != 0) {
+                            let v: Vec<usize> = pad.iter().map(|&(a, _)| a).collect();
+                            args.push(format!("p={}", axes(&v)));
+                        }
+                    }
+                    if p.dilation.iter().any(|&d| d != 1) {
+                        args.push(format!("d={}", axes(&p.dilation)));
+                    }
+                    if p.ceil_mode {
+                        args.push("ceil=true".into());
+                    }
+                    if !p.count_include_pad {
+                        args.push("count_include_pad=false".into());
+                    }
+                    if p.kind == PoolOpKind::Lp {
+                        args.push(format!("norm={}", p.norm_type));
+                    }
+                } else if !p.output_size.is_empty() {
+                    args.push(axes(&p.output_size));
                 }
-                if padding.iter().any(|&p| p != 0) {
-                    write!(f, ",p={}", axes(padding))?;
-                }
-                if *ceil_mode {
-                    write!(f, ",ceil=true")?;
-                }
-                write!(f, ")")
+                write!(f, "{})", args.join(","))
             }
             LayerSpec::Linear { out, bias } => {
                 write!(f, "linear({out}{})", if *bias { "" } else { ",bias=false" })
@@ -395,3 +384,24 @@ fn strip_arg(e: &Error) -> String {
 pub(super) fn per_axis_value(key: &str, v: &str) -> Result<Vec<usize>> {
     parse_per_axis(key, v)
 }
+
+/// The spec name of a pooling kind (`maxpool`, `globalavgpool`).
+pub fn pool_name(kind: PoolOpKind) -> &'static str {
+    POOL_NAMES
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("pool", |(n, _)| n)
+}
+
+/// Pooling layer names and their kinds.
+pub const POOL_NAMES: [(&str, PoolOpKind); 9] = [
+    ("maxpool", PoolOpKind::Max),
+    ("avgpool", PoolOpKind::Avg),
+    ("minpool", PoolOpKind::Min),
+    ("lppool", PoolOpKind::Lp),
+    ("softpool", PoolOpKind::Soft),
+    ("adaptiveavgpool", PoolOpKind::AdaptiveAvg),
+    ("adaptivemaxpool", PoolOpKind::AdaptiveMax),
+    ("globalavgpool", PoolOpKind::GlobalAvg),
+    ("globalmaxpool", PoolOpKind::GlobalMax),
+];

@@ -1,10 +1,11 @@
 //! The text parser of network specs ([`super::spec`]): tokens `name` or `name(args)` separated by
 //! whitespace, `#` comments. Every error names the token, its position and the known layers.
 
-use super::spec::{per_axis_value, LayerSpec, ModelSpec, PoolKind, KNOWN_LAYERS};
+use super::spec::{per_axis_value, LayerSpec, ModelSpec, KNOWN_LAYERS, POOL_NAMES};
 use crate::error::{Error, Result};
 use crate::geometry::PaddingSpec;
 use crate::ops::activation::Activation;
+use crate::ops::pool::{PoolKind, PoolParams};
 
 /// One `name(args)` token with where it was found.
 struct Token {
@@ -223,36 +224,7 @@ fn layer(t: &Token) -> Result<LayerSpec> {
                 bias: t.bool(&["bias"], true)?,
             })
         }
-        ("maxpool" | "avgpool", _) => {
-            t.check_args(
-                &[
-                    "k",
-                    "kernel",
-                    "kernel_size",
-                    "s",
-                    "stride",
-                    "p",
-                    "padding",
-                    "ceil",
-                    "ceil_mode",
-                ],
-                1,
-            )?;
-            Ok(LayerSpec::Pool {
-                kind: if base == "maxpool" {
-                    PoolKind::Max
-                } else {
-                    PoolKind::Avg
-                },
-                dims,
-                kernel: t
-                    .list(&["k", "kernel", "kernel_size"], Some(0))?
-                    .ok_or_else(|| t.err("missing the window size, e.g. maxpool(2)"))?,
-                stride: t.list(&["s", "stride"], None)?,
-                padding: t.list(&["p", "padding"], None)?.unwrap_or(vec![0]),
-                ceil_mode: t.bool(&["ceil", "ceil_mode"], false)?,
-            })
-        }
+        (b, _) if POOL_NAMES.iter().any(|(n, _)| *n == b) => pool(t, base, dims),
         ("linear" | "fc" | "dense", None) => {
             t.check_args(&["out", "out_features", "bias"], 1)?;
             Ok(LayerSpec::Linear {
@@ -284,6 +256,62 @@ fn layer(t: &Token) -> Result<LayerSpec> {
             t.name
         ))),
     }
+}
+
+/// A pooling layer: sliding kinds take `k` (first value), `s`, `p`, `d`, `ceil`,
+/// `count_include_pad`, `norm` (lp); adaptive kinds the output size; global kinds nothing.
+fn pool(t: &Token, base: &str, dims: Option<usize>) -> Result<LayerSpec> {
+    let kind = POOL_NAMES
+        .iter()
+        .find(|(n, _)| *n == base)
+        .expect("known")
+        .1;
+    let mut p = PoolParams::new(kind, &[]);
+    if kind.is_sliding() {
+        t.check_args(
+            &[
+                "k",
+                "kernel",
+                "kernel_size",
+                "s",
+                "stride",
+                "p",
+                "padding",
+                "d",
+                "dilation",
+                "ceil",
+                "ceil_mode",
+                "count_include_pad",
+                "norm",
+                "norm_type",
+            ],
+            1,
+        )?;
+        p.kernel = t
+            .list(&["k", "kernel", "kernel_size"], Some(0))?
+            .ok_or_else(|| t.err("missing the window size, e.g. maxpool(2)"))?;
+        p.stride = t.list(&["s", "stride"], None)?.unwrap_or_default();
+        let pad = t.list(&["p", "padding"], None)?.unwrap_or(vec![0]);
+        p.padding = PaddingSpec::Explicit(pad.iter().map(|&v| (v, v)).collect());
+        p.dilation = t.list(&["d", "dilation"], None)?.unwrap_or(vec![1]);
+        p.ceil_mode = t.bool(&["ceil", "ceil_mode"], false)?;
+        p.count_include_pad = t.bool(&["count_include_pad"], true)?;
+        if let Some(v) = t.get(&["norm", "norm_type"], None) {
+            p.norm_type = v
+                .parse()
+                .ok()
+                .filter(|n: &f64| *n > 0.0)
+                .ok_or_else(|| t.err(format!("`norm` must be a positive number, not `{v}`")))?;
+        }
+    } else if matches!(kind, PoolKind::AdaptiveAvg | PoolKind::AdaptiveMax) {
+        t.check_args(&["o", "output_size"], 1)?;
+        p.output_size = t
+            .list(&["o", "output_size"], Some(0))?
+            .ok_or_else(|| t.err("missing the output size, e.g. adaptiveavgpool(1)"))?;
+    } else {
+        t.check_args(&[], 0)?;
+    }
+    Ok(LayerSpec::Pool { dims, params: p })
 }
 
 /// Parses a whole spec (see [`super::spec`]).

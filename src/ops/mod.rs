@@ -7,4 +7,5 @@ pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod pool;
 pub mod scratch;

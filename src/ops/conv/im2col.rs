@@ -8,8 +8,8 @@
 //! the input (col2im, [`fold`]); the weight gradient is `gW_g += gy_g · colsᵀ`, one partial sum
 //! per thread when images run in parallel, added up at the end.
 
+pub use super::unfold::{fold, unfold, unfold_reference, unfold_strided};
 use super::ConvShape;
-use crate::geometry::PaddingMode;
 use crate::ops::gemm::{matmul, MatRef};
 use crate::ops::scratch;
 use rayon::prelude::*;
@@ -27,109 +27,6 @@ thread_local! {
 pub fn tile_len(s: &ConvShape) -> usize {
     let k = s.k_len().max(1);
     (TILE_BYTES / 4 / k).clamp(1, s.window.out_len())
-}
-
-/// Unfolds output cells `o0..o1` of one image-group `x_g: (Cin/g, D, H, W)` into
-/// `cols: (Cin/g·taps, o1 - o0)`, row-major. Padding taps read 0 (or the mode's copy).
-pub fn unfold(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32]) {
-    unfold_strided(s, x_g, o0, o1, cols, o1 - o0)
-}
-
-/// As [`unfold`], with row stride `ld >= o1 - o0` in `cols` (to place several images' columns
-/// side by side).
-pub fn unfold_strided(
-    s: &ConvShape,
-    x_g: &[f32],
-    o0: usize,
-    o1: usize,
-    cols: &mut [f32],
-    ld: usize,
-) {
-    if s.mode == PaddingMode::Zeros {
-        unfold_zeros(s, x_g, o0, o1, cols, ld)
-    } else {
-        unfold_reference(s, x_g, o0, o1, cols, ld)
-    }
-}
-
-/// The reference unfold: every (row, output cell) asks the geometry for its source pixel.
-/// Handles every padding mode.
-pub fn unfold_reference(
-    s: &ConvShape,
-    x_g: &[f32],
-    o0: usize,
-    o1: usize,
-    cols: &mut [f32],
-    ld: usize,
-) {
-    let win = &s.window;
-    let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
-    // for each input channel and kernel tap: one row of cols
-    for icg in 0..s.cin_g() {
-        let x_plane = &x_g[icg * in_len..][..in_len];
-        for tap in 0..taps {
-            let row = &mut cols[(icg * taps + tap) * ld..][..width];
-            // for each output cell of the tile
-            for (j, o) in (o0..o1).enumerate() {
-                row[j] = win.source(o, tap, s.mode).map_or(0.0, |src| x_plane[src]);
-            }
-        }
-    }
-}
-
-/// Fast unfold for zero padding. For one row of cols (input channel, tap (td, th, tw)) and one
-/// output row (od, oh), the input row is fixed and the output cells whose tap lands inside the
-/// input form one contiguous range (`valid_outputs`); those are a strided copy (a `memcpy` at
-/// stride 1), the rest are zeros.
-fn unfold_zeros(s: &ConvShape, x_g: &[f32], o0: usize, o1: usize, cols: &mut [f32], ld: usize) {
-    let win = &s.window;
-    let [ad, ah, aw] = &win.axes;
-    let (in_len, width) = (win.in_len(), o1 - o0);
-    let (ow_n, plane_out) = (aw.output, ah.output * aw.output);
-    let mut row_i = 0;
-    // for each input channel and kernel tap (td, th, tw): one row of cols
-    for icg in 0..s.cin_g() {
-        let x_plane = &x_g[icg * in_len..][..in_len];
-        for td in 0..ad.kernel {
-            for th in 0..ah.kernel {
-                for tw in 0..aw.kernel {
-                    let row = &mut cols[row_i * ld..][..width];
-                    row_i += 1;
-                    let valid_w = aw.valid_outputs(tw);
-                    // for each output row (od, oh) overlapping the tile
-                    let mut o = o0;
-                    while o < o1 {
-                        let (od, oh, ow_start) = (o / plane_out, (o / ow_n) % ah.output, o % ow_n);
-                        let seg_end = (o - ow_start + ow_n).min(o1);
-                        let dst = &mut row[o - o0..seg_end - o0];
-                        let ow_end = ow_start + dst.len();
-                        match (ad.source(od, td), ah.source(oh, th)) {
-                            (Some(d), Some(h)) => {
-                                let x_row = &x_plane[(d * ah.input + h) * aw.input..][..aw.input];
-                                let lo = valid_w.start.clamp(ow_start, ow_end);
-                                let hi = valid_w.end.clamp(lo, ow_end);
-                                dst[..lo - ow_start].fill(0.0);
-                                dst[hi - ow_start..].fill(0.0);
-                                if hi > lo {
-                                    let first = aw.input_coord(lo, tw) as usize;
-                                    let out = &mut dst[lo - ow_start..hi - ow_start];
-                                    if aw.stride == 1 {
-                                        out.copy_from_slice(&x_row[first..first + out.len()]);
-                                    } else {
-                                        for (j, v) in out.iter_mut().enumerate() {
-                                            *v = x_row[first + j * aw.stride];
-                                        }
-                                    }
-                                }
-                            }
-                            _ => dst.fill(0.0),
-                        }
-                        o = seg_end;
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Forward pass for one image: `x_n: (Cin, D, H, W)`, `y_n: (Cout, od, oh, ow)`.
@@ -269,27 +166,6 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     } else {
         for (y_n, x_n) in y.chunks_mut(out_img).zip(x.chunks(in_img)) {
             forward_image(s, x_n, w, bias, y_n, threads);
-        }
-    }
-}
-
-/// The adjoint of [`unfold`] (col2im): adds each entry of `cols: (Cin/g·taps, o1 - o0)` to the
-/// input pixel it was read from in `gx_g: (Cin/g, D, H, W)`. Entries read from zero padding are
-/// dropped; entries read from a copied pixel (reflect, replicate, circular) go to that pixel.
-pub fn fold(s: &ConvShape, cols: &[f32], o0: usize, o1: usize, gx_g: &mut [f32]) {
-    let win = &s.window;
-    let (in_len, taps, width) = (win.in_len(), win.taps(), o1 - o0);
-    // for each input channel and kernel tap: one row of cols
-    for icg in 0..s.cin_g() {
-        let gx_plane = &mut gx_g[icg * in_len..][..in_len];
-        for tap in 0..taps {
-            let row = &cols[(icg * taps + tap) * width..][..width];
-            // for each output cell of the tile
-            for (j, o) in (o0..o1).enumerate() {
-                if let Some(src) = win.source(o, tap, s.mode) {
-                    gx_plane[src] += row[j];
-                }
-            }
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod direct;
 pub mod im2col;
 pub mod rows;
 pub mod toeplitz;
+pub mod unfold;
 pub mod winograd;
 
 use crate::error::{Error, Result};
@@ -246,12 +247,22 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise / tiny reductions: the GEMM would have K = taps only; the row kernel wins.
-    if rows::suits(s) {
+    // Depthwise: the GEMM would be one row by taps; the row kernel wins (measured on dw3x3:
+    // 2× im2col). With Cin/g = 1 but several outputs per group (LeNet's first layer) the
+    // batched im2col GEMM already wins.
+    if rows::suits(s) && s.cin_g() == 1 && s.cout_g() == 1 {
         ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
+}
+
+/// The adjoint problem that `Auto` uses for the input gradient, when it is the better choice:
+/// measured, the adjoint forward wins when it is a real GEMM (Cin/g ≥ 16: 3×3 ResNet layers,
+/// 1×1, 1-D, 3-D) or depthwise; for few input channels (LeNet) col2im wins by 2×.
+fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
+    let worth = s.cin_g() >= 16 || (s.cin_g() == 1 && s.cout_g() == 1);
+    worth.then(|| adjoint_problem(s)).flatten()
 }
 
 /// `algo` with `Auto` replaced by the choice for `s`.
@@ -278,8 +289,8 @@ pub fn forward_slices(
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
         ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
-        // outside its domain the row kernel defers to the reference
-        ConvAlgo::Rows => direct::forward(s, x, w, bias, y),
+        // outside its domain the row kernel defers to im2col
+        ConvAlgo::Rows => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
         // outside its domain Winograd defers to im2col
         ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),
@@ -288,7 +299,9 @@ pub fn forward_slices(
 }
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten). The row kernel is forward-only; it uses col2im here.
+/// `gx: (N, Cin, D, H, W)` (overwritten). `Rows` and `Winograd` compute it as a forward
+/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels,
+/// `Auto` where that is measured to win ([`auto_adjoint`]); otherwise col2im.
 pub fn backward_input_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -296,14 +309,86 @@ pub fn backward_input_slices(
     w: &[f32],
     gx: &mut [f32],
 ) -> Result<()> {
-    match resolve_algo(s, algo) {
-        ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Im2col | ConvAlgo::Rows | ConvAlgo::Winograd => {
-            im2col::backward_input(s, gy, w, gx)
-        }
+    match algo {
+        ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
+        ConvAlgo::Auto => match auto_adjoint(s) {
+            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
+            None => im2col::backward_input(s, gy, w, gx),
+        },
+        ConvAlgo::Rows | ConvAlgo::Winograd => match adjoint_problem(s) {
+            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
+            None => im2col::backward_input(s, gy, w, gx),
+        },
+        ConvAlgo::Im2col => im2col::backward_input(s, gy, w, gx),
         ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
     }
     Ok(())
+}
+
+/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
+pub fn auto_algos(s: &ConvShape) -> [String; 3] {
+    let name = |a: ConvAlgo| format!("{a:?}").to_lowercase();
+    let bwd_in = match auto_adjoint(s) {
+        Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        None => "col2im".into(),
+    };
+    [name(choose_algo(s)), bwd_in, "im2col".into()]
+}
+
+/// At stride 1 with zero padding, the input gradient is itself a convolution: the output
+/// gradient `gy: (N, Cout, *out)`, padded by `d·(k-1) - p` on each side, correlated with the
+/// kernel flipped on every axis and with input and output channels swapped
+/// ([`adjoint_weight`]) gives `gx: (N, Cin, *in)` — the "full convolution with the flipped
+/// kernel" of the course. `None` when stride ≠ 1, another padding mode, or padding wider than
+/// `d·(k-1)` (negative padding).
+pub fn adjoint_problem(s: &ConvShape) -> Option<ConvShape> {
+    if s.mode != PaddingMode::Zeros {
+        return None;
+    }
+    let mut pads = vec![];
+    for a in s.window.real_axes() {
+        let span = a.dilation * (a.kernel - 1);
+        if a.stride != 1 || a.pad_begin > span || a.pad_end > span {
+            return None;
+        }
+        pads.push((span - a.pad_begin, span - a.pad_end));
+    }
+    let real = s.window.real_axes();
+    let mut gy_shape = vec![s.batch, s.cout];
+    gy_shape.extend(real.iter().map(|a| a.output));
+    let mut wt_shape = vec![s.cin, s.cout_g()];
+    wt_shape.extend(real.iter().map(|a| a.kernel));
+    let p = ConvParams {
+        stride: vec![1],
+        padding: PaddingSpec::Explicit(pads),
+        dilation: real.iter().map(|a| a.dilation).collect(),
+        groups: s.groups,
+        padding_mode: PaddingMode::Zeros,
+        flip: false,
+    };
+    let t = ConvShape::new(&gy_shape, &wt_shape, None, &p).ok()?;
+    // input pixels no window reads (possible when the caller sized the input freely, as
+    // transposed convolution's output_padding does) get no value from this form
+    (t.window.output_shape() == real.iter().map(|a| a.input).collect::<Vec<_>>()).then_some(t)
+}
+
+/// The weight of [`adjoint_problem`]: `wt[g·Cin/g + ic, oc, t] = w[g·Cout/g + oc, ic, taps-1-t]`
+/// (channels swapped within each group, taps reversed = flipped on every axis).
+pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
+    let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
+    let mut wt = vec![0.0; w.len()];
+    for g in 0..s.groups {
+        for oc in 0..cout_g {
+            for ic in 0..cin_g {
+                let src = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
+                let dst = &mut wt[((g * cin_g + ic) * cout_g + oc) * taps..][..taps];
+                for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+    wt
 }
 
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,

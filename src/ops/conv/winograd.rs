@@ -29,8 +29,9 @@ thread_local! {
 const M_OUT: usize = 4;
 /// Input values per tile along a transformed axis.
 const T_IN: usize = 6;
-/// Scratch memory per block of tiles (transformed inputs and products): 16 MiB.
-const BLOCK_BYTES: usize = 16 << 20;
+/// Scratch memory per block of tiles (transformed inputs and products): 1 MiB, so a block's
+/// products stay in L2 while the output transform reads them back position by position.
+const BLOCK_BYTES: usize = 1 << 20;
 
 /// Whether F(4,3) applies to `s`.
 pub fn suits(s: &ConvShape) -> bool {
@@ -46,9 +47,9 @@ const L: usize = 16;
 /// A vector of one value per lane.
 type V = [f32; L];
 
-/// A 1-D transform applied to one line of lane vectors: reads `src[b + t·st]`, writes
-/// `dst[bo + t·so]`. Written lane by lane so the compiler turns each into vector arithmetic.
-type LineFn = fn(src: &[V], b: usize, st: usize, dst: &mut [V], bo: usize, so: usize);
+// The 1-D transforms below apply to one line of lane vectors: they read `src[b + t·st]` and
+// write `dst[bo + t·so]`, lane by lane so the compiler turns each into vector arithmetic.
+// They are passed as generic parameters (not fn pointers) so they inline into the AVX-512 caller.
 
 /// `Bᵀ d`: input transform of 6 values.
 #[inline(always)]
@@ -110,7 +111,13 @@ impl Cube {
 
     /// Applies a 1-D transform (`n_out` values per line) along axis `a`, into `out`.
     #[inline(always)]
-    fn along(&self, a: usize, n_out: usize, f: LineFn, out: &mut Cube) {
+    fn along<F: Fn(&[V], usize, usize, &mut [V], usize, usize)>(
+        &self,
+        a: usize,
+        n_out: usize,
+        f: F,
+        out: &mut Cube,
+    ) {
         let mut dims = self.dims;
         dims[a] = n_out;
         out.dims = dims;
@@ -135,7 +142,13 @@ impl Cube {
 
     /// Applies `f` along every transformed axis (ping-ponging with `tmp`).
     #[inline(always)]
-    fn along_all(&mut self, wino: [bool; 3], n_out: usize, tmp: &mut Cube, f: LineFn) {
+    fn along_all<F: Fn(&[V], usize, usize, &mut [V], usize, usize) + Copy>(
+        &mut self,
+        wino: [bool; 3],
+        n_out: usize,
+        tmp: &mut Cube,
+        f: F,
+    ) {
         for (a, &w) in wino.iter().enumerate() {
             if w {
                 self.along(a, n_out, f, tmp);
@@ -345,7 +358,12 @@ fn run_block(
             }
             c.along_all(tiles.wino, 6, &mut tmp, input_1d);
             for (pos, val) in c.v[..p].iter().enumerate() {
-                v[(pos * s.cin + ic) * nt + l0..][..lanes].copy_from_slice(&val[..lanes]);
+                let dst = &mut v[(pos * s.cin + ic) * nt + l0..][..lanes];
+                if let Ok(full) = <&mut V>::try_from(&mut *dst) {
+                    *full = *val; // fixed-size copy: no memmove call
+                } else {
+                    dst.copy_from_slice(&val[..lanes]);
+                }
             }
         }
     }
@@ -383,8 +401,12 @@ fn run_block(
                 c.dims = tiles.pdims;
                 c.v.resize(p, [0.0; L]);
                 for pos in 0..p {
-                    c.v[pos][..lanes]
-                        .copy_from_slice(&m[(pos * cout_g + ocg) * nt + l0..][..lanes]);
+                    let src = &m[(pos * cout_g + ocg) * nt + l0..][..lanes];
+                    if let Ok(full) = <&V>::try_from(src) {
+                        c.v[pos] = *full;
+                    } else {
+                        c.v[pos][..lanes].copy_from_slice(src);
+                    }
                 }
                 c.along_all(tiles.wino, 4, &mut tmp, output_1d);
                 let b = bias.map_or(0.0, |b| b[oc]);
