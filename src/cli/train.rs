@@ -172,16 +172,21 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (tr, te) = load_data(&a.data, s.meta.limit)?;
     let m = &s.meta;
     println!(
-        "{}: {} parameters, {} {} lr {}, batch {}, {} training / {} test images, {} threads → {}",
+        "{}: {} parameters, {} lr {}{}{}, batch {}, {} training / {} test images, {} threads → {}",
         m.model,
         s.model.net.num_params(),
         m.optim.kind,
-        if m.optim.kind == "sgd" && m.optim.momentum != 0.0 {
-            format!("(momentum {})", m.optim.momentum)
+        m.optim.lr,
+        if m.optim.momentum != 0.0 {
+            format!(" momentum {}", m.optim.momentum)
         } else {
             String::new()
         },
-        m.optim.lr,
+        if m.optim.weight_decay != 0.0 {
+            format!(" weight decay {}", m.optim.weight_decay)
+        } else {
+            String::new()
+        },
         m.batch_size,
         tr.n,
         te.n,
