@@ -65,6 +65,25 @@ fn tanh_grad(y: f32) -> f32 {
     1.0 - y * y
 }
 
+/// Runs `f` compiled for AVX-512 when the CPU has it (the loops inside are inlined into the
+/// wrapper and vectorised 16 wide), else as is. Same operations either way (Rust never fuses
+/// `a * b + c`), so results are bit-identical on both paths.
+#[inline(always)]
+fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            return unsafe { avx512(f) };
+        }
+    }
+    f()
+}
+
 /// Runs `body` over matching chunks of `a` and `b`, in parallel when large. Chunks are fixed,
 /// so results never depend on the thread count.
 fn chunked<B: Sync + ?Sized>(
@@ -85,15 +104,17 @@ fn chunked<B: Sync + ?Sized>(
 /// One element-wise loop per function (monomorphised, so each one vectorises).
 fn map_keep(x: &mut [f32], keep: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     chunked(x, keep, &(), |xc, kc, _| {
-        for (v, k) in xc.iter_mut().zip(kc.iter_mut()) {
-            *v = f(*v);
-            *k = *v;
-        }
+        wide(|| {
+            for (v, k) in xc.iter_mut().zip(kc.iter_mut()) {
+                *v = f(*v);
+                *k = *v;
+            }
+        })
     });
 }
 
 fn map_inplace(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    let body = |c: &mut [f32]| c.iter_mut().for_each(|v| *v = f(*v));
+    let body = |c: &mut [f32]| wide(|| c.iter_mut().for_each(|v| *v = f(*v)));
     if x.len() >= 2 * CHUNK {
         x.par_chunks_mut(CHUNK).for_each(body);
     } else {
@@ -103,7 +124,7 @@ fn map_inplace(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
 
 fn scale_by(g: &mut [f32], y: &[f32], df: impl Fn(f32) -> f32 + Sync) {
     let body = |(gc, yc): (&mut [f32], &[f32])| {
-        gc.iter_mut().zip(yc).for_each(|(g, &y)| *g *= df(y));
+        wide(|| gc.iter_mut().zip(yc).for_each(|(g, &y)| *g *= df(y)));
     };
     if g.len() >= 2 * CHUNK {
         g.par_chunks_mut(CHUNK)
