@@ -202,6 +202,9 @@ pub fn run(
         let order = epoch_order(train.n, s.meta.seed, epoch);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (step, chunk) in order.chunks(batch).enumerate() {
+            let t = ((epoch - 1) * steps + step) as u64;
+            let lr = s.meta.optim.lr_at(t, (s.meta.epochs * steps) as u64);
+            s.optim.set_lr(lr);
             let (x, y) = train.batch(chunk);
             let (loss, ok) = train_step(&mut s.model, s.optim.as_mut(), x, &y)?;
             if !loss.is_finite() {

@@ -171,6 +171,17 @@ fn bad_input_is_exit_2_with_a_clear_message() {
         &out,
     ]);
     assert!(e.contains("unknown optimizer 'rmsprop'"), "{e}");
+    let e = usage_error(&[
+        "train",
+        NET,
+        "--data",
+        &d,
+        "--lr-schedule",
+        "step",
+        "--out",
+        &out,
+    ]);
+    assert!(e.contains("unknown schedule 'step'"), "{e}");
     let e = usage_error(&["train", NET, "--data", &d, "--threads", "0", "--out", &out]);
     assert!(e.contains("threads"), "{e}");
     let e = usage_error(&["train", NET, "--data", &d, "--init", "zeros", "--out", &out]);

@@ -35,6 +35,9 @@ pub struct TrainArgs {
     /// sgd or adam (default: the model's; sgd for lenet5, adam otherwise).
     #[arg(long, value_name = "OPT")]
     optimizer: Option<String>,
+    /// Learning-rate schedule: constant or cosine (default: the model's; cosine for convnet).
+    #[arg(long, value_name = "S")]
+    lr_schedule: Option<String>,
     /// SGD momentum.
     #[arg(long, value_name = "M", default_value_t = 0.0)]
     momentum: f64,
@@ -59,7 +62,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
     /// Continue the run in this folder from its last checkpoint.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "lr", "optimizer", "init", "seed", "limit", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "lr", "lr_schedule", "optimizer", "init", "seed", "limit", "out"])]
     resume: Option<PathBuf>,
 }
 
@@ -135,7 +138,8 @@ fn new_session(a: &TrainArgs) -> anyhow::Result<(Session, PathBuf)> {
         None => defaults.init,
     };
     let kind = a.optimizer.clone().unwrap_or(defaults.optimizer);
-    let mut optim = OptimConfig::new(&kind, a.lr.unwrap_or(defaults.lr))?;
+    let mut optim = OptimConfig::new(&kind, a.lr.unwrap_or(defaults.lr))?
+        .with_schedule(a.lr_schedule.as_deref().unwrap_or(&defaults.schedule))?;
     optim.momentum = a.momentum;
     optim.weight_decay = a.weight_decay;
     let cfg = RunConfig {
@@ -177,7 +181,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         s.model.net.num_params(),
         m.optim.kind,
         m.optim.lr,
-        if m.optim.momentum != 0.0 {
+        if m.optim.schedule != "constant" {
+            format!(" ({} schedule)", m.optim.schedule)
+        } else {
+            String::new()
+        } + &if m.optim.momentum != 0.0 {
             format!(" momentum {}", m.optim.momentum)
         } else {
             String::new()

@@ -6,7 +6,9 @@
 //!   the d2l recipe (SGD lr 0.9, Xavier-uniform weights);
 //! - `lenet5-relu`: the same topology with ReLU and max pooling (Adam lr 1e-3, He-uniform
 //!   weights: 0.892 after 10 epochs where PyTorch's default init gave 0.885);
-//! - `convnet`: a small BatchNorm + ReLU network for ≥ 92% on Fashion-MNIST (Adam lr 1e-3).
+//! - `convnet`: three conv + BatchNorm + ReLU + max-pool stages and a dropout MLP head, for
+//!   ≥ 92% on Fashion-MNIST in 10 epochs (Adam lr 1e-3 with cosine decay over the run; with a
+//!   constant rate its test accuracy oscillates between 0.91 and 0.924 over the last epochs).
 
 use super::activation::{Act, Dropout};
 use super::batchnorm::BatchNorm;
@@ -32,6 +34,8 @@ pub struct Preset {
     pub optimizer: &'static str,
     pub lr: f64,
     pub init: Init,
+    /// Learning-rate schedule (`constant` or `cosine`).
+    pub schedule: &'static str,
 }
 
 /// The presets.
@@ -44,6 +48,7 @@ pub const PRESETS: [Preset; 3] = [
         optimizer: "sgd",
         lr: 0.9,
         init: Init::XavierUniform,
+        schedule: "constant",
     },
     Preset {
         name: "lenet5-relu",
@@ -53,16 +58,19 @@ pub const PRESETS: [Preset; 3] = [
         optimizer: "adam",
         lr: 1e-3,
         init: Init::KaimingUniform,
+        schedule: "constant",
     },
     Preset {
         name: "convnet",
-        about: "small BatchNorm + ReLU convnet",
+        about: "small BatchNorm + ReLU convnet, three conv stages (241,994 parameters)",
         spec: "conv(32,k=3,p=1) batchnorm relu maxpool(2) \
                conv(64,k=3,p=1) batchnorm relu maxpool(2) \
-               flatten linear(128) batchnorm relu dropout(0.25) linear(10)",
+               conv(128,k=3,p=1) batchnorm relu maxpool(2) \
+               flatten dropout(0.3) linear(128) relu dropout(0.3) linear(10)",
         optimizer: "adam",
         lr: 1e-3,
         init: Init::Default,
+        schedule: "cosine",
     },
 ];
 
@@ -72,6 +80,7 @@ pub struct ModelDefaults {
     pub optimizer: String,
     pub lr: f64,
     pub init: Init,
+    pub schedule: String,
 }
 
 impl Default for ModelDefaults {
@@ -80,6 +89,7 @@ impl Default for ModelDefaults {
             optimizer: "adam".into(),
             lr: 1e-3,
             init: Init::Default,
+            schedule: "constant".into(),
         }
     }
 }
@@ -92,6 +102,7 @@ pub fn resolve(model: &str) -> Result<(ModelSpec, String, ModelDefaults)> {
             optimizer: p.optimizer.into(),
             lr: p.lr,
             init: p.init,
+            schedule: p.schedule.into(),
         };
         return Ok((ModelSpec::parse(p.spec, &INPUT)?, p.name.into(), defaults));
     }

@@ -87,6 +87,10 @@ impl Optimizer for Adam {
         self.steps
     }
 
+    fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (n, (m, v)) in self.names.iter().zip(&self.moments) {

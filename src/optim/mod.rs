@@ -25,6 +25,14 @@ pub struct OptimConfig {
     /// Adam's (β1, β2).
     pub betas: (f64, f64),
     pub eps: f64,
+    /// Learning-rate schedule over the whole run: `constant` or `cosine` (PyTorch's
+    /// `CosineAnnealingLR(T_max = all steps, eta_min = 0)`, stepped every batch).
+    #[serde(default = "constant")]
+    pub schedule: String,
+}
+
+fn constant() -> String {
+    "constant".into()
 }
 
 impl OptimConfig {
@@ -51,7 +59,31 @@ impl OptimConfig {
             weight_decay: 0.0,
             betas: (0.9, 0.999),
             eps: 1e-8,
+            schedule: constant(),
         })
+    }
+
+    /// Sets the schedule (`constant` or `cosine`).
+    pub fn with_schedule(mut self, schedule: &str) -> Result<Self> {
+        if schedule != "constant" && schedule != "cosine" {
+            return Err(Error::arg(
+                "lr-schedule",
+                format!("unknown schedule '{schedule}'; use constant or cosine"),
+            ));
+        }
+        self.schedule = schedule.into();
+        Ok(self)
+    }
+
+    /// The learning rate of step `t` (0-based) out of `total`:
+    /// cosine: `η_t = η · (1 + cos(π t / total)) / 2`; constant: `η`.
+    pub fn lr_at(&self, t: u64, total: u64) -> f64 {
+        if self.schedule == "cosine" && total > 0 {
+            let frac = (t.min(total) as f64) / total as f64;
+            self.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos())
+        } else {
+            self.lr
+        }
     }
 
     /// Builds the optimiser.
@@ -71,6 +103,9 @@ pub trait Optimizer: Send {
 
     /// Number of steps taken.
     fn steps(&self) -> u64;
+
+    /// Sets the learning rate used by the next steps (for schedules).
+    fn set_lr(&mut self, lr: f64);
 
     /// State tensors for a checkpoint: `("{param}.{state}", tensor)`.
     fn state(&self) -> Vec<(String, Tensor)>;
@@ -105,4 +140,25 @@ pub(crate) fn state_tensor(
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_schedule_matches_the_closed_form() {
+        let c = OptimConfig::new("adam", 1e-3).unwrap();
+        assert_eq!(c.lr_at(500, 1000), 1e-3);
+        let c = c.with_schedule("cosine").unwrap();
+        assert_eq!(c.lr_at(0, 1000), 1e-3);
+        assert!((c.lr_at(500, 1000) - 5e-4).abs() < 1e-15);
+        assert!((c.lr_at(250, 1000) - 1e-3 * (1.0 + 0.5f64.sqrt()) / 2.0).abs() < 1e-15);
+        assert!(c.lr_at(1000, 1000).abs() < 1e-15);
+        assert!(OptimConfig::new("adam", 1e-3)
+            .unwrap()
+            .with_schedule("step")
+            .is_err());
+        assert!(OptimConfig::new("adam", -1.0).is_err());
+    }
 }

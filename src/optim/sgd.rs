@@ -84,6 +84,10 @@ impl Optimizer for Sgd {
         self.steps
     }
 
+    fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     fn state(&self) -> Vec<(String, Tensor)> {
         self.names
             .iter()
