@@ -274,10 +274,13 @@ pub fn save_run(dir: &Path, s: &Session) -> Result<()> {
         &dir.join("metrics.csv"),
         metrics_csv(&s.meta.history).as_bytes(),
     )?;
-    let title = format!(
-        "{} ({} lr {})",
-        s.meta.model, s.meta.optim.kind, s.meta.optim.lr
-    );
+    let o = &s.meta.optim;
+    let schedule = if o.schedule == "constant" {
+        ""
+    } else {
+        " cosine"
+    };
+    let title = format!("{} ({} lr {}{schedule})", s.meta.model, o.kind, o.lr);
     checkpoint::write_atomic(
         &dir.join("chart.png"),
         &crate::chart::render(&title, &s.meta.history)?,
