@@ -247,22 +247,21 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise: the GEMM would be one row by taps; the row kernel wins (measured on dw3x3:
-    // 2× im2col). With Cin/g = 1 but several outputs per group (LeNet's first layer) the
-    // batched im2col GEMM already wins.
-    if rows::suits(s) && s.cin_g() == 1 && s.cout_g() == 1 {
+    // Measured on the standard shapes (CPU time, one thread): the register-blocked row kernel
+    // beats im2col + GEMM while the reduction Cin/g·taps is small (LeNet 2×, depthwise 2.7×,
+    // 3×3 with 64 channels 1.2×, 3-D 1.8×); from Cin/g·taps ≈ 2304 (3×3, 256 channels) and for
+    // 1×1 (a plain GEMM, no copy) the GEMM wins.
+    if rows::suits(s) && !im2col::is_pointwise(s) && s.k_len() <= 1024 {
         ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
 }
 
-/// The adjoint problem that `Auto` uses for the input gradient, when it is the better choice:
-/// measured, the adjoint forward wins when it is a real GEMM (Cin/g ≥ 16: 3×3 ResNet layers,
-/// 1×1, 1-D, 3-D) or depthwise; for few input channels (LeNet) col2im wins by 2×.
+/// The adjoint problem that `Auto` uses for the input gradient: wherever it exists (stride 1,
+/// zero padding), since the forward kernels it reaches beat col2im on every standard shape.
 fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
-    let worth = s.cin_g() >= 16 || (s.cin_g() == 1 && s.cout_g() == 1);
-    worth.then(|| adjoint_problem(s)).flatten()
+    adjoint_problem(s)
 }
 
 /// `algo` with `Auto` replaced by the choice for `s`.
@@ -332,7 +331,11 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
         Some(t) => format!("adj-{}", name(choose_algo(&t))),
         None => "col2im".into(),
     };
-    [name(choose_algo(s)), bwd_in, "im2col".into()]
+    let bwd_w = match choose_algo(s) {
+        ConvAlgo::Rows => "rows",
+        _ => "im2col",
+    };
+    [name(choose_algo(s)), bwd_in, bwd_w.into()]
 }
 
 /// At stride 1 with zero padding, the input gradient is itself a convolution: the output
@@ -403,10 +406,14 @@ pub fn backward_weight_slices(
     gw: &mut [f32],
 ) -> Result<()> {
     match resolve_algo(s, algo) {
-        ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_weight(s, x, gy, gw),
-        ConvAlgo::Im2col | ConvAlgo::Toeplitz | ConvAlgo::Rows | ConvAlgo::Winograd => {
-            im2col::backward_weight(s, x, gy, gw)
-        }
+        ConvAlgo::Direct => direct::backward_weight(s, x, gy, gw),
+        ConvAlgo::Rows if rows::suits(s) => rows::backward_weight(s, x, gy, gw),
+        // Toeplitz and Winograd have no weight-gradient form of their own
+        ConvAlgo::Im2col
+        | ConvAlgo::Toeplitz
+        | ConvAlgo::Rows
+        | ConvAlgo::Winograd
+        | ConvAlgo::Auto => im2col::backward_weight(s, x, gy, gw),
     }
     Ok(())
 }
