@@ -8,6 +8,7 @@ use common::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use stride::rng::Rng;
 use stride::Tensor;
 
 #[derive(Deserialize)]
@@ -60,6 +61,12 @@ fn run_ok(args: &[String]) {
     ok(&a);
 }
 
+/// A tensor of uniform values in [-1, 1).
+fn rand(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), rng.vec(n, -1.0, 1.0)).unwrap()
+}
+
 #[test]
 fn golden_cases_through_the_cli() {
     let f: File = fixture("crosscheck_regressions.json");
@@ -94,5 +101,56 @@ fn golden_cases_through_the_cli() {
             let got = read(&d.join(format!("{name}.npy")));
             assert_close(&got, &t.tensor(), 1e-4, &format!("case {} {name}", c.id));
         }
+    }
+}
+
+/// Bug: `--algo toeplitz` refused (exit 2) every convolution whose Toeplitz matrix passed
+/// 64 MiB, e.g. 3×40×40 images with 16 output channels; past the limit it now computes the
+/// same product with im2col.
+#[test]
+fn toeplitz_past_its_size_limit_agrees_with_direct() {
+    let mut rng = Rng::new(7);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // conv: T is (16·38·38) × (3·40·40); conv-transpose: its adjoint's T is (16·20·20) × (3·41·41)
+    for (op, x, w, y) in [
+        ("conv", [1, 3, 40, 40], [16, 3, 3, 3], [1, 16, 38, 38]),
+        (
+            "conv-transpose",
+            [1, 16, 20, 20],
+            [16, 3, 3, 3],
+            [1, 3, 41, 41],
+        ),
+    ] {
+        let x = npy(d, "x.npy", &rand(&mut rng, &x));
+        let w = npy(d, "w.npy", &rand(&mut rng, &w));
+        let gy = npy(d, "gy.npy", &rand(&mut rng, &y));
+        let mut got = vec![];
+        for algo in ["toeplitz", "direct"] {
+            let (y, gx) = (
+                d.join(format!("y_{algo}.npy")),
+                d.join(format!("gx_{algo}.npy")),
+            );
+            ok(&[
+                op,
+                "--input",
+                &x,
+                "--weight",
+                &w,
+                "--stride",
+                if op == "conv" { "1" } else { "2" },
+                "--algo",
+                algo,
+                "--output",
+                y.to_str().unwrap(),
+                "--grad-output",
+                &gy,
+                "--grad-input",
+                gx.to_str().unwrap(),
+            ]);
+            got.push((read(&y), read(&gx)));
+        }
+        assert_close(&got[0].0, &got[1].0, 1e-5, &format!("{op} output"));
+        assert_close(&got[0].1, &got[1].1, 1e-5, &format!("{op} grad-input"));
     }
 }

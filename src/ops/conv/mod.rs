@@ -276,7 +276,9 @@ pub fn forward_slices(
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
+        ConvAlgo::Toeplitz if toeplitz::fits(s) => toeplitz::forward(s, x, w, bias, y)?,
+        // past its size limit the Toeplitz matrix is not built; im2col computes the same product
+        ConvAlgo::Toeplitz => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
         // outside its domain the row kernel defers to the reference
         ConvAlgo::Rows => direct::forward(s, x, w, bias, y),
@@ -298,10 +300,11 @@ pub fn backward_input_slices(
 ) -> Result<()> {
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Im2col | ConvAlgo::Rows | ConvAlgo::Winograd => {
+        ConvAlgo::Toeplitz if toeplitz::fits(s) => toeplitz::backward_input(s, gy, w, gx)?,
+        // the Toeplitz matrix past its size limit: col2im computes the same product
+        ConvAlgo::Im2col | ConvAlgo::Rows | ConvAlgo::Winograd | ConvAlgo::Toeplitz => {
             im2col::backward_input(s, gy, w, gx)
         }
-        ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
     }
     Ok(())
 }
