@@ -67,6 +67,16 @@ fn rand(rng: &mut Rng, shape: &[usize]) -> Tensor {
     Tensor::new(shape.to_vec(), rng.vec(n, -1.0, 1.0)).unwrap()
 }
 
+/// Asserts a usage error: exit 2, one line on stderr that contains `names`.
+fn one_line_error(args: &[&str], names: &str) {
+    let err = usage_error(args);
+    assert_eq!(err.trim().lines().count(), 1, "stride {args:?}: {err}");
+    assert!(
+        err.contains(names),
+        "stride {args:?}: '{names}' not in {err}"
+    );
+}
+
 #[test]
 fn golden_cases_through_the_cli() {
     let f: File = fixture("crosscheck_regressions.json");
@@ -153,4 +163,36 @@ fn toeplitz_past_its_size_limit_agrees_with_direct() {
         assert_close(&got[0].0, &got[1].0, 1e-5, &format!("{op} output"));
         assert_close(&got[0].1, &got[1].1, 1e-5, &format!("{op} grad-input"));
     }
+}
+
+/// Bug: clap's usage errors took 3 to 7 lines (usage, help hint), and negative numbers
+/// (`--stride -1`) were taken for unknown flags instead of being reported on their argument.
+#[test]
+fn usage_errors_are_one_line_naming_the_argument() {
+    let x = "[[1,2,3],[4,5,6],[7,8,9]]";
+    let conv = |extra: &[&'static str]| {
+        let mut v = vec!["conv", "--input", x, "--kernel", "[[1,0],[0,1]]"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let convt = |extra: &[&'static str]| {
+        let mut v = vec!["conv-transpose", "--input", x, "--kernel", "[[1,0],[0,1]]"];
+        v.extend_from_slice(extra);
+        v
+    };
+    one_line_error(&["conv", "--input", x], "--weight");
+    one_line_error(&conv(&["--pading", "1"]), "--padding");
+    one_line_error(&conv(&["--groups"]), "--groups");
+    one_line_error(&conv(&["--groups", "x"]), "--groups");
+    one_line_error(&conv(&["--groups", "-1"]), "--groups");
+    one_line_error(&conv(&["--flip=3"]), "--flip");
+    one_line_error(&conv(&["--stride", "-1"]), "stride: cannot read '-1'");
+    one_line_error(&conv(&["--dilation", "-2"]), "dilation: cannot read '-2'");
+    one_line_error(&conv(&["--padding", "-1"]), "padding: cannot read '-1'");
+    one_line_error(&convt(&["--padding", "-1"]), "padding: cannot read '-1'");
+    one_line_error(&convt(&["--output-padding", "-1"]), "output-padding");
+    one_line_error(&convt(&["--groups", "-2"]), "--groups");
+    // a negative scalar literal is a value, not a flag
+    let out = ok(&conv(&["--bias", "-0.5"]));
+    assert!(out.contains("5.5") && out.contains("13.5"), "{out}");
 }

@@ -15,7 +15,7 @@ use stride::{Error, Result, Tensor};
 pub struct GradArgs {
     /// Output gradient ∂E/∂y (the output's shape): .npy or inline literal. Alone it prints the gradients; with
     /// --grad-input / --grad-weight / --grad-bias it writes those.
-    #[arg(long, value_name = "GY")]
+    #[arg(long, value_name = "GY", allow_hyphen_values = true)]
     pub grad_output: Option<String>,
     /// Write ∂E/∂x (the input's shape) to this .npy file (needs --grad-output).
     #[arg(long, value_name = "GX.npy")]
