@@ -196,3 +196,47 @@ fn usage_errors_are_one_line_naming_the_argument() {
     let out = ok(&conv(&["--bias", "-0.5"]));
     assert!(out.contains("5.5") && out.contains("13.5"), "{out}");
 }
+
+/// Bug: huge numbers from the command line panicked (capacity overflow, slices out of range:
+/// exit 101), aborted on allocation (exit 134) or overflowed silently (a wrong transposed
+/// output size, exit 0). Now: a one-line error naming the argument, exit 2, no file.
+#[test]
+fn huge_sizes_are_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let y = dir.path().join("y.npy");
+    let x = "[[1,2,3],[4,5,6],[7,8,9]]";
+    for (op, flag, value, names) in [
+        ("conv", "--padding", "9223372036854775807", "padding"),
+        ("conv", "--padding", "18446744073709551615", "padding"),
+        ("conv", "--padding", "0:9223372036854775807", "padding"),
+        ("conv", "--padding", "100000", "padding"),
+        ("conv", "--dilation", "9223372036854775808", "dilation"),
+        (
+            "conv-transpose",
+            "--stride",
+            "4611686018427387904",
+            "stride",
+        ),
+        ("conv-transpose", "--stride", "100000", "stride"),
+        (
+            "conv-transpose",
+            "--padding",
+            "9223372036854775807",
+            "padding",
+        ),
+    ] {
+        let args = [
+            op,
+            "--input",
+            x,
+            "--kernel",
+            "[[1,0],[0,1]]",
+            flag,
+            value,
+            "--output",
+            y.to_str().unwrap(),
+        ];
+        one_line_error(&args, names);
+        assert!(!y.exists(), "{args:?} left {}", y.display());
+    }
+}
