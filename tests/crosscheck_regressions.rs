@@ -240,3 +240,33 @@ fn huge_sizes_are_refused_cleanly() {
         assert!(!y.exists(), "{args:?} left {}", y.display());
     }
 }
+
+/// Bug: a .npy file in Fortran order (what numpy.save writes for an F-contiguous array such
+/// as `x.T`) was refused; it is now read in its logical (row-major) order.
+#[test]
+fn fortran_order_npy_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // (Cin 2, L 3) = [[1, 2, 3], [4, 5, 6]], stored column by column
+    let x = dir.path().join("x.npy");
+    let mut header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }".to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in [1f32, 4., 2., 5., 3., 6.] {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(&x, bytes).unwrap();
+    // y[l] = x[0, l] + 10 x[1, l]
+    let out = ok(&[
+        "conv",
+        "--input",
+        x.to_str().unwrap(),
+        "--kernel",
+        "[[[1],[10]]]",
+    ]);
+    assert!(out.contains("[ 41  52  63 ]"), "{out}");
+}
