@@ -270,3 +270,24 @@ fn fortran_order_npy_is_read() {
     ]);
     assert!(out.contains("[ 41  52  63 ]"), "{out}");
 }
+
+/// Bug: `--output` naming a directory (or a path under a plain file) exited 1 with the cause
+/// printed twice; the user's path is at fault: exit 2, one line naming the flag, no file.
+#[test]
+fn output_path_that_is_a_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conv = ["conv", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]"];
+    let d = dir.path().to_str().unwrap();
+    one_line_error(
+        &[&conv[..], &["--output", d]].concat(),
+        "output: cannot write",
+    );
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let under = file.join("gx.npy");
+    let grads = ["--grad-output", "[[1,1],[1,1]]", "--grad-input"];
+    let err = usage_error(&[&conv[..], &grads, &[under.to_str().unwrap()]].concat());
+    assert!(err.contains("grad-input: cannot write"), "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

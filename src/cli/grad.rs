@@ -125,12 +125,15 @@ pub fn save_all(outputs: &[(&str, &Path, &Tensor)]) -> Result<Vec<String>> {
     }
     // a missing directory or no permission is the user's path at fault (exit 2), naming the flag
     let cannot = |flag: &str, path: &Path, source: std::io::Error| {
-        use std::io::ErrorKind::{NotFound, PermissionDenied};
-        if matches!(source.kind(), NotFound | PermissionDenied) {
+        use std::io::ErrorKind::{IsADirectory, NotADirectory, NotFound, PermissionDenied};
+        if matches!(
+            source.kind(),
+            NotFound | PermissionDenied | IsADirectory | NotADirectory
+        ) {
             Error::arg(
                 flag,
                 format!(
-                    "cannot write {}: {source}; check that the directory exists and is writable",
+                    "cannot write {}: {source}; give a file path in an existing, writable directory",
                     path.display()
                 ),
             )

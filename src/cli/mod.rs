@@ -53,7 +53,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // `{e}`, not `{e:#}`: a stride error's message already ends with its cause
+            eprintln!("error: {e}");
             let usage = e
                 .downcast_ref::<stride::Error>()
                 .is_some_and(stride::Error::is_usage);
