@@ -23,9 +23,12 @@ Reference semantics (as stride documents them):
 
 Usage:
   /work/main/.venv/bin/python scripts/crosscheck.py target/release/stride [--cases 600]
-      [--seed 1] [--keep /tmp/stride-crosscheck] [--only N] [--fixture OUT.json --fixture-ids 3,17]
-Exit status 0 when everything agrees. Every mismatch prints a reproducer command (the case's
-files are kept under --keep).
+      [--seed 1] [--big 0.15] [--keep /tmp/stride-crosscheck] [--only N]
+      [--fixture OUT.json (--fixture-ids 3,17 | --fixture-auto 48)]
+Exit status 0 when everything agrees. The summary gives the worst error per result and
+algorithm; every mismatch prints a reproducer command (the case's files are kept under --keep).
+tests/fixtures/crosscheck_regressions.json was written with
+  --cases 600 --seed 1 --fixture tests/fixtures/crosscheck_regressions.json --fixture-auto 48
 """
 import argparse
 import json
@@ -411,7 +414,7 @@ def cli_args(c, files):
     return args
 
 
-def close(got, want, name):
+def close(got, want, name, algo=None):
     """None when `got` agrees with `want`, else a short description."""
     if got is None:
         return f"{name}: missing"
@@ -419,7 +422,8 @@ def close(got, want, name):
         return f"{name}: shape {tuple(got.shape)} != torch {tuple(want.shape)}"
     scale = max(1.0, float(np.abs(want).max()) if want.size else 1.0)
     err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
-    WORST[name] = max(WORST.get(name, 0.0), err / scale)
+    key = f"{name}[{algo}]" if algo else name
+    WORST[key] = max(WORST.get(key, 0.0), err / scale)
     if not np.isfinite(err) or err > RTOL * scale:
         return f"{name}: max abs err {err:.3g} > {RTOL * scale:.3g} (max|ref| {scale:.3g})"
     return None
@@ -490,7 +494,7 @@ def run_case(exe, c, cid, keep, seed):
         got[key] = np.load(path) if os.path.exists(path) else None
         if got[key] is not None and got[key].dtype != np.float32:
             problems.append(f"{key}: dtype {got[key].dtype}")
-        msg = close(got[key], ref[key], key)
+        msg = close(got[key], ref[key], key, c["algo"])
         if msg:
             problems.append(msg)
     data = dict(x=x, w=w, b=b, gy=gy, ref=ref)
@@ -583,14 +587,25 @@ def check_printing(exe, cases, tmp, seed):
             files["b"] = os.path.join(tmp, "pb.npy")
             save(files["b"], b, False)
         args = cli_args(c, files)
-        for extra in ([], ["--explain"] if c["op"] == "conv" and c["algo"] in ("auto", "direct")
-                      else None):
-            if extra is None:
-                continue
+        extras = [[]]
+        if c["op"] == "conv":
+            extras += [["--explain"], ["--explain", "im2col"], ["--explain", "toeplitz"]]
+        try:
+            ref = (ref_conv if c["op"] == "conv" else ref_conv_transpose)(c, x, w, b, None)
+            gy = os.path.join(tmp, "pgy.npy")
+            save(gy, np.ones(ref["y"].shape), False)
+            extras.append(["--grad-output", gy])
+            if c["op"] == "conv":
+                extras.append(["--grad-output", gy, "--explain"])
+        except Exception:  # torch rejects it: printing is checked without gradients
+            pass
+        for extra in extras:
             n += 1
             p = run(exe, args + extra)
-            if p.returncode not in (0, 2) or "panicked" in p.stderr:
-                fails.append((f"printing case {cid}{' --explain' if extra else ''}: exit "
+            one_line = len(p.stderr.strip().splitlines()) == 1
+            if p.returncode not in (0, 2) or "panicked" in p.stderr or (
+                    p.returncode == 2 and not one_line):
+                fails.append((f"printing case {cid} {' '.join(extra)}: exit "
                               f"{p.returncode}: {p.stderr.strip()[:300]}",
                               shlex.join([exe] + args + extra)))
     return n, fails
