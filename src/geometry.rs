@@ -192,8 +192,25 @@ impl AxisWindow {
             ));
         }
         let (pad_begin, pad_end) = pad;
-        let padded = input + pad_begin + pad_end;
-        let span = dilation * (kernel - 1) + 1;
+        // sizes come from the command line: overflow is the user's number being too large
+        let span = dilation
+            .checked_mul(kernel - 1)
+            .and_then(|v| v.checked_add(1))
+            .ok_or_else(|| {
+                Error::arg(
+                    "dilation",
+                    format!("{dilation} on axis {axis} is too large; use a smaller dilation"),
+                )
+            })?;
+        let padded = input
+            .checked_add(pad_begin)
+            .and_then(|v| v.checked_add(pad_end))
+            .ok_or_else(|| {
+                Error::arg(
+                    "padding",
+                    format!("{pad_begin}:{pad_end} on axis {axis} is too large; use less padding"),
+                )
+            })?;
         if span > padded {
             let what = if dilation > 1 {
                 format!("size {kernel} with dilation {dilation} spans {span}, which")
@@ -254,13 +271,18 @@ impl AxisWindow {
         stride: usize,
         dilation: usize,
     ) -> Result<(usize, usize)> {
-        let span = dilation * kernel.saturating_sub(1) + 1;
+        // saturating: an overflowing size is reported by `AxisWindow::new`
+        let span = dilation
+            .saturating_mul(kernel.saturating_sub(1))
+            .saturating_add(1);
         Ok(match spec {
             PaddingSpec::Valid => (0, 0),
             PaddingSpec::Full => (span - 1, span - 1),
             PaddingSpec::Same => {
                 let out = input.div_ceil(stride.max(1));
-                let total = ((out.max(1) - 1) * stride + span).saturating_sub(input);
+                let total = ((out.max(1) - 1).saturating_mul(stride))
+                    .saturating_add(span)
+                    .saturating_sub(input);
                 (total / 2, total - total / 2)
             }
             PaddingSpec::Explicit(v) => per_axis("padding", v, nd)?[axis],
@@ -307,8 +329,21 @@ impl AxisWindow {
                 ),
             ));
         }
-        let len = ((input - 1) * stride + dilation * (kernel - 1) + output_padding + 1) as isize
-            - (pad.0 + pad.1) as isize;
+        // the uncropped length (i-1)*s + d*(k-1) + op + 1; overflow = a stride or dilation too large
+        let full = (input - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(dilation.checked_mul(kernel - 1)?))
+            .and_then(|v| v.checked_add(output_padding + 1))
+            .ok_or_else(|| {
+                Error::arg(
+                    "stride",
+                    format!(
+                        "{stride} (dilation {dilation}) on axis {axis} makes the transposed output \
+                         too large; use a smaller stride or dilation"
+                    ),
+                )
+            })?;
+        let len = full as i128 - pad.0 as i128 - pad.1 as i128;
         if len < 1 {
             return Err(Error::arg(
                 "padding",
@@ -776,6 +811,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("larger than the padded input 4"), "{msg}");
+        // sizes that overflow are errors, not panics or wrapped arithmetic
+        assert!(AxisWindow::new(0, 4, 3, 1, usize::MAX, (0, 0), false).is_err());
+        assert!(AxisWindow::new(0, 4, 3, 1, 1, (usize::MAX, 1), false).is_err());
+        assert!(AxisWindow::transposed(0, 3, 3, usize::MAX / 2, 1, (0, 0), 0).is_err());
+        assert!(AxisWindow::transposed(0, 3, 3, 1, 1, (usize::MAX, usize::MAX), 0).is_err());
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
 use crate::tensor::{fmt_shape, Tensor};
 
+/// Most values in one tensor of a convolution (padded input or output): 2³², 16 GiB of f32.
+pub const MAX_ELEMENTS: usize = 1 << 32;
+
 /// Parameters of a convolution (PyTorch names and defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvParams {
@@ -189,7 +192,7 @@ impl ConvShape {
         };
         let window = Window3::new(spatial, &spec)?;
         window.check_mode(p.padding_mode)?;
-        Ok(ConvShape {
+        let shape = ConvShape {
             batch,
             batched,
             cin,
@@ -197,7 +200,32 @@ impl ConvShape {
             groups,
             window,
             mode: p.padding_mode,
-        })
+        };
+        shape.check_size("padding", "use less padding or a smaller input")?;
+        Ok(shape)
+    }
+
+    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the row kernel
+    /// builds) or output `N·Cout·out` would hold more than [`MAX_ELEMENTS`] values; `arg` and
+    /// `fix` name the argument to change and how.
+    pub fn check_size(&self, arg: &str, fix: &str) -> Result<()> {
+        let count = |c: usize, lens: [usize; 3]| {
+            lens.iter()
+                .try_fold(self.batch.checked_mul(c)?, |n, &l| n.checked_mul(l))
+                .filter(|&n| n <= MAX_ELEMENTS)
+        };
+        let axes = &self.window.axes;
+        if count(self.cin, axes.map(|a| a.padded())).is_none()
+            || count(self.cout, axes.map(|a| a.output)).is_none()
+        {
+            return Err(Error::TooLarge {
+                what: arg.into(),
+                msg: format!(
+                    "needs a tensor of more than {MAX_ELEMENTS} values (16 GiB of f32); {fix}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Input channels per group.
@@ -288,7 +316,9 @@ pub fn forward_slices(
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
+        ConvAlgo::Toeplitz if toeplitz::fits(s) => toeplitz::forward(s, x, w, bias, y)?,
+        // past its size limit the Toeplitz matrix is not built; im2col computes the same product
+        ConvAlgo::Toeplitz => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
         // outside its domain the row kernel defers to im2col
         ConvAlgo::Rows => im2col::forward(s, x, w, bias, y),
