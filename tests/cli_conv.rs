@@ -264,8 +264,15 @@ fn bad_input_gets_clear_errors() {
         ],
         "truncated",
     );
+    // Toeplitz matrix too large
     let big = npy(dir.path(), "big.npy", &Tensor::zeros(&[1, 16, 64, 64]));
     let wb = npy(dir.path(), "wb.npy", &Tensor::zeros(&[16, 16, 3, 3]));
+    fails(
+        &[
+            "conv", "--input", &big, "--weight", &wb, "--algo", "toeplitz",
+        ],
+        "Toeplitz matrix would be",
+    );
     // explain on an input too large to narrate
     fails(
         &["conv", "--input", &big, "--weight", &wb, "--explain"],

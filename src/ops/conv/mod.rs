@@ -316,9 +316,7 @@ pub fn forward_slices(
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Toeplitz if toeplitz::fits(s) => toeplitz::forward(s, x, w, bias, y)?,
-        // past its size limit the Toeplitz matrix is not built; im2col computes the same product
-        ConvAlgo::Toeplitz => im2col::forward(s, x, w, bias, y),
+        ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
         ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
         // outside its domain the row kernel defers to im2col
         ConvAlgo::Rows => im2col::forward(s, x, w, bias, y),

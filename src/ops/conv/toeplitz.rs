@@ -3,8 +3,7 @@
 //! `Cin·D·H·W`; then `y = T x + b` with `T` of shape `(Cout·od·oh·ow, Cin·D·H·W)`.
 //! Row `(oc, o)` of `T` holds the kernel `w[oc]` laid at the input pixels its window reads;
 //! padding modes fold taps that read copied pixels onto the original pixel (entries add up).
-//! `T` is mostly zeros, so it is built only when it fits [`MAX_ENTRIES`]; past that the
-//! dispatcher (`super::forward_slices`) computes the same product with im2col.
+//! `T` is mostly zeros, so it is built only when it fits [`MAX_ENTRIES`].
 //! Backward: the input gradient is `Tᵀ gy` (the transpose of the same matrix).
 
 use super::ConvShape;
@@ -20,21 +19,15 @@ pub fn dims(s: &ConvShape) -> (usize, usize) {
     (s.cout * s.window.out_len(), s.cin * s.window.in_len())
 }
 
-/// Whether the matrix of `s` fits [`MAX_ENTRIES`] (the dispatcher uses im2col when it does not).
-pub fn fits(s: &ConvShape) -> bool {
-    let (r, c) = dims(s);
-    r.saturating_mul(c) <= MAX_ENTRIES
-}
-
 /// Fails with a clear message when the matrix would exceed [`MAX_ENTRIES`].
 pub fn check_size(s: &ConvShape) -> Result<()> {
     let (r, c) = dims(s);
-    if !fits(s) {
+    if r.saturating_mul(c) > MAX_ENTRIES {
         return Err(Error::TooLarge {
             what: "algo toeplitz".into(),
             msg: format!(
                 "the Toeplitz matrix would be {r} × {c} ({:.0} MiB), over the {} MiB limit; \
-                 use a smaller input to see it",
+                 use --algo im2col or direct for inputs this large",
                 (r as f64 * c as f64 * 4.0) / (1 << 20) as f64,
                 (MAX_ENTRIES * 4) >> 20
             ),
