@@ -248,6 +248,22 @@ fn bad_input_gets_clear_errors() {
         ],
         "dtype <i4 is not supported",
     );
+    let fortran = dir.path().join("fortran.npy");
+    raw_npy(
+        &fortran,
+        "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+        &[0u8; 16],
+    );
+    fails(
+        &[
+            "conv",
+            "--input",
+            fortran.to_str().unwrap(),
+            "--kernel",
+            "[[1]]",
+        ],
+        "Fortran order",
+    );
     let short = dir.path().join("short.npy");
     raw_npy(
         &short,

@@ -60,6 +60,16 @@ fn run_ok(args: &[String]) {
     ok(&a);
 }
 
+/// Asserts a usage error: exit 2, one line on stderr that contains `names`.
+fn one_line_error(args: &[&str], names: &str) {
+    let err = usage_error(args);
+    assert_eq!(err.trim().lines().count(), 1, "stride {args:?}: {err}");
+    assert!(
+        err.contains(names),
+        "stride {args:?}: '{names}' not in {err}"
+    );
+}
+
 #[test]
 fn golden_cases_through_the_cli() {
     let f: File = fixture("crosscheck_regressions.json");
@@ -95,4 +105,101 @@ fn golden_cases_through_the_cli() {
             assert_close(&got, &t.tensor(), 1e-4, &format!("case {} {name}", c.id));
         }
     }
+}
+
+/// Bug: clap's usage errors took 3 to 7 lines (usage, help hint), and negative numbers
+/// (`--stride -1`) were taken for unknown flags instead of being reported on their argument.
+#[test]
+fn usage_errors_are_one_line_naming_the_argument() {
+    let x = "[[1,2,3],[4,5,6],[7,8,9]]";
+    let conv = |extra: &[&'static str]| {
+        let mut v = vec!["conv", "--input", x, "--kernel", "[[1,0],[0,1]]"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let convt = |extra: &[&'static str]| {
+        let mut v = vec!["conv-transpose", "--input", x, "--kernel", "[[1,0],[0,1]]"];
+        v.extend_from_slice(extra);
+        v
+    };
+    one_line_error(&["conv", "--input", x], "--weight");
+    one_line_error(&conv(&["--pading", "1"]), "--padding");
+    one_line_error(&conv(&["--groups"]), "--groups");
+    one_line_error(&conv(&["--groups", "x"]), "--groups");
+    one_line_error(&conv(&["--groups", "-1"]), "--groups");
+    one_line_error(&conv(&["--flip=3"]), "--flip");
+    one_line_error(&conv(&["--stride", "-1"]), "stride: cannot read '-1'");
+    one_line_error(&conv(&["--dilation", "-2"]), "dilation: cannot read '-2'");
+    one_line_error(&conv(&["--padding", "-1"]), "padding: cannot read '-1'");
+    one_line_error(&convt(&["--padding", "-1"]), "padding: cannot read '-1'");
+    one_line_error(&convt(&["--output-padding", "-1"]), "output-padding");
+    one_line_error(&convt(&["--groups", "-2"]), "--groups");
+    // a negative scalar literal is a value, not a flag
+    let out = ok(&conv(&["--bias", "-0.5"]));
+    assert!(out.contains("5.5") && out.contains("13.5"), "{out}");
+}
+
+/// Bug: huge numbers from the command line panicked (capacity overflow, slices out of range:
+/// exit 101), aborted on allocation (exit 134) or overflowed silently (a wrong transposed
+/// output size, exit 0). Now: a one-line error naming the argument, exit 2, no file.
+#[test]
+fn huge_sizes_are_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let y = dir.path().join("y.npy");
+    let x = "[[1,2,3],[4,5,6],[7,8,9]]";
+    for (op, flag, value, names) in [
+        ("conv", "--padding", "9223372036854775807", "padding"),
+        ("conv", "--padding", "18446744073709551615", "padding"),
+        ("conv", "--padding", "0:9223372036854775807", "padding"),
+        ("conv", "--padding", "100000", "padding"),
+        ("conv", "--dilation", "9223372036854775808", "dilation"),
+        (
+            "conv-transpose",
+            "--stride",
+            "4611686018427387904",
+            "stride",
+        ),
+        ("conv-transpose", "--stride", "100000", "stride"),
+        (
+            "conv-transpose",
+            "--padding",
+            "9223372036854775807",
+            "padding",
+        ),
+    ] {
+        let args = [
+            op,
+            "--input",
+            x,
+            "--kernel",
+            "[[1,0],[0,1]]",
+            flag,
+            value,
+            "--output",
+            y.to_str().unwrap(),
+        ];
+        one_line_error(&args, names);
+        assert!(!y.exists(), "{args:?} left {}", y.display());
+    }
+}
+
+/// Bug: `--output` naming a directory (or a path under a plain file) exited 1 with the cause
+/// printed twice; the user's path is at fault: exit 2, one line naming the flag, no file.
+#[test]
+fn output_path_that_is_a_directory_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let conv = ["conv", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]"];
+    let d = dir.path().to_str().unwrap();
+    one_line_error(
+        &[&conv[..], &["--output", d]].concat(),
+        "output: cannot write",
+    );
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let under = file.join("gx.npy");
+    let grads = ["--grad-output", "[[1,1],[1,1]]", "--grad-input"];
+    let err = usage_error(&[&conv[..], &grads, &[under.to_str().unwrap()]].concat());
+    assert!(err.contains("grad-input: cannot write"), "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }

@@ -1,5 +1,5 @@
-//! `.npy` files through the `npyz` crate: f32 read and written, f64 read and converted, C or
-//! Fortran order read; any other dtype, a corrupt header or truncated data is a clear error.
+//! `.npy` files through the `npyz` crate: f32 read and written, f64 read and converted; any
+//! other dtype, Fortran order, a corrupt header or truncated data is a clear error.
 //! Writes go to a temporary file in the same folder that is renamed into place, so a failure
 //! never leaves a half-written file behind.
 
@@ -28,7 +28,12 @@ pub fn read(path: &Path) -> Result<Tensor> {
             format!("not a valid .npy file ({e}); save arrays with numpy.save"),
         )
     })?;
-    let fortran = npy.order() == Order::Fortran;
+    if npy.order() == Order::Fortran {
+        return Err(bad(
+            path,
+            "array is stored in Fortran order; save a C-ordered copy (numpy.ascontiguousarray)",
+        ));
+    }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let dtype = npy.dtype();
     let ts = match &dtype {
@@ -62,35 +67,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
             ))
         }
     };
-    let t = Tensor::new(shape, data)
-        .map_err(|_| bad(path, "data length does not match the header's shape"))?;
-    if fortran {
-        return Tensor::new(t.shape().to_vec(), fortran_to_c(t.shape(), t.data()));
-    }
-    Ok(t)
-}
-
-/// Reorders an array stored in Fortran order (first axis fastest, as numpy.save writes an
-/// F-contiguous array such as `x.T`) into row-major order.
-fn fortran_to_c(shape: &[usize], f: &[f32]) -> Vec<f32> {
-    let mut c = vec![0.0; f.len()];
-    let mut idx = vec![0; shape.len()];
-    // walk the row-major positions, keeping the multi-index and its Fortran offset
-    for v in c.iter_mut() {
-        let mut off = 0;
-        for a in (0..shape.len()).rev() {
-            off = off * shape[a] + idx[a];
-        }
-        *v = f[off];
-        for a in (0..shape.len()).rev() {
-            idx[a] += 1;
-            if idx[a] < shape[a] {
-                break;
-            }
-            idx[a] = 0;
-        }
-    }
-    c
+    Tensor::new(shape, data).map_err(|_| bad(path, "data length does not match the header's shape"))
 }
 
 /// A sibling temporary path for atomic writes: `dir/.name.tmp-<pid>`.
@@ -153,19 +130,6 @@ mod tests {
         write(&p, &t).unwrap();
         assert_eq!(read(&p).unwrap(), t);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn reads_fortran_order() {
-        // (2, 3) array [[0, 1, 2], [3, 4, 5]] stored column by column
-        assert_eq!(
-            fortran_to_c(&[2, 3], &[0., 3., 1., 4., 2., 5.]),
-            vec![0., 1., 2., 3., 4., 5.]
-        );
-        let f: Vec<f32> = (0..24).map(|i| i as f32).collect();
-        // (2, 3, 4): element [i, j, k] sits at i + 2j + 6k in Fortran order
-        let c = fortran_to_c(&[2, 3, 4], &f);
-        assert_eq!(c[12 + 2], f[1 + 6 * 2]); // [1, 0, 2]
     }
 
     #[test]
