@@ -484,6 +484,9 @@ def run_case(exe, c, cid, keep, seed):
             return "rejected", f"torch: {torch_err} / stride: {err}", repro, None
         return "fail", (f"torch rejects ({torch_err}) but stride exit {p.returncode}: "
                         f"{err[:300]}"), repro, None
+    if p.returncode == 2 and "Toeplitz matrix would be" in err and "\n" not in err:
+        # --algo toeplitz refuses matrices over 64 MiB by design (issue 2): a clean refusal
+        return "rejected", f"toeplitz size limit: {err}", repro, None
     if p.returncode != 0:
         return "fail", f"exit {p.returncode}: {err[:400]}", repro, None
     problems = []
@@ -778,7 +781,8 @@ def check_bad_inputs(exe, tmp):
 
 
 def check_file_variants(exe, tmp):
-    """Fortran-order and big-endian .npy files hold valid arrays: the result must match."""
+    """Big-endian .npy files hold valid arrays: the result must match. Fortran-order files are
+    refused with a clear error (exit 2, one line naming Fortran order), as issue 2 asks."""
     fails = []
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
@@ -793,6 +797,12 @@ def check_file_variants(exe, tmp):
         np.save(os.path.join(tmp, "v_w.npy"), w)
         args = ["conv", "--input", xp, "--weight", os.path.join(tmp, "v_w.npy"), "--output", yp]
         p = run(exe, args)
+        if "fortran" in desc:
+            err = p.stderr.strip()
+            if p.returncode != 2 or "Fortran order" not in err or "\n" in err:
+                fails.append((f"{desc} .npy: expected a one-line Fortran-order refusal, got exit "
+                              f"{p.returncode}: {err[:200]}", shlex.join([exe] + args)))
+            continue
         if p.returncode != 0:
             fails.append((f"{desc} .npy: exit {p.returncode}: {p.stderr.strip()[:200]}",
                           shlex.join([exe] + args)))
