@@ -13,6 +13,7 @@ mod predict;
 mod receptive_field;
 mod render;
 mod shape;
+mod summary;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
     ReceptiveField(receptive_field::RfArgs),
+    /// A whole network layer by layer: shapes, parameters, MACs/FLOPs, activation memory, receptive fields.
+    Summary(summary::SummaryArgs),
     /// Train a network (preset or spec) on Fashion-MNIST; writes checkpoint, metrics.csv, chart.png.
     Train(train::TrainArgs),
     /// Test accuracy of a checkpoint, overall and per class.
@@ -75,6 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConvTranspose(a) => conv_transpose::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Summary(a) => summary::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),
