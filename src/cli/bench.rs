@@ -26,6 +26,8 @@ enum BenchWhat {
     Conv(ConvBenchArgs),
     /// Square SGEMM (the ceiling for GEMM-based convolution) at the sizes of the shapes file.
     Gemm(GemmBenchArgs),
+    /// Training steps of a model (default lenet5): images/s.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +102,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     match a.what {
         BenchWhat::Conv(c) => run_conv(c),
         BenchWhat::Gemm(g) => run_gemm(g),
+        BenchWhat::Train(t) => super::bench_train::run(t),
     }
 }
 

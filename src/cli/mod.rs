@@ -3,13 +3,18 @@
 
 mod args;
 mod bench;
+mod bench_train;
 mod conv;
 mod conv_transpose;
+mod eval;
 mod grad;
 mod pool;
+mod predict;
 mod receptive_field;
 mod render;
 mod shape;
+mod summary;
+mod train;
 
 use clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -33,6 +38,14 @@ enum Command {
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
     ReceptiveField(receptive_field::RfArgs),
+    /// A whole network layer by layer: shapes, parameters, MACs/FLOPs, activation memory, receptive fields.
+    Summary(summary::SummaryArgs),
+    /// Train a network (preset or spec) on Fashion-MNIST; writes checkpoint, metrics.csv, chart.png.
+    Train(train::TrainArgs),
+    /// Test accuracy of a checkpoint, overall and per class.
+    Eval(eval::EvalArgs),
+    /// Classify one image (PNG or .npy) with a checkpoint.
+    Predict(predict::PredictArgs),
     /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
@@ -108,6 +121,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ConvTranspose(a) => conv_transpose::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Summary(a) => summary::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Pool(a) => pool::run(a),
     }

@@ -1,0 +1,46 @@
+//! `stride eval`: test accuracy of a checkpoint, overall and per class.
+
+use super::train::{load_data, set_threads};
+use clap::Args;
+use std::path::PathBuf;
+use stride::checkpoint;
+use stride::data::{CLASSES, DEFAULT_DIR};
+use stride::train::evaluate;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  stride eval runs/lenet5-20250101-120000")]
+pub struct EvalArgs {
+    /// A checkpoint file, or a run folder containing checkpoint.safetensors.
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// Folder with the MNIST-format IDX files.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR)]
+    data: PathBuf,
+    #[arg(long, value_name = "B", default_value_t = 1000)]
+    batch_size: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "T")]
+    threads: Option<usize>,
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    set_threads(a.threads)?;
+    let mut loaded = checkpoint::load(&a.checkpoint)?;
+    let (_, test) = load_data(&a.data, Some(1))?;
+    let ev = evaluate(&mut loaded.model, &test, a.batch_size)?;
+    println!(
+        "{} after {} epoch(s): test accuracy {:.4} ({} images), loss {:.4}",
+        loaded.meta.model, loaded.meta.epoch, ev.acc, test.n, ev.loss
+    );
+    println!("{:<12} {:>8} {:>8}", "class", "accuracy", "images");
+    for (c, &(ok, total)) in ev.per_class.iter().enumerate() {
+        let name = CLASSES.get(c).copied().unwrap_or("?");
+        let acc = if total > 0 {
+            ok as f64 / total as f64
+        } else {
+            0.0
+        };
+        println!("{name:<12} {acc:>8.4} {total:>8}");
+    }
+    Ok(())
+}

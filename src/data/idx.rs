@@ -1,0 +1,112 @@
+//! The IDX file format of MNIST and Fashion-MNIST (LeCun et al.), gzipped or not.
+//!
+//! Layout: magic `00 00 TT NN` (TT = element type, 0x08 = unsigned byte; NN = number of axes),
+//! then NN big-endian u32 sizes, then the elements in row-major order. Gzip is recognised by its
+//! own magic (`1f 8b`), whatever the file name. Every deviation is a clear error naming the file.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// An unsigned-byte IDX array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idx {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+fn bad(path: &Path, msg: impl Into<String>) -> Error {
+    Error::BadFile {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Reads the raw bytes, un-gzipping when the file starts with the gzip magic.
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| bad(path, format!("is gzipped but cannot be decompressed ({e}); the download is probably truncated")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Parses IDX bytes (already decompressed). `path` is used in error messages.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Idx> {
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(bad(
+            path,
+            "is not an IDX file (the magic number must start with two zero bytes); \
+             expected MNIST-format files like train-images-idx3-ubyte.gz",
+        ));
+    }
+    let (ty, nd) = (bytes[2], bytes[3] as usize);
+    if ty != 0x08 {
+        let name = match ty {
+            0x09 => "signed byte",
+            0x0B => "i16",
+            0x0C => "i32",
+            0x0D => "f32",
+            0x0E => "f64",
+            _ => "unknown",
+        };
+        return Err(bad(
+            path,
+            format!("has IDX element type 0x{ty:02x} ({name}); only unsigned bytes (0x08) are supported"),
+        ));
+    }
+    if nd == 0 {
+        return Err(bad(path, "IDX header declares 0 axes"));
+    }
+    let header = 4 + 4 * nd;
+    if bytes.len() < header {
+        return Err(bad(
+            path,
+            format!("is truncated inside its header ({} bytes)", bytes.len()),
+        ));
+    }
+    let dims: Vec<usize> = (0..nd)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    let have = bytes.len() - header;
+    match want {
+        Some(w) if w == have => Ok(Idx {
+            dims,
+            data: bytes[header..].to_vec(),
+        }),
+        Some(w) if w > have => Err(bad(
+            path,
+            format!("is truncated: its header {dims:?} needs {w} bytes of data but only {have} are there"),
+        )),
+        _ => Err(bad(
+            path,
+            format!("has {have} bytes of data, which does not match its header {dims:?}"),
+        )),
+    }
+}
+
+/// Reads an IDX file, gzipped or not.
+pub fn read(path: &Path) -> Result<Idx> {
+    parse(path, &read_bytes(path)?)
+}
+
+/// Encodes an unsigned-byte IDX array (for tests and tools).
+pub fn encode(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        out.extend((d as u32).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}

@@ -1,0 +1,161 @@
+//! Batch normalisation layers (`BatchNorm1d/2d/3d`), train and eval mode, running statistics with
+//! PyTorch's momentum 0.1 and eps 1e-5. The maths is in [`crate::ops::norm`].
+
+use super::{Layer, Param};
+use crate::error::{Error, Result};
+use crate::ops::norm::{backward, forward_eval, forward_train, BnDims, BnStats};
+use crate::tensor::{fmt_shape, Tensor};
+
+/// Normalises each channel over the batch (and spatial axes). `spatial` is 1 for
+/// `BatchNorm1d` (input `(N, C)` or `(N, C, L)`), 2 for `BatchNorm2d` (`(N, C, H, W)`), 3 for
+/// `BatchNorm3d`. Parameters `weight` (γ, ones) and `bias` (β, zeros); buffers `running_mean`
+/// (zeros) and `running_var` (ones). Caches its input and the statistics used.
+///
+/// PyTorch: `torch.nn.BatchNorm1d/2d/3d(num_features, eps=1e-5, momentum=0.1)`
+/// (without the `num_batches_tracked` counter, which only matters for `momentum=None`).
+pub struct BatchNorm {
+    pub spatial: usize,
+    pub weight: Param,
+    pub bias: Param,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub eps: f32,
+    pub momentum: f32,
+    x: Tensor,
+    stats: BnStats,
+    train: bool,
+}
+
+impl BatchNorm {
+    /// A fresh layer over `c` channels.
+    pub fn new(spatial: usize, c: usize) -> Self {
+        BatchNorm {
+            spatial,
+            weight: Param::new("weight", Tensor::full(&[c], 1.0)),
+            bias: Param::new("bias", Tensor::zeros(&[c])),
+            running_mean: Tensor::zeros(&[c]),
+            running_var: Tensor::full(&[c], 1.0),
+            eps: 1e-5,
+            momentum: 0.1,
+            x: Tensor::zeros(&[0]),
+            stats: BnStats::default(),
+            train: false,
+        }
+    }
+
+    fn channels(&self) -> usize {
+        self.weight.value.numel()
+    }
+
+    /// Checks the input shape and returns `(N, C, L)`.
+    fn dims(&self, shape: &[usize]) -> Result<BnDims> {
+        let c = self.channels();
+        let ok_rank = match self.spatial {
+            1 => shape.len() == 2 || shape.len() == 3,
+            s => shape.len() == s + 2,
+        };
+        if !ok_rank || shape[1] != c {
+            let want = match self.spatial {
+                1 => format!("(N, {c}) or (N, {c}, L)"),
+                2 => format!("(N, {c}, H, W)"),
+                _ => format!("(N, {c}, D, H, W)"),
+            };
+            return Err(Error::arg(
+                "input",
+                format!(
+                    "BatchNorm{}d({c}) expects {want} but got {}",
+                    self.spatial,
+                    fmt_shape(shape)
+                ),
+            ));
+        }
+        Ok(BnDims {
+            n: shape[0],
+            c,
+            l: shape[2..].iter().product(),
+        })
+    }
+}
+
+impl Layer for BatchNorm {
+    fn describe(&self) -> String {
+        format!(
+            "BatchNorm{}d({}, eps={}, momentum={})",
+            self.spatial,
+            self.channels(),
+            self.eps,
+            self.momentum
+        )
+    }
+
+    fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
+        let d = self.dims(x.shape())?;
+        let mut y = Tensor::zeros(x.shape());
+        self.stats = if train {
+            forward_train(
+                d,
+                x.data(),
+                self.weight.value.data(),
+                self.bias.value.data(),
+                self.eps,
+                self.momentum,
+                self.running_mean.data_mut(),
+                self.running_var.data_mut(),
+                y.data_mut(),
+            )?
+        } else {
+            forward_eval(
+                d,
+                x.data(),
+                self.weight.value.data(),
+                self.bias.value.data(),
+                self.eps,
+                self.running_mean.data(),
+                self.running_var.data(),
+                y.data_mut(),
+            )
+        };
+        self.train = train;
+        self.x = x;
+        Ok(y)
+    }
+
+    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+        let d = self.dims(self.x.shape())?;
+        let mut gx = Tensor::zeros(self.x.shape());
+        backward(
+            d,
+            self.x.data(),
+            self.weight.value.data(),
+            &self.stats,
+            self.train,
+            gy.data(),
+            gx.data_mut(),
+            self.weight.grad.data_mut(),
+            self.bias.grad.data_mut(),
+        );
+        Ok(want_input_grad.then_some(gx))
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        vec![&self.weight, &self.bias]
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        vec![&mut self.weight, &mut self.bias]
+    }
+
+    fn buffers(&self) -> Vec<(&'static str, &Tensor)> {
+        vec![
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
+        vec![
+            ("running_mean", &mut self.running_mean),
+            ("running_var", &mut self.running_var),
+        ]
+    }
+}

@@ -1,0 +1,217 @@
+//! Built-in networks and the builder that turns a [`ModelSpec`] into a [`Sequential`] of
+//! initialised layers.
+//!
+//! Presets (input `(1, 28, 28)`, 10 classes):
+//! - `lenet5`: d2l's LeNet (ch. 7.6), sigmoid + average pooling, 61,706 parameters; trained with
+//!   the d2l recipe (SGD lr 0.9, Xavier-uniform weights);
+//! - `lenet5-relu`: the same topology with ReLU and max pooling (Adam lr 1e-3, PyTorch init);
+//! - `convnet`: a small BatchNorm + ReLU network for ≥ 92% on Fashion-MNIST (Adam lr 1e-3).
+
+use super::activation::{Act, Dropout};
+use super::batchnorm::BatchNorm;
+use super::conv::Conv;
+use super::init::{fans, init_bias, init_weight, Init};
+use super::linear::{Flatten, Linear};
+use super::pool::Pool;
+use super::spec::{LayerSpec, ModelSpec};
+use super::{Layer, Sequential};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use std::path::Path;
+
+/// The input shape of every preset and the default for user specs: one 28×28 grayscale image.
+pub const INPUT: [usize; 3] = [1, 28, 28];
+
+/// A built-in network with its training defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub spec: &'static str,
+    pub optimizer: &'static str,
+    pub lr: f64,
+    pub init: Init,
+}
+
+/// The presets.
+pub const PRESETS: [Preset; 3] = [
+    Preset {
+        name: "lenet5",
+        about: "d2l LeNet-5: sigmoid, average pooling (61,706 parameters)",
+        spec: "conv(6,k=5,p=2) sigmoid avgpool(2) conv(16,k=5) sigmoid avgpool(2) \
+               flatten linear(120) sigmoid linear(84) sigmoid linear(10)",
+        optimizer: "sgd",
+        lr: 0.9,
+        init: Init::XavierUniform,
+    },
+    Preset {
+        name: "lenet5-relu",
+        about: "LeNet-5 with ReLU and max pooling",
+        spec: "conv(6,k=5,p=2) relu maxpool(2) conv(16,k=5) relu maxpool(2) \
+               flatten linear(120) relu linear(84) relu linear(10)",
+        optimizer: "adam",
+        lr: 1e-3,
+        init: Init::Default,
+    },
+    Preset {
+        name: "convnet",
+        about: "small BatchNorm + ReLU convnet",
+        spec: "conv(32,k=3,p=1) batchnorm relu maxpool(2) \
+               conv(64,k=3,p=1) batchnorm relu maxpool(2) \
+               flatten linear(128) batchnorm relu dropout(0.25) linear(10)",
+        optimizer: "adam",
+        lr: 1e-3,
+        init: Init::Default,
+    },
+];
+
+/// Training defaults that come with a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDefaults {
+    pub optimizer: String,
+    pub lr: f64,
+    pub init: Init,
+}
+
+impl Default for ModelDefaults {
+    fn default() -> Self {
+        ModelDefaults {
+            optimizer: "adam".into(),
+            lr: 1e-3,
+            init: Init::Default,
+        }
+    }
+}
+
+/// Resolves a model argument: a preset name, `@file` or the path of a spec file, or an inline spec.
+/// Returns the spec, a display name, and the training defaults.
+pub fn resolve(model: &str) -> Result<(ModelSpec, String, ModelDefaults)> {
+    if let Some(p) = PRESETS.iter().find(|p| p.name == model) {
+        let defaults = ModelDefaults {
+            optimizer: p.optimizer.into(),
+            lr: p.lr,
+            init: p.init,
+        };
+        return Ok((ModelSpec::parse(p.spec, &INPUT)?, p.name.into(), defaults));
+    }
+    let file = model.strip_prefix('@').map(Path::new).or_else(|| {
+        let p = Path::new(model);
+        p.is_file().then_some(p)
+    });
+    let (text, name) = match file {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            p.file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+        ),
+        None => {
+            let single = model
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_');
+            let layer_names = [
+                "flatten",
+                "relu",
+                "sigmoid",
+                "tanh",
+                "batchnorm",
+                "bn",
+                "dropout",
+            ];
+            if single && !layer_names.contains(&model) {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+                return Err(Error::arg(
+                    "model",
+                    format!(
+                        "unknown model '{model}'; use a preset ({}), a spec such as \
+                         'conv(6,k=5) relu maxpool(2) flatten linear(10)', or @file.txt",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            (model.to_string(), "custom".into())
+        }
+    };
+    let spec = ModelSpec::parse(&text, &INPUT)?;
+    Ok((spec, name, ModelDefaults::default()))
+}
+
+/// A network together with the spec it was built from.
+pub struct Model {
+    pub spec: ModelSpec,
+    pub net: Sequential,
+}
+
+impl Model {
+    /// Builds the layers of `spec` (shape pass first, so a bad spec fails before any work) and
+    /// initialises weights with `init` (biases: PyTorch default) from one seeded generator,
+    /// layer by layer in order.
+    pub fn build(spec: &ModelSpec, init: Init, seed: u64) -> Result<Model> {
+        let shapes = spec.shapes()?;
+        let mut rng = Rng::new(seed);
+        let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers.len());
+        for (l, s) in spec.layers.iter().zip(&shapes) {
+            layers.push(build_layer(l, &s.in_shape, init, &mut rng)?);
+        }
+        Ok(Model {
+            spec: spec.clone(),
+            net: Sequential::new(layers),
+        })
+    }
+
+    /// Number of output classes (size of the last layer's output).
+    pub fn classes(&self) -> Result<usize> {
+        let out = self.spec.out_shape()?;
+        match out.as_slice() {
+            [c] => Ok(*c),
+            _ => Err(Error::arg(
+                "model",
+                format!(
+                    "the network must end in flat class scores (e.g. linear(10)), not {:?}",
+                    out
+                ),
+            )),
+        }
+    }
+}
+
+/// One layer for an (unbatched) input shape.
+fn build_layer(
+    l: &LayerSpec,
+    in_shape: &[usize],
+    init: Init,
+    rng: &mut Rng,
+) -> Result<Box<dyn Layer>> {
+    Ok(match l {
+        LayerSpec::Linear { out, bias } => {
+            let mut layer = Linear::new(in_shape[0], *out, *bias);
+            init_weight(init, &mut layer.weight.value, rng);
+            if let Some(b) = &mut layer.bias {
+                init_bias(&mut b.value, in_shape[0], rng);
+            }
+            Box::new(layer)
+        }
+        LayerSpec::Flatten => Box::new(Flatten::default()),
+        LayerSpec::Act(a) => Box::new(Act::new(*a)),
+        LayerSpec::Dropout { p } => Box::new(Dropout::new(*p)?),
+        LayerSpec::BatchNorm { .. } => {
+            let spatial = in_shape.len().saturating_sub(1).max(1);
+            Box::new(BatchNorm::new(spatial, in_shape[0]))
+        }
+        LayerSpec::Conv { bias, .. } => {
+            let shape = l.conv_weight_shape(in_shape)?;
+            let mut layer = Conv::new(&shape, *bias, l.conv_params().expect("conv"));
+            init_weight(init, &mut layer.weight.value, rng);
+            if let Some(b) = &mut layer.bias {
+                init_bias(&mut b.value, fans(&shape).0, rng);
+            }
+            Box::new(layer)
+        }
+        LayerSpec::Pool { .. } => {
+            let nd = in_shape.len() - 1;
+            Box::new(Pool::new(l.pool_params(nd).expect("pool")))
+        }
+    })
+}

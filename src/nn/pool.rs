@@ -1,0 +1,84 @@
+//! Pooling layers on [`crate::ops::pool`]: max, average, min, LP, soft, adaptive and global
+//! pooling. Caches its input and the forward result (output and argmax indices) for backward.
+
+use super::spec::pool_name;
+use super::Layer;
+use crate::error::Result;
+use crate::ops::pool::{pool_backward, pool_forward, PoolKind, PoolOutput, PoolParams};
+use crate::tensor::Tensor;
+
+/// A pooling layer; `params.spatial_axes` fixes the number of spatial axes.
+///
+/// PyTorch: `torch.nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode)`,
+/// `AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad)`, `LPPool2d`,
+/// `AdaptiveAvgPool2d(output_size)`, `AdaptiveMaxPool2d` (and the 1-D / 3-D variants).
+pub struct Pool {
+    pub params: PoolParams,
+    x: Tensor,
+    out: PoolOutput,
+}
+
+impl Pool {
+    pub fn new(params: PoolParams) -> Self {
+        Pool {
+            params,
+            x: Tensor::zeros(&[0]),
+            out: PoolOutput {
+                y: Tensor::zeros(&[0]),
+                indices: None,
+            },
+        }
+    }
+}
+
+impl Layer for Pool {
+    fn describe(&self) -> String {
+        let p = &self.params;
+        let nd = p.spatial_axes.unwrap_or(2);
+        let name = match p.kind {
+            PoolKind::Max => "MaxPool",
+            PoolKind::Avg => "AvgPool",
+            PoolKind::Lp => "LPPool",
+            PoolKind::AdaptiveAvg | PoolKind::GlobalAvg => "AdaptiveAvgPool",
+            PoolKind::AdaptiveMax | PoolKind::GlobalMax => "AdaptiveMaxPool",
+            _ => return format!("{}{nd}d (stride extension)", pool_name(p.kind)),
+        };
+        let list = |v: &[usize]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if p.kind.is_sliding() {
+            format!(
+                "{name}{nd}d(kernel_size={}, stride={})",
+                list(&p.kernel),
+                list(p.stride_or_kernel())
+            )
+        } else if p.output_size.is_empty() {
+            format!("{name}{nd}d(output_size=1)")
+        } else {
+            format!("{name}{nd}d(output_size={})", list(&p.output_size))
+        }
+    }
+
+    fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
+        let out = pool_forward(&x, &self.params)?;
+        // keep a copy of y (reusing the cached buffer) and the indices for backward
+        if self.out.y.shape() == out.y.shape() {
+            self.out.y.data_mut().copy_from_slice(out.y.data());
+        } else {
+            self.out.y = out.y.clone();
+        }
+        self.out.indices = out.indices;
+        self.x = x;
+        Ok(out.y)
+    }
+
+    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+        if !want_input_grad {
+            return Ok(None);
+        }
+        Ok(Some(pool_backward(&self.x, &self.out, &gy, &self.params)?))
+    }
+}

@@ -1,0 +1,112 @@
+//! The fully connected (affine) map, forward next to backward, on the GEMM of [`crate::ops::gemm`].
+//!
+//! Shapes: `x: (N, in)`, `w: (out, in)` (PyTorch's layout), `b: (out)`, `y: (N, out)`.
+//! - forward:  `y = x · wᵀ + b`
+//! - backward: `gx = gy · w`, `gw = gyᵀ · x`, `gb = Σ_n gy[n, :]`
+
+use crate::ops::gemm::{matmul, MatRef};
+
+/// Sizes of one affine map: batch `n`, `inf` input and `outf` output features.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearDims {
+    pub n: usize,
+    pub inf: usize,
+    pub outf: usize,
+}
+
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Forward: `y (N, out) = x (N, in) · wᵀ (in, out) + b`.
+pub fn forward(d: LinearDims, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let LinearDims { n, inf, outf } = d;
+    if let Some(b) = b {
+        // y starts as the bias broadcast over rows, then the GEMM accumulates onto it
+        for row in y.chunks_mut(outf) {
+            row.copy_from_slice(b);
+        }
+    }
+    matmul(
+        y,
+        outf,
+        MatRef::row_major(x, n, inf),
+        MatRef::row_major(w, outf, inf).t(),
+        b.is_some(),
+        threads(),
+    );
+}
+
+/// Backward. `gx` (N, in) = gy · w, when wanted; `gw` (out, in) = gyᵀ · x; `gb` (out) = Σ_n gy.
+/// Gradients are overwritten, not accumulated.
+pub fn backward(
+    d: LinearDims,
+    x: &[f32],
+    w: &[f32],
+    gy: &[f32],
+    gx: Option<&mut [f32]>,
+    gw: &mut [f32],
+    gb: Option<&mut [f32]>,
+) {
+    let LinearDims { n, inf, outf } = d;
+    let gym = MatRef::row_major(gy, n, outf);
+    if let Some(gx) = gx {
+        // (N, out) · (out, in)
+        matmul(
+            gx,
+            inf,
+            gym,
+            MatRef::row_major(w, outf, inf),
+            false,
+            threads(),
+        );
+    }
+    // (out, N) · (N, in)
+    matmul(
+        gw,
+        inf,
+        gym.t(),
+        MatRef::row_major(x, n, inf),
+        false,
+        threads(),
+    );
+    if let Some(gb) = gb {
+        // for each output feature: sum its column of gy (rows in order: deterministic)
+        gb.fill(0.0);
+        for row in gy.chunks(outf) {
+            gb.iter_mut().zip(row).for_each(|(g, &v)| *g += v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_affine_map() {
+        // x = [[1, 2]], w = [[1, 0], [0, 1], [1, 1]], b = [0, 1, 2]  →  y = [[1, 3, 5]]
+        let d = LinearDims {
+            n: 1,
+            inf: 2,
+            outf: 3,
+        };
+        let (x, w, b) = ([1.0, 2.0], [1.0, 0.0, 0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 2.0]);
+        let mut y = [0.0; 3];
+        forward(d, &x, &w, Some(&b), &mut y);
+        assert_eq!(y, [1.0, 3.0, 5.0]);
+        let (mut gx, mut gw, mut gb) = ([0.0; 2], [0.0; 6], [0.0; 3]);
+        backward(
+            d,
+            &x,
+            &w,
+            &[1.0, 1.0, 1.0],
+            Some(&mut gx),
+            &mut gw,
+            Some(&mut gb),
+        );
+        assert_eq!(gx, [2.0, 2.0]);
+        assert_eq!(gw, [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+        assert_eq!(gb, [1.0, 1.0, 1.0]);
+    }
+}
