@@ -79,3 +79,48 @@ fn analysis_bad_input() {
             .contains("strides: 3 values")
     );
 }
+
+#[test]
+fn shape_for_transposed_convolution() {
+    // PyTorch: ConvTranspose2d(16, 8, 3, stride=2, padding=1, output_padding=1) on 7×7 → 14×14
+    let out = ok(&[
+        "shape",
+        "--input",
+        "16,7,7",
+        "--kernel",
+        "3",
+        "--stride",
+        "2",
+        "--padding",
+        "1",
+        "--output-padding",
+        "1",
+        "--filters",
+        "8",
+        "--op",
+        "conv-transpose",
+    ]);
+    assert!(
+        out.contains("H: (7 - 1)·2 - 1 - 1 + 1·(3-1) + 1 + 1 = 14"),
+        "{out}"
+    );
+    assert!(out.contains("output: 14×14×8"), "{out}");
+    // weight (Cin, Cout/g, k, k) + bias: 16·8·9 + 8
+    assert!(out.contains("= 1,160"), "{out}");
+    let err = usage_error(&[
+        "shape",
+        "--input",
+        "16,7,7",
+        "--kernel",
+        "3",
+        "--stride",
+        "2",
+        "--output-padding",
+        "2",
+        "--filters",
+        "8",
+        "--op",
+        "conv-transpose",
+    ]);
+    assert!(err.contains("output-padding"), "{err}");
+}

@@ -15,10 +15,12 @@ fn t(shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
 }
 
-const ALGOS: [ConvAlgo; 4] = [
+const ALGOS: [ConvAlgo; 6] = [
     ConvAlgo::Direct,
     ConvAlgo::Im2col,
     ConvAlgo::Toeplitz,
+    ConvAlgo::Rows,
+    ConvAlgo::Winograd,
     ConvAlgo::Auto,
 ];
 
@@ -133,7 +135,13 @@ fn fast_paths_match_the_reference() {
         let y = conv(&x, &w, b.as_ref(), &p, ConvAlgo::Direct).unwrap();
         let gy = rand_tensor(&mut rng, y.shape());
         let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
-        for algo in [ConvAlgo::Im2col, ConvAlgo::Toeplitz, ConvAlgo::Auto] {
+        for algo in [
+            ConvAlgo::Im2col,
+            ConvAlgo::Toeplitz,
+            ConvAlgo::Rows,
+            ConvAlgo::Winograd,
+            ConvAlgo::Auto,
+        ] {
             let f = conv_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
             let what = format!(
                 "case {case} {algo:?} {p:?} x{:?} w{:?}",

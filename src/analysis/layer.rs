@@ -19,6 +19,13 @@ pub enum LayerKind {
     },
     /// Pooling (channels unchanged, no parameters).
     Pool { ceil_mode: bool },
+    /// Transposed convolution with `filters` output channels; `output_padding` per axis.
+    ConvTranspose {
+        filters: usize,
+        groups: usize,
+        bias: bool,
+        output_padding: [usize; 3],
+    },
 }
 
 /// A single-layer question: input `(C, *spatial)` and the window.
@@ -43,6 +50,19 @@ pub struct LayerFigures {
     pub macs: u64,
 }
 
+/// Groups must divide both channel counts.
+fn check_groups(groups: usize, channels: usize, filters: usize) -> Result<()> {
+    if groups == 0 || !channels.is_multiple_of(groups) || !filters.is_multiple_of(groups) {
+        return Err(Error::arg(
+            "groups",
+            format!(
+                "{groups} must divide both the input channels {channels} and the filters {filters}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl LayerQuery {
     /// Resolves the window (validating it) and computes the figures.
     pub fn figures(&self) -> Result<(Window3, LayerFigures)> {
@@ -53,6 +73,34 @@ impl LayerQuery {
             padding: self.padding.clone(),
             ceil_mode: matches!(self.kind, LayerKind::Pool { ceil_mode: true }),
         };
+        if let LayerKind::ConvTranspose {
+            filters,
+            groups,
+            bias,
+            output_padding,
+        } = self.kind
+        {
+            // the adjoint window: its `input` is the transposed output, its `output` our input
+            let nd = self.spatial.len();
+            let win = Window3::transposed(&self.spatial, &spec, &output_padding[..nd])?;
+            check_groups(groups, self.channels, filters)?;
+            let taps = win.taps() as u64;
+            let per_in = (filters / groups) as u64 * taps;
+            let mut out_shape = vec![filters];
+            out_shape.extend(win.real_axes().iter().map(|a| a.input));
+            let params = self.channels as u64 * per_in + if bias { filters as u64 } else { 0 };
+            // every input value is multiplied into Cout/g · taps outputs
+            let macs =
+                self.spatial.iter().product::<usize>() as u64 * self.channels as u64 * per_in;
+            return Ok((
+                win,
+                LayerFigures {
+                    out_shape,
+                    params,
+                    macs,
+                },
+            ));
+        }
         let win = Window3::new(&self.spatial, &spec)?;
         let (cout, params, per_out) = match self.kind {
             LayerKind::Conv {
@@ -60,22 +108,12 @@ impl LayerQuery {
                 groups,
                 bias,
             } => {
-                if groups == 0
-                    || !self.channels.is_multiple_of(groups)
-                    || !filters.is_multiple_of(groups)
-                {
-                    return Err(Error::arg(
-                        "groups",
-                        format!(
-                            "{groups} must divide both the input channels {} and the filters {filters}",
-                            self.channels
-                        ),
-                    ));
-                }
+                check_groups(groups, self.channels, filters)?;
                 let fan_in = (self.channels / groups * win.taps()) as u64;
                 (filters, filters as u64 * (fan_in + bias as u64), fan_in)
             }
             LayerKind::Pool { .. } => (self.channels, 0, win.taps() as u64),
+            LayerKind::ConvTranspose { .. } => unreachable!("handled above"),
         };
         let mut out_shape = vec![cout];
         out_shape.extend(win.output_shape());
@@ -101,11 +139,31 @@ impl LayerQuery {
                 .collect::<Vec<_>>()
                 .join("×")
         };
-        let mut size = Step::new("Output size").line(
-            "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1",
-        );
-        for (n, a) in names.iter().zip(win.real_axes()) {
-            size = size.line(size_formula(n, a));
+        let mut size = Step::new("Output size");
+        if let LayerKind::ConvTranspose { output_padding, .. } = self.kind {
+            size = size.line(
+                "per axis: out = (in - 1)·stride - pad_begin - pad_end + dilation·(kernel-1) + output_padding + 1",
+            );
+            // the adjoint window's output is our input, its input our output
+            for ((n, a), op) in names.iter().zip(win.real_axes()).zip(output_padding) {
+                size = size.line(format!(
+                    "{n}: ({i} - 1)·{s} - {pb} - {pe} + {d}·({k}-1) + {op} + 1 = {o}",
+                    i = a.output,
+                    s = a.stride,
+                    pb = a.pad_begin,
+                    pe = a.pad_end,
+                    d = a.dilation,
+                    k = a.kernel,
+                    o = a.input
+                ));
+            }
+        } else {
+            size = size.line(
+                "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1",
+            );
+            for (n, a) in names.iter().zip(win.real_axes()) {
+                size = size.line(size_formula(n, a));
+            }
         }
         let out_sp = &f.out_shape[1..];
         let cout = f.out_shape[0];
@@ -118,6 +176,13 @@ impl LayerQuery {
                     names.join("×"),
                     dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
                     self.channels
+                ),
+                LayerKind::ConvTranspose { filters, .. } => format!(
+                    "Transposed convolution: input {}×{} ({}×C), {filters} filters of {}",
+                    dims(&self.spatial),
+                    self.channels,
+                    names.join("×"),
+                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
                 ),
                 LayerKind::Pool { .. } => format!(
                     "Pooling: input {}×{} ({}×C), window {}",
@@ -159,6 +224,36 @@ impl LayerQuery {
                     "multiply-accumulates per image: {} output values × {} = {} (FLOPs = 2·MACs = {})",
                     thousands((cout * win.out_len()) as u64),
                     self.channels / groups * k,
+                    thousands(f.macs),
+                    thousands(2 * f.macs)
+                ));
+            }
+            LayerKind::ConvTranspose {
+                filters,
+                groups,
+                bias,
+                ..
+            } => {
+                let k = win.taps();
+                cost = cost.line(format!(
+                    "parameters: weight ({}, {}, {}) = {}·{}·{}{} = {}",
+                    self.channels,
+                    filters / groups,
+                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
+                    self.channels,
+                    filters / groups,
+                    k,
+                    if bias {
+                        format!(" + {filters} biases")
+                    } else {
+                        String::new()
+                    },
+                    thousands(f.params)
+                ));
+                cost = cost.line(format!(
+                    "multiply-accumulates per image: {} input values × {} = {} (FLOPs = 2·MACs = {})",
+                    thousands((self.channels * self.spatial.iter().product::<usize>()) as u64),
+                    filters / groups * k,
                     thousands(f.macs),
                     thousands(2 * f.macs)
                 ));

@@ -4,6 +4,7 @@
 
 pub mod layer;
 pub mod receptive;
+pub mod summary;
 
 /// `1234567` → `"1,234,567"`.
 pub fn thousands(v: u64) -> String {

@@ -5,6 +5,13 @@ use std::path::Path;
 use stride::io::{self, Source};
 use stride::{Result, Tensor};
 
+/// Parses a count such as `--groups` (clap prefixes the flag and the value to the message).
+pub fn count(s: &str) -> std::result::Result<usize, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "give a whole number such as 1 or 2".to_string())
+}
+
 /// Loads a tensor argument. A literal of rank 1 or 2 is one single-channel signal / image /
 /// kernel, so it gains leading axes of size 1 (`[[..]]` → `(1, 1, H, W)`); a scalar becomes `(1)`.
 pub fn load_tensor(arg: &str, s: &str) -> Result<Tensor> {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use stride::bench::{time, ConvBenchShape, Shapes};
 use stride::geometry::PaddingSpec;
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape, GradRequest};
+use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
 use stride::rng::Rng;
 use stride::Tensor;
 
@@ -111,6 +112,18 @@ fn torch_ms(doc: &serde_json::Value, threads: usize, name: &str, op: &str) -> Op
         .as_array()?
         .iter()
         .find(|r| r["threads"].as_u64() == Some(threads as u64))?["conv"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name && e["op"] == op)?["median_ms"]
+        .as_f64()
+}
+
+/// PyTorch's median ms for a pooling (shape, op) at `threads`, if present.
+fn torch_pool_ms(doc: &serde_json::Value, threads: usize, name: &str, op: &str) -> Option<f64> {
+    doc["runs"]
+        .as_array()?
+        .iter()
+        .find(|r| r["threads"].as_u64() == Some(threads as u64))?["pool"]
         .as_array()?
         .iter()
         .find(|e| e["name"] == name && e["op"] == op)?["median_ms"]
@@ -247,13 +260,93 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
                 "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
         }
     }
+    // pooling shapes: forward (with indices for max) and backward
+    let mut pool_rows = vec![];
+    if !a.json {
+        println!(
+            "{:<16} {:<5} {:>9} {:>9}{}",
+            "pool",
+            "pass",
+            "ms",
+            "cpu ms",
+            if torch.is_some() {
+                "  torch ms   ratio"
+            } else {
+                ""
+            }
+        );
+    }
+    for ps in &shapes.pool {
+        if filter
+            .as_ref()
+            .is_some_and(|f| !f.contains(&ps.name.as_str()))
+        {
+            continue;
+        }
+        let kind = match ps.kind.as_str() {
+            "max" => PoolKind::Max,
+            "avg" => PoolKind::Avg,
+            other => anyhow::bail!("shapes file: unknown pool kind '{other}'"),
+        };
+        let mut p = PoolParams::new(kind, &ps.k);
+        p.stride = ps.stride.clone();
+        p.padding = PaddingSpec::Explicit(ps.pad.iter().map(|&v| (v, v)).collect());
+        let mut rng = Rng::new(0);
+        let mut xs = vec![ps.n, ps.c];
+        xs.extend(&ps.input);
+        let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
+        let out = pool_forward(&x, &p)?;
+        let gy = Tensor::new(out.y.shape().to_vec(), rng.vec(out.y.numel(), -1.0, 1.0))?;
+        type Op<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
+        let ops: [Op; 2] = [
+            (
+                "fwd",
+                Box::new(|| {
+                    drop(std::hint::black_box(
+                        pool_forward(&x, &p).expect("valid shape"),
+                    ))
+                }),
+            ),
+            (
+                "bwd",
+                Box::new(|| {
+                    drop(std::hint::black_box(
+                        pool_backward(&x, &out, &gy, &p).expect("valid shape"),
+                    ))
+                }),
+            ),
+        ];
+        for (op, f) in ops.iter() {
+            let t = pool.install(|| time(f));
+            let ms = t.median_s * 1e3;
+            let tm = torch
+                .as_ref()
+                .and_then(|d| torch_pool_ms(d, threads, &ps.name, op));
+            if let Some(tm) = tm {
+                ratios.push((format!("pool {op}"), tm / ms));
+            }
+            if !a.json {
+                let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
+                let cpu = t
+                    .cpu_s
+                    .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
+                println!("{:<16} {:<5} {ms:9.3} {cpu:>9}{cmp}", ps.name, op);
+            }
+            pool_rows.push(
+                json!({"name": ps.name, "op": op, "median_ms": ms, "min_ms": t.min_s * 1e3,
+                "max_ms": t.max_s * 1e3, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}),
+            );
+        }
+    }
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"threads": threads, "conv": rows}))?
+            serde_json::to_string_pretty(
+                &json!({"threads": threads, "conv": rows, "pool": pool_rows})
+            )?
         );
     } else {
-        for op in ["fwd", "bwd_input", "bwd_weight"] {
+        for op in ["fwd", "bwd_input", "bwd_weight", "pool fwd", "pool bwd"] {
             let r: Vec<f64> = ratios
                 .iter()
                 .filter(|(o, _)| o == op)

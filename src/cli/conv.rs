@@ -23,10 +23,15 @@ pub struct ConvArgs {
     #[arg(long, visible_alias = "kernel", value_name = "W")]
     weight: String,
     /// Bias (Cout): .npy or inline literal such as '[0.5]'.
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", allow_hyphen_values = true)]
     bias: Option<String>,
     /// Stride: one integer, or one per spatial axis (2,1).
-    #[arg(long, value_name = "S", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "1",
+        allow_hyphen_values = true
+    )]
     stride: String,
     /// Padding: an integer, one per axis (1,2), begin:end per axis (0:1,1:0), valid, same (ceil(i/s), extra at the end) or full.
     #[arg(
@@ -37,10 +42,21 @@ pub struct ConvArgs {
     )]
     padding: String,
     /// Dilation: one integer, or one per spatial axis.
-    #[arg(long, value_name = "D", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1",
+        allow_hyphen_values = true
+    )]
     dilation: String,
     /// Groups: input and output channels split into this many independent convolutions (Cin = depthwise).
-    #[arg(long, value_name = "G", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "G",
+        default_value_t = 1,
+        value_parser = args::count,
+        allow_hyphen_values = true
+    )]
     groups: usize,
     /// How padding is filled: zeros, reflect, replicate or circular.
     #[arg(long, value_name = "MODE", default_value = "zeros")]

@@ -23,22 +23,48 @@ pub struct ConvTransposeArgs {
     #[arg(long, visible_alias = "kernel", value_name = "W")]
     weight: String,
     /// Bias (Cout): .npy or inline literal such as '[0.5]'.
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", allow_hyphen_values = true)]
     bias: Option<String>,
     /// Stride: one integer, or one per spatial axis (2,1).
-    #[arg(long, value_name = "S", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = "1",
+        allow_hyphen_values = true
+    )]
     stride: String,
     /// Padding removed from each side of the output: an integer, one per axis (1,2), or begin:end per axis.
-    #[arg(long, value_name = "P", default_value = "0")]
+    #[arg(
+        long,
+        value_name = "P",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
     padding: String,
     /// Extra size on the end of each output axis (smaller than the stride or the dilation).
-    #[arg(long, value_name = "OP", default_value = "0")]
+    #[arg(
+        long,
+        value_name = "OP",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
     output_padding: String,
     /// Dilation: one integer, or one per spatial axis.
-    #[arg(long, value_name = "D", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1",
+        allow_hyphen_values = true
+    )]
     dilation: String,
     /// Groups: input and output channels split into this many independent transposed convolutions.
-    #[arg(long, value_name = "G", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "G",
+        default_value_t = 1,
+        value_parser = args::count,
+        allow_hyphen_values = true
+    )]
     groups: usize,
     /// Algorithm: auto, direct, im2col or toeplitz (all give the same result).
     #[arg(long, value_name = "ALGO", default_value = "auto")]

@@ -15,7 +15,7 @@ use stride::{Error, Result, Tensor};
 pub struct GradArgs {
     /// Output gradient ∂E/∂y (the output's shape): .npy or inline literal. Alone it prints the gradients; with
     /// --grad-input / --grad-weight / --grad-bias it writes those.
-    #[arg(long, value_name = "GY")]
+    #[arg(long, value_name = "GY", allow_hyphen_values = true)]
     pub grad_output: Option<String>,
     /// Write ∂E/∂x (the input's shape) to this .npy file (needs --grad-output).
     #[arg(long, value_name = "GX.npy")]
@@ -125,12 +125,15 @@ pub fn save_all(outputs: &[(&str, &Path, &Tensor)]) -> Result<Vec<String>> {
     }
     // a missing directory or no permission is the user's path at fault (exit 2), naming the flag
     let cannot = |flag: &str, path: &Path, source: std::io::Error| {
-        use std::io::ErrorKind::{NotFound, PermissionDenied};
-        if matches!(source.kind(), NotFound | PermissionDenied) {
+        use std::io::ErrorKind::{IsADirectory, NotADirectory, NotFound, PermissionDenied};
+        if matches!(
+            source.kind(),
+            NotFound | PermissionDenied | IsADirectory | NotADirectory
+        ) {
             Error::arg(
                 flag,
                 format!(
-                    "cannot write {}: {source}; check that the directory exists and is writable",
+                    "cannot write {}: {source}; give a file path in an existing, writable directory",
                     path.display()
                 ),
             )

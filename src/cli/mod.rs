@@ -13,9 +13,11 @@ mod predict;
 mod receptive_field;
 mod render;
 mod shape;
+mod summary;
 mod train;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// stride: convolutional neural networks from first principles.
@@ -36,6 +38,8 @@ enum Command {
     Shape(shape::ShapeArgs),
     /// How the receptive field grows through a stack of layers, and what the alternatives cost.
     ReceptiveField(receptive_field::RfArgs),
+    /// A whole network layer by layer: shapes, parameters, MACs/FLOPs, activation memory, receptive fields.
+    Summary(summary::SummaryArgs),
     /// Train a network (preset or spec) on Fashion-MNIST; writes checkpoint, metrics.csv, chart.png.
     Train(train::TrainArgs),
     /// Test accuracy of a checkpoint, overall and per class.
@@ -52,15 +56,21 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
+        // --help, --version, and the help shown when nothing is given: as clap prints them
+        Err(e) if !e.use_stderr() || e.kind() == DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // `{e}`, not `{e:#}`: a stride error's message already ends with its cause
+            eprintln!("error: {e}");
             let usage = e
                 .downcast_ref::<stride::Error>()
                 .is_some_and(stride::Error::is_usage);
@@ -69,12 +79,49 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// A usage error on one line: clap's message and tip, then where to read more
+/// (`error: unexpected argument '--pading' found; tip: a similar argument exists: '--padding';
+/// see 'stride conv --help'`).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    // the subcommand the user named, if any
+    let mut command = match std::env::args().nth(1) {
+        Some(sub) if Cli::command().find_subcommand(&sub).is_some() => format!("stride {sub}"),
+        _ => "stride".to_string(),
+    };
+    let mut parts = vec![];
+    for para in text.split("\n\n") {
+        let lines: Vec<&str> = para
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        match lines.first() {
+            None => {}
+            Some(l) if l.starts_with("For more information") => {}
+            Some(l) if l.starts_with("Usage: ") => {
+                // the command's words, before its first argument
+                let words: Vec<&str> = l["Usage: ".len()..]
+                    .split_whitespace()
+                    .take_while(|w| !w.starts_with(['-', '[', '<']))
+                    .collect();
+                command = words.join(" ");
+            }
+            // a heading and its list ("required arguments were not provided:" + one per line)
+            Some(l) if l.ends_with(':') => parts.push(format!("{l} {}", lines[1..].join(", "))),
+            Some(_) => parts.push(lines.join(" ")),
+        }
+    }
+    format!("{}; see '{command} --help'", parts.join("; "))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Conv(a) => conv::run(a),
         Command::ConvTranspose(a) => conv_transpose::run(a),
         Command::Shape(a) => shape::run(a),
         Command::ReceptiveField(a) => receptive_field::run(a),
+        Command::Summary(a) => summary::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),

@@ -3,13 +3,14 @@
 use super::render;
 use clap::Args;
 use stride::analysis::layer::{LayerKind, LayerQuery};
-use stride::geometry::{parse_per_axis, PaddingSpec};
+use stride::geometry::{parse_per_axis, per_axis, PaddingSpec};
 use stride::Error;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples (seed 000, question (a)):\n  \
   stride shape --input 200x200x3 --kernel 40x40 --filters 12323 --stride 2\n  \
-  stride shape --input 6,28,28 --kernel 2 --stride 2 --op pool")]
+  stride shape --input 6,28,28 --kernel 2 --stride 2 --op pool\n  \
+  stride shape --input 16,14,14 --kernel 2 --stride 2 --filters 6 --op conv-transpose")]
 pub struct ShapeArgs {
     /// Input size: H×W×C as the course writes it (200x200x3; channels last), or C,H,W in PyTorch order (3,200,200). 1 to 3 spatial axes.
     #[arg(long, value_name = "SHAPE")]
@@ -35,9 +36,12 @@ pub struct ShapeArgs {
     /// Convolution without bias.
     #[arg(long)]
     no_bias: bool,
-    /// Layer type: conv or pool.
+    /// Layer type: conv, pool or conv-transpose.
     #[arg(long, value_name = "OP", default_value = "conv")]
     op: String,
+    /// Output padding of a transposed convolution (one value or one per axis).
+    #[arg(long, value_name = "OP", default_value = "0")]
+    output_padding: String,
     /// Pooling in ceil mode.
     #[arg(long)]
     ceil_mode: bool,
@@ -76,15 +80,35 @@ pub fn run(a: ShapeArgs) -> anyhow::Result<()> {
         "pool" => LayerKind::Pool {
             ceil_mode: a.ceil_mode,
         },
+        "conv-transpose" => {
+            let op = per_axis(
+                "output-padding",
+                &parse_per_axis("output-padding", &a.output_padding)?,
+                spatial.len(),
+            )?;
+            let mut output_padding = [0; 3];
+            output_padding[..op.len()].copy_from_slice(&op);
+            LayerKind::ConvTranspose {
+                filters: a.filters.ok_or_else(|| {
+                    Error::arg(
+                        "filters",
+                        "a transposed convolution needs --filters N (its output channels)",
+                    )
+                })?,
+                groups: a.groups,
+                bias: !a.no_bias,
+                output_padding,
+            }
+        }
         other => {
             return Err(Error::arg(
                 "op",
-                format!("unknown layer type '{other}'; use conv or pool"),
+                format!("unknown layer type '{other}'; use conv, pool or conv-transpose"),
             )
             .into())
         }
     };
-    let stride = match (&a.stride, kind) {
+    let stride = match (&a.stride, &kind) {
         (Some(s), _) => parse_per_axis("stride", s)?,
         (None, LayerKind::Pool { .. }) => kernel.clone(),
         (None, _) => vec![1],

@@ -133,7 +133,7 @@ pub fn adjoint_shape(
         ceil_mode: false,
     };
     let window = Window3::transposed(spatial, &spec, &p.output_padding)?;
-    Ok(ConvShape {
+    let shape = ConvShape {
         batch,
         batched,
         cin: cout,
@@ -141,7 +141,10 @@ pub fn adjoint_shape(
         groups,
         window,
         mode: PaddingMode::Zeros,
-    })
+    };
+    // the adjoint's padded input is the transposed output before its padding is cropped
+    shape.check_size("stride", "use a smaller stride, dilation or input")?;
+    Ok(shape)
 }
 
 /// Forward on flat buffers: `x: (N, Cin, *i)`, `w: (Cin, Cout/g, *k)`, `y: (N, Cout, *o)`

@@ -13,6 +13,7 @@
 //! gradient (a sum). The slice-level dispatchers ([`forward_slices`], [`backward_input_slices`],
 //! [`backward_weight_slices`]) are shared with the transposed convolution, its adjoint.
 
+pub mod backward;
 pub mod direct;
 pub mod im2col;
 pub mod rows;
@@ -23,6 +24,14 @@ pub mod winograd;
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
 use crate::tensor::{fmt_shape, Tensor};
+
+pub use backward::{
+    adjoint_problem, adjoint_weight, auto_algos, backward_input_slices, backward_weight_slices,
+    check_grad_output, conv_backward, ConvGrads, GradRequest,
+};
+
+/// Most values in one tensor of a convolution (padded input or output): 2³², 16 GiB of f32.
+pub const MAX_ELEMENTS: usize = 1 << 32;
 
 /// Parameters of a convolution (PyTorch names and defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -189,7 +198,7 @@ impl ConvShape {
         };
         let window = Window3::new(spatial, &spec)?;
         window.check_mode(p.padding_mode)?;
-        Ok(ConvShape {
+        let shape = ConvShape {
             batch,
             batched,
             cin,
@@ -197,7 +206,32 @@ impl ConvShape {
             groups,
             window,
             mode: p.padding_mode,
-        })
+        };
+        shape.check_size("padding", "use less padding or a smaller input")?;
+        Ok(shape)
+    }
+
+    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the row kernel
+    /// builds) or output `N·Cout·out` would hold more than [`MAX_ELEMENTS`] values; `arg` and
+    /// `fix` name the argument to change and how.
+    pub fn check_size(&self, arg: &str, fix: &str) -> Result<()> {
+        let count = |c: usize, lens: [usize; 3]| {
+            lens.iter()
+                .try_fold(self.batch.checked_mul(c)?, |n, &l| n.checked_mul(l))
+                .filter(|&n| n <= MAX_ELEMENTS)
+        };
+        let axes = &self.window.axes;
+        if count(self.cin, axes.map(|a| a.padded())).is_none()
+            || count(self.cout, axes.map(|a| a.output)).is_none()
+        {
+            return Err(Error::TooLarge {
+                what: arg.into(),
+                msg: format!(
+                    "needs a tensor of more than {MAX_ELEMENTS} values (16 GiB of f32); {fix}"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Input channels per group.
@@ -247,22 +281,17 @@ fn spatial_names(nd: usize) -> &'static str {
 
 /// Picks the algorithm `Auto` stands for.
 pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
-    // Depthwise: the GEMM would be one row by taps; the row kernel wins (measured on dw3x3:
-    // 2× im2col). With Cin/g = 1 but several outputs per group (LeNet's first layer) the
-    // batched im2col GEMM already wins.
-    if rows::suits(s) && s.cin_g() == 1 && s.cout_g() == 1 {
+    // Measured on the standard shapes (CPU time, one thread): the register-blocked row kernel
+    // beats im2col + GEMM while the reduction Cin/g·taps is small (LeNet 2×, depthwise 2.7×,
+    // 3×3 with 64 channels 1.2×, 3-D 1.8×); from Cin/g·taps ≈ 2304 (3×3, 256 channels) and for
+    // 1×1 (a plain GEMM, no copy) the GEMM wins. Winograd stays opt-in: on 3×3 with 64 input
+    // channels its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to
+    // float32 comparison tolerances to pick silently.
+    if rows::suits(s) && !im2col::is_pointwise(s) && s.k_len() <= 1024 {
         ConvAlgo::Rows
     } else {
         ConvAlgo::Im2col
     }
-}
-
-/// The adjoint problem that `Auto` uses for the input gradient, when it is the better choice:
-/// measured, the adjoint forward wins when it is a real GEMM (Cin/g ≥ 16: 3×3 ResNet layers,
-/// 1×1, 1-D, 3-D) or depthwise; for few input channels (LeNet) col2im wins by 2×.
-fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
-    let worth = s.cin_g() >= 16 || (s.cin_g() == 1 && s.cout_g() == 1);
-    worth.then(|| adjoint_problem(s)).flatten()
 }
 
 /// `algo` with `Auto` replaced by the choice for `s`.
@@ -298,119 +327,6 @@ pub fn forward_slices(
     Ok(())
 }
 
-/// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten). `Rows` and `Winograd` compute it as a forward
-/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels,
-/// `Auto` where that is measured to win ([`auto_adjoint`]); otherwise col2im.
-pub fn backward_input_slices(
-    s: &ConvShape,
-    algo: ConvAlgo,
-    gy: &[f32],
-    w: &[f32],
-    gx: &mut [f32],
-) -> Result<()> {
-    match algo {
-        ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Auto => match auto_adjoint(s) {
-            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
-            None => im2col::backward_input(s, gy, w, gx),
-        },
-        ConvAlgo::Rows | ConvAlgo::Winograd => match adjoint_problem(s) {
-            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
-            None => im2col::backward_input(s, gy, w, gx),
-        },
-        ConvAlgo::Im2col => im2col::backward_input(s, gy, w, gx),
-        ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
-    }
-    Ok(())
-}
-
-/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
-pub fn auto_algos(s: &ConvShape) -> [String; 3] {
-    let name = |a: ConvAlgo| format!("{a:?}").to_lowercase();
-    let bwd_in = match auto_adjoint(s) {
-        Some(t) => format!("adj-{}", name(choose_algo(&t))),
-        None => "col2im".into(),
-    };
-    [name(choose_algo(s)), bwd_in, "im2col".into()]
-}
-
-/// At stride 1 with zero padding, the input gradient is itself a convolution: the output
-/// gradient `gy: (N, Cout, *out)`, padded by `d·(k-1) - p` on each side, correlated with the
-/// kernel flipped on every axis and with input and output channels swapped
-/// ([`adjoint_weight`]) gives `gx: (N, Cin, *in)` — the "full convolution with the flipped
-/// kernel" of the course. `None` when stride ≠ 1, another padding mode, or padding wider than
-/// `d·(k-1)` (negative padding).
-pub fn adjoint_problem(s: &ConvShape) -> Option<ConvShape> {
-    if s.mode != PaddingMode::Zeros {
-        return None;
-    }
-    let mut pads = vec![];
-    for a in s.window.real_axes() {
-        let span = a.dilation * (a.kernel - 1);
-        if a.stride != 1 || a.pad_begin > span || a.pad_end > span {
-            return None;
-        }
-        pads.push((span - a.pad_begin, span - a.pad_end));
-    }
-    let real = s.window.real_axes();
-    let mut gy_shape = vec![s.batch, s.cout];
-    gy_shape.extend(real.iter().map(|a| a.output));
-    let mut wt_shape = vec![s.cin, s.cout_g()];
-    wt_shape.extend(real.iter().map(|a| a.kernel));
-    let p = ConvParams {
-        stride: vec![1],
-        padding: PaddingSpec::Explicit(pads),
-        dilation: real.iter().map(|a| a.dilation).collect(),
-        groups: s.groups,
-        padding_mode: PaddingMode::Zeros,
-        flip: false,
-    };
-    let t = ConvShape::new(&gy_shape, &wt_shape, None, &p).ok()?;
-    // input pixels no window reads (possible when the caller sized the input freely, as
-    // transposed convolution's output_padding does) get no value from this form
-    (t.window.output_shape() == real.iter().map(|a| a.input).collect::<Vec<_>>()).then_some(t)
-}
-
-/// The weight of [`adjoint_problem`]: `wt[g·Cin/g + ic, oc, t] = w[g·Cout/g + oc, ic, taps-1-t]`
-/// (channels swapped within each group, taps reversed = flipped on every axis).
-pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
-    let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
-    let mut wt = vec![0.0; w.len()];
-    for g in 0..s.groups {
-        for oc in 0..cout_g {
-            for ic in 0..cin_g {
-                let src = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
-                let dst = &mut wt[((g * cin_g + ic) * cout_g + oc) * taps..][..taps];
-                for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
-                    *d = *v;
-                }
-            }
-        }
-    }
-    wt
-}
-
-/// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
-/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
-/// it). Toeplitz and the forward-only row kernel have no weight-gradient form of their own and
-/// use im2col.
-pub fn backward_weight_slices(
-    s: &ConvShape,
-    algo: ConvAlgo,
-    x: &[f32],
-    gy: &[f32],
-    gw: &mut [f32],
-) -> Result<()> {
-    match resolve_algo(s, algo) {
-        ConvAlgo::Direct | ConvAlgo::Auto => direct::backward_weight(s, x, gy, gw),
-        ConvAlgo::Im2col | ConvAlgo::Toeplitz | ConvAlgo::Rows | ConvAlgo::Winograd => {
-            im2col::backward_weight(s, x, gy, gw)
-        }
-    }
-    Ok(())
-}
-
 /// Convolution forward: `y = conv(x, w) + b` with PyTorch semantics.
 pub fn conv(
     x: &Tensor,
@@ -437,89 +353,4 @@ pub fn conv(
         y.data_mut(),
     )?;
     Ok(y)
-}
-
-/// Which gradients [`conv_backward`] computes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct GradRequest {
-    pub input: bool,
-    pub weight: bool,
-    pub bias: bool,
-}
-
-impl GradRequest {
-    /// All three gradients.
-    pub fn all() -> Self {
-        GradRequest {
-            input: true,
-            weight: true,
-            bias: true,
-        }
-    }
-}
-
-/// Gradients of a loss with respect to input, weight and bias (those requested).
-#[derive(Clone, Debug, Default)]
-pub struct ConvGrads {
-    /// Same shape as the input.
-    pub input: Option<Tensor>,
-    /// Same shape as the weight (for `--flip`, the gradient of the unflipped weight).
-    pub weight: Option<Tensor>,
-    /// `(Cout)`: the output gradient summed over batch and space (defined with or without a bias).
-    pub bias: Option<Tensor>,
-}
-
-/// Checks that an output gradient has the forward output's shape.
-pub fn check_grad_output(gy: &[usize], expected: &[usize]) -> Result<()> {
-    if gy != expected {
-        return Err(Error::arg(
-            "grad-output",
-            format!(
-                "has shape {} but the forward output has shape {}; the output gradient must match it",
-                fmt_shape(gy),
-                fmt_shape(expected)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Convolution backward: given `gy = ∂E/∂y` (the forward output's shape), the gradients
-/// `∂E/∂x`, `∂E/∂w` and `∂E/∂b` that `want` asks for. With `p.flip` the weight gradient is with
-/// respect to the weight as given (the flipped weight's gradient, flipped back).
-/// PyTorch: `torch.nn.grad.conv{1,2,3}d_input/_weight`, or `y.backward(gy)`.
-pub fn conv_backward(
-    x: &Tensor,
-    w: &Tensor,
-    gy: &Tensor,
-    p: &ConvParams,
-    algo: ConvAlgo,
-    want: GradRequest,
-) -> Result<ConvGrads> {
-    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
-    check_grad_output(gy.shape(), &s.out_shape())?;
-    let flipped;
-    let w_used = if p.flip {
-        flipped = w.flip_spatial();
-        &flipped
-    } else {
-        w
-    };
-    let mut grads = ConvGrads::default();
-    if want.input {
-        let mut gx = Tensor::zeros(x.shape());
-        backward_input_slices(&s, algo, gy.data(), w_used.data(), gx.data_mut())?;
-        grads.input = Some(gx);
-    }
-    if want.weight {
-        let mut gw = Tensor::zeros(w.shape());
-        backward_weight_slices(&s, algo, x.data(), gy.data(), gw.data_mut())?;
-        grads.weight = Some(if p.flip { gw.flip_spatial() } else { gw });
-    }
-    if want.bias {
-        let mut gb = Tensor::zeros(&[s.cout]);
-        direct::backward_bias(gy.data(), s.batch, s.cout, gb.data_mut());
-        grads.bias = Some(gb);
-    }
-    Ok(grads)
 }

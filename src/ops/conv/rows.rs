@@ -1,31 +1,77 @@
 //! Direct convolution by register blocks of output rows, for problems where im2col's GEMM has
-//! too little to chew on: depthwise convolutions and few input channels per group (LeNet's
-//! first layer, Cin = 1). Zero padding and unit width stride only ([`suits`]).
+//! too little to chew on: depthwise convolutions, few channels, small images (LeNet's layers
+//! and the input gradients of them). Zero padding and unit width stride only ([`suits`]).
 //!
 //! Per work item (image n, group g): copy the group's input planes into a zero-padded scratch
-//! plane `(Cin/g, Dp, Hp, Wp + VB)` (the slack lets every block read VB columns without bounds
-//! checks), then for each output channel, output row and block of VB output columns keep the
-//! VB accumulators in registers while summing over input channels and kernel taps:
-//! `acc[j] += w[oc, ic, td, th, tw] · xp[ic, padded(od, td), padded(oh, th), ow0 + j + tw·dw]`.
-//! Compiled for AVX-512 when the CPU has it (VB = 32 → two zmm accumulators).
+//! `(Cin/g, Dp, Hp, Wp + VB)` (the slack lets every block read VB columns unchecked). Then for
+//! each block of OCB output channels, output row and block of VB = 16 output columns, keep
+//! OCB vector accumulators in registers while running over all (input channel, tap) pairs:
+//! one input vector load `xp[base + delta(ic, tap)]` feeds OCB FMAs with broadcast weights
+//! `w[oc, ic, tap]`. `delta` (the tap's offset in the padded planes, from geometry's
+//! `padded_coord`) is the same for every output row, so it is computed once per call.
 
 use super::ConvShape;
 use crate::geometry::PaddingMode;
+use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-/// Output columns per register block.
-const VB: usize = 32;
+/// Output columns per register block (one AVX-512 vector).
+const VB: usize = 16;
+/// Output channels per register block (accumulators held at once).
+const OCB: usize = 8;
 
 thread_local! {
     /// Per-thread padded input planes, reused across calls.
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether this kernel applies and is the better choice for `s` (measured on the standard
-/// shapes: depthwise and Cin/g ≤ 2 win over GEMM).
+/// Whether this kernel applies to `s`: zero padding and unit stride along the width.
 pub fn suits(s: &ConvShape) -> bool {
-    s.mode == PaddingMode::Zeros && s.cin_g() <= 2 && s.window.axes[2].stride == 1
+    s.mode == PaddingMode::Zeros && s.window.axes[2].stride == 1
+}
+
+/// Per-call tables shared by all work items.
+struct Plan {
+    /// Offset of each (input channel, tap) in the padded planes, relative to the block start.
+    deltas: Vec<usize>,
+    /// Weights as `(group, Cin/g·taps, Cout/g)`: a tap's weights for consecutive output channels
+    /// are contiguous.
+    wt: Vec<f32>,
+    /// Padded plane extents (Dp, Hp, Wp + VB).
+    dims: [usize; 3],
+}
+
+impl Plan {
+    fn new(s: &ConvShape, w: &[f32]) -> Self {
+        let [ad, ah, aw] = &s.window.axes;
+        let dims = [ad.padded(), ah.padded(), aw.padded() + VB];
+        let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
+        let mut deltas = Vec::with_capacity(cin_g * taps);
+        for icg in 0..cin_g {
+            for td in 0..ad.kernel {
+                for th in 0..ah.kernel {
+                    for tw in 0..aw.kernel {
+                        let d = icg * dims[0] + ad.padded_coord(0, td);
+                        deltas.push(
+                            (d * dims[1] + ah.padded_coord(0, th)) * dims[2]
+                                + aw.padded_coord(0, tw),
+                        );
+                    }
+                }
+            }
+        }
+        let k = cin_g * taps;
+        let mut wt = vec![0.0; w.len()];
+        for g in 0..s.groups {
+            for ocg in 0..cout_g {
+                for i in 0..k {
+                    wt[(g * k + i) * cout_g + ocg] = w[(g * cout_g + ocg) * k + i];
+                }
+            }
+        }
+        Plan { deltas, wt, dims }
+    }
 }
 
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, kd, kh, kw), `y`: (N, Cout, od, oh, ow).
@@ -35,92 +81,37 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
         suits(s),
         "rows::forward called on a shape it does not support"
     );
+    let plan = Plan::new(s, w);
     let out_len = s.window.out_len();
-    let block: BlockFn = pick_block();
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
     // for each (image, group), in parallel: its Cout/g output planes are contiguous
     y.par_chunks_mut(s.cout_g() * out_len)
         .enumerate()
         .for_each(|(item, y_g)| {
-            let mut xp = PADDED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-            item_body(s, x, w, bias, item, y_g, &mut xp, block);
-            PADDED.with(|b| *b.borrow_mut() = xp);
+            scratch::with(&PADDED, padded, |xp| {
+                pad_item(s, x, item, &plan, xp);
+                #[cfg(target_arch = "x86_64")]
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
+                    unsafe { compute_avx512(s, &plan, xp, bias, item, y_g) };
+                    return;
+                }
+                compute_generic(s, &plan, xp, bias, item, y_g);
+            })
         });
 }
 
-/// Sums one block of VB output columns: `out[j] = b + Σ_(off, w) w · xp[base + off + j]`,
-/// writing `out.len() ≤ VB` values. Callers guarantee `base + off + VB <= xp.len()`.
-type BlockFn = unsafe fn(xp: &[f32], base: usize, taps: &[(usize, f32)], b: f32, out: &mut [f32]);
-
-fn pick_block() -> BlockFn {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        return block_avx512;
-    }
-    block_generic
-}
-
-/// Portable block sum (the compiler vectorizes what it can).
-unsafe fn block_generic(xp: &[f32], base: usize, taps: &[(usize, f32)], b: f32, out: &mut [f32]) {
-    let mut acc = [b; VB];
-    for &(off, wv) in taps {
-        let src = &xp[base + off..base + off + VB];
-        for j in 0..VB {
-            acc[j] += wv * src[j];
-        }
-    }
-    out.copy_from_slice(&acc[..out.len()]);
-}
-
-/// AVX-512 block sum: two zmm accumulators, one broadcast weight and two FMAs per tap.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn block_avx512(xp: &[f32], base: usize, taps: &[(usize, f32)], b: f32, out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let p = xp.as_ptr().add(base);
-    let mut a0 = _mm512_set1_ps(b);
-    let mut a1 = a0;
-    for &(off, wv) in taps {
-        // SAFETY: callers guarantee base + off + 32 <= xp.len().
-        let wv = _mm512_set1_ps(wv);
-        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(off)), a0);
-        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(off + 16)), a1);
-    }
-    let n = out.len();
-    let o = out.as_mut_ptr();
-    if n >= 16 {
-        _mm512_storeu_ps(o, a0);
-        _mm512_mask_storeu_ps(o.add(16), ((1u32 << (n - 16)) - 1) as u16, a1);
-    } else {
-        _mm512_mask_storeu_ps(o, ((1u32 << n) - 1) as u16, a0);
-    }
-}
-
-/// One work item: image `n`, group `g` (item = n·groups + g); `y_g`: its (Cout/g, od, oh, ow) planes.
-#[allow(clippy::too_many_arguments)]
-fn item_body(
-    s: &ConvShape,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    item: usize,
-    y_g: &mut [f32],
-    xp: &mut Vec<f32>,
-    block: BlockFn,
-) {
-    let win = &s.window;
-    let [ad, ah, aw] = &win.axes;
-    let (in_len, out_len, taps) = (win.in_len(), win.out_len(), win.taps());
-    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
-    let (n, g) = (item / s.groups, item % s.groups);
-    // padded planes: (Cin/g, Dp, Hp, Wp + VB)
-    let (dp, hp, wp) = (ad.padded(), ah.padded(), aw.padded() + VB);
-    let plane_p = dp * hp * wp;
-    if xp.len() < cin_g * plane_p {
-        xp.resize(cin_g * plane_p, 0.0);
-    }
-    let xp = &mut xp[..cin_g * plane_p];
+/// Copies the input planes of item (n, g) into the zero-padded scratch.
+fn pad_item(s: &ConvShape, x: &[f32], item: usize, plan: &Plan, xp: &mut [f32]) {
+    let [ad, ah, aw] = &s.window.axes;
+    let [dp, hp, wp] = plan.dims;
+    let (n, g, cin_g, in_len) = (
+        item / s.groups,
+        item % s.groups,
+        s.cin_g(),
+        s.window.in_len(),
+    );
     xp.fill(0.0);
-    // copy the group's input planes into the padded scratch, row by row
     for icg in 0..cin_g {
         let x_plane = &x[(n * s.cin + g * cin_g + icg) * in_len..][..in_len];
         for d in 0..ad.input {
@@ -132,43 +123,327 @@ fn item_body(
             }
         }
     }
-    let xp: &[f32] = xp;
-    let mut tap_list: Vec<(usize, f32)> = Vec::with_capacity(cin_g * taps);
-    // for each output channel of the group and output row
-    for ocg in 0..cout_g {
-        let oc = g * cout_g + ocg;
-        let b = bias.map_or(0.0, |b| b[oc]);
-        let w_oc = &w[oc * cin_g * taps..][..cin_g * taps];
-        let y_plane = &mut y_g[ocg * out_len..][..out_len];
+}
+
+/// Calls `f(oc0, ocs, od, oh, ow0, m, base)` for every block: output channels `oc0..oc0+ocs` of
+/// the group, output row (od, oh), columns `ow0..ow0+m`, block start `base` in the padded planes.
+#[inline(always)]
+fn for_each_block(
+    s: &ConvShape,
+    plan: &Plan,
+    mut f: impl FnMut(usize, usize, usize, usize, usize, usize, usize),
+) {
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    for oc0 in (0..s.cout_g()).step_by(OCB) {
+        let ocs = OCB.min(s.cout_g() - oc0);
         for od in 0..ad.output {
             for oh in 0..ah.output {
-                // the taps of this output row: offset into xp (relative to column ow0) and weight
-                tap_list.clear();
-                for icg in 0..cin_g {
-                    for td in 0..ad.kernel {
-                        for th in 0..ah.kernel {
-                            let row = ((icg * dp + ad.padded_coord(od, td)) * hp
-                                + ah.padded_coord(oh, th))
-                                * wp;
-                            for tw in 0..aw.kernel {
-                                let wv = w_oc
-                                    [((icg * ad.kernel + td) * ah.kernel + th) * aw.kernel + tw];
-                                tap_list.push((row + aw.padded_coord(0, tw), wv));
-                            }
+                let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
+                for ow0 in (0..aw.output).step_by(VB) {
+                    f(oc0, ocs, od, oh, ow0, VB.min(aw.output - ow0), row + ow0);
+                }
+            }
+        }
+    }
+}
+
+/// Portable version of the block loop.
+fn compute_generic(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    bias: Option<&[f32]>,
+    item: usize,
+    y_g: &mut [f32],
+) {
+    let (g, cout_g, out_len) = (item % s.groups, s.cout_g(), s.window.out_len());
+    let [_, ah, aw] = &s.window.axes;
+    let k = plan.deltas.len();
+    let wt = &plan.wt[g * k * cout_g..][..k * cout_g];
+    for_each_block(s, plan, |oc0, ocs, od, oh, ow0, m, base| {
+        let mut acc = [[0.0f32; VB]; OCB];
+        for (c, a) in acc.iter_mut().enumerate().take(ocs) {
+            *a = [bias.map_or(0.0, |b| b[g * cout_g + oc0 + c]); VB];
+        }
+        for (i, &delta) in plan.deltas.iter().enumerate() {
+            let v = &xp[base + delta..base + delta + VB];
+            for c in 0..ocs {
+                let wv = wt[i * cout_g + oc0 + c];
+                for j in 0..VB {
+                    acc[c][j] += wv * v[j];
+                }
+            }
+        }
+        for (c, a) in acc.iter().enumerate().take(ocs) {
+            let o = (oc0 + c) * out_len + (od * ah.output + oh) * aw.output + ow0;
+            y_g[o..o + m].copy_from_slice(&a[..m]);
+        }
+    });
+}
+
+/// AVX-512 version: OCB zmm accumulators, one input load and OCB broadcast-FMAs per tap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn compute_avx512(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    bias: Option<&[f32]>,
+    item: usize,
+    y_g: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (g, cout_g, out_len) = (item % s.groups, s.cout_g(), s.window.out_len());
+    let [_, ah, aw] = &s.window.axes;
+    let k = plan.deltas.len();
+    let wt = &plan.wt[g * k * cout_g..][..k * cout_g];
+    let max_delta = plan.deltas.iter().copied().max().unwrap_or(0);
+    for_each_block(s, plan, |oc0, ocs, od, oh, ow0, m, base| {
+        // every load reads xp[base + delta .. + VB]; the slack columns keep it in bounds
+        assert!(base + max_delta + VB <= xp.len());
+        let mut acc = [_mm512_setzero_ps(); OCB];
+        for (c, a) in acc.iter_mut().enumerate().take(ocs) {
+            *a = _mm512_set1_ps(bias.map_or(0.0, |b| b[g * cout_g + oc0 + c]));
+        }
+        let p = xp.as_ptr().add(base);
+        let wp = wt.as_ptr().add(oc0);
+        if ocs == OCB {
+            for (i, &delta) in plan.deltas.iter().enumerate() {
+                let v = _mm512_loadu_ps(p.add(delta));
+                let wi = wp.add(i * cout_g);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*wi.add(c)), v, *a);
+                }
+            }
+        } else {
+            for (i, &delta) in plan.deltas.iter().enumerate() {
+                let v = _mm512_loadu_ps(p.add(delta));
+                let wi = wp.add(i * cout_g);
+                for (c, a) in acc.iter_mut().enumerate().take(ocs) {
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*wi.add(c)), v, *a);
+                }
+            }
+        }
+        let mask = ((1u32 << m) - 1) as u16;
+        for (c, a) in acc.iter().enumerate().take(ocs) {
+            let o = (oc0 + c) * out_len + (od * ah.output + oh) * aw.output + ow0;
+            assert!(o + m <= y_g.len());
+            _mm512_mask_storeu_ps(y_g.as_mut_ptr().add(o), mask, *a);
+        }
+    });
+}
+
+/// Output channels per weight-gradient register block.
+const WG_OC: usize = 4;
+
+/// Weight gradient by the same blocking: `gw[oc, ic, tap] = Σ_n Σ_rows Σ_cols gy[n, oc, row, col]
+/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per (output-channel block, input channel,
+/// kernel row) and up to 6 taps of that row, WG_OC × 6 vector accumulators sweep every output
+/// row of an image (one masked `gy` load per channel and one `xp` load per tap feed
+/// WG_OC × taps FMAs); lane sums are kept per thread as 16-lane partials and reduced at the end.
+/// `gw`: (Cout, Cin/g, kd, kh, kw), overwritten. Requires [`suits`].
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    assert!(
+        suits(s),
+        "rows::backward_weight called on a shape it does not support"
+    );
+    let plan = Plan::new(s, &vec![0.0; gw.len()]);
+    let k = plan.deltas.len();
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    // images per work item: small images are swept together so each register block runs long
+    let nb = (1024 / s.window.out_len()).clamp(1, 16).min(s.batch);
+    let chunks = s.batch.div_ceil(nb);
+    let lanes_len = s.cout * k * VB;
+    let partial = (0..chunks * s.groups)
+        .into_par_iter()
+        .fold(
+            || vec![0.0f32; lanes_len],
+            |mut acc, item| {
+                let (c, g) = (item / s.groups, item % s.groups);
+                let (n0, n1) = (c * nb, (c * nb + nb).min(s.batch));
+                scratch::with(&PADDED, padded * (n1 - n0), |xp| {
+                    for n in n0..n1 {
+                        pad_item(
+                            s,
+                            x,
+                            n * s.groups + g,
+                            &plan,
+                            &mut xp[(n - n0) * padded..][..padded],
+                        );
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if std::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
+                        unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, &mut acc) };
+                        return;
+                    }
+                    wgrad_generic(s, &plan, xp, gy, g, n0..n1, &mut acc);
+                });
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0f32; lanes_len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // gw[oc, i] = sum of the 16 lanes
+    for (g, lanes) in gw.iter_mut().zip(partial.chunks(VB)) {
+        *g = lanes.iter().sum();
+    }
+}
+
+/// Portable weight-gradient accumulation of group `g`, images `ns` (padded one after another
+/// in `xp`) into the lane partials.
+fn wgrad_generic(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    acc: &mut [f32],
+) {
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    for n in ns.clone() {
+        let xp = &xp[(n - ns.start) * padded..][..padded];
+        wgrad_generic_image(s, plan, xp, gy, n * s.groups + g, acc);
+    }
+}
+
+fn wgrad_generic_image(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    item: usize,
+    acc: &mut [f32],
+) {
+    let (n, g, cout_g) = (item / s.groups, item % s.groups, s.cout_g());
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    let (k, out_len) = (plan.deltas.len(), s.window.out_len());
+    for ocg in 0..cout_g {
+        let oc = g * cout_g + ocg;
+        let gy_plane = &gy[(n * s.cout + oc) * out_len..][..out_len];
+        for (i, &delta) in plan.deltas.iter().enumerate() {
+            let lanes = &mut acc[(oc * k + i) * VB..][..VB];
+            for od in 0..ad.output {
+                for oh in 0..ah.output {
+                    let base = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp + delta;
+                    let gy_row = &gy_plane[(od * ah.output + oh) * aw.output..][..aw.output];
+                    for (j, gv) in gy_row.iter().enumerate() {
+                        lanes[j % VB] += gv * xp[base + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// AVX-512 weight-gradient accumulation of one item into the lane partials.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn wgrad_avx512(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    acc: &mut [f32],
+) {
+    let taps_row = s.window.axes[2].kernel;
+    let rows_of_taps = plan.deltas.len() / taps_row; // (icg, td, th) triples
+    for oc0 in (0..s.cout_g()).step_by(WG_OC) {
+        for r in 0..rows_of_taps {
+            for tw0 in (0..taps_row).step_by(6) {
+                let i0 = r * taps_row + tw0;
+                match (taps_row - tw0).min(6) {
+                    1 => wgrad_block::<1>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                    2 => wgrad_block::<2>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                    3 => wgrad_block::<3>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                    4 => wgrad_block::<4>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                    5 => wgrad_block::<5>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                    _ => wgrad_block::<6>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+                }
+            }
+        }
+    }
+}
+
+/// WG_OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
+/// group `g` of images `ns` (whose padded planes follow each other in `xp`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_block<const TW: usize>(
+    s: &ConvShape,
+    plan: &Plan,
+    xp_all: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    oc0: usize,
+    i0: usize,
+    acc: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let cout_g = s.cout_g();
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    let (k, out_len) = (plan.deltas.len(), s.window.out_len());
+    let ocs = WG_OC.min(cout_g - oc0);
+    let mut deltas = [0usize; TW];
+    deltas.copy_from_slice(&plan.deltas[i0..i0 + TW]);
+    let max_delta = deltas.iter().copied().max().unwrap_or(0);
+    let mut a = [[_mm512_setzero_ps(); TW]; WG_OC];
+    // for each image of the chunk
+    for n in ns.clone() {
+        let xp = &xp_all[(n - ns.start) * padded..][..padded];
+        assert!(max_delta + VB <= xp.len());
+        // gy planes of the block's channels; missing channels repeat the first with a zero mask
+        let mut planes = [std::ptr::null::<f32>(); WG_OC];
+        for (c, p) in planes.iter_mut().enumerate() {
+            let oc = g * cout_g + oc0 + c.min(ocs - 1);
+            *p = gy[(n * s.cout + oc) * out_len..][..out_len].as_ptr();
+        }
+        for od in 0..ad.output {
+            for oh in 0..ah.output {
+                let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
+                let gy_row = (od * ah.output + oh) * aw.output;
+                for ow0 in (0..aw.output).step_by(VB) {
+                    let m = VB.min(aw.output - ow0);
+                    let mask = ((1u32 << m) - 1) as u16;
+                    let base = row + ow0;
+                    assert!(base + max_delta + VB <= xp.len());
+                    let mut gv = [_mm512_setzero_ps(); WG_OC];
+                    for c in 0..WG_OC {
+                        // SAFETY: gy_row + ow0 + m <= out_len; channels past ocs load nothing
+                        let mc = if c < ocs { mask } else { 0 };
+                        gv[c] = _mm512_maskz_loadu_ps(mc, planes[c].add(gy_row + ow0));
+                    }
+                    let xb = xp.as_ptr().add(base);
+                    for t in 0..TW {
+                        let xv = _mm512_loadu_ps(xb.add(deltas[t]));
+                        for c in 0..WG_OC {
+                            a[c][t] = _mm512_fmadd_ps(gv[c], xv, a[c][t]);
                         }
                     }
                 }
-                let max_off = tap_list.iter().map(|t| t.0).max().unwrap_or(0);
-                let y_row = &mut y_plane[(od * ah.output + oh) * aw.output..][..aw.output];
-                // for each block of VB output columns
-                for ow0 in (0..aw.output).step_by(VB) {
-                    let m = VB.min(aw.output - ow0);
-                    // the block reads columns ow0 + off .. + VB; the VB slack columns keep it in bounds
-                    assert!(ow0 + max_off + VB <= xp.len());
-                    // SAFETY: bounds checked just above; `block` matches the CPU (pick_block).
-                    unsafe { block(xp, ow0, &tap_list, b, &mut y_row[ow0..ow0 + m]) };
-                }
             }
+        }
+    }
+    for (c, ac) in a.iter().enumerate().take(ocs) {
+        let oc = g * cout_g + oc0 + c;
+        for (t, v) in ac.iter().enumerate() {
+            let dst = &mut acc[(oc * k + i0 + t) * VB..][..VB];
+            let sum = _mm512_add_ps(_mm512_loadu_ps(dst.as_ptr()), *v);
+            _mm512_storeu_ps(dst.as_mut_ptr(), sum);
         }
     }
 }

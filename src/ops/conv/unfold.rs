@@ -102,7 +102,9 @@ fn for_each_run(
 ) {
     let [ad, ah, aw] = &s.window.axes;
     let (dp, hp, wp) = (ad.padded(), ah.padded(), aw.padded());
-    let (ow_n, plane_out) = (aw.output, ah.output * aw.output);
+    let (ow_n, oh_n) = (aw.output, ah.output);
+    // the output row and column where the tile starts
+    let (od0, oh0, ow0) = (o0 / (oh_n * ow_n), (o0 / ow_n) % oh_n, o0 % ow_n);
     let mut row = 0;
     // for each input channel and kernel tap (td, th, tw): one row of cols
     for icg in 0..s.cin_g() {
@@ -110,16 +112,21 @@ fn for_each_run(
             for th in 0..ah.kernel {
                 for tw in 0..aw.kernel {
                     // for each output row (od, oh) overlapping the tile
-                    let mut o = o0;
-                    while o < o1 {
-                        let (od, oh, ow) = (o / plane_out, (o / ow_n) % ah.output, o % ow_n);
-                        let end = (o - ow + ow_n).min(o1);
+                    let (mut od, mut oh, mut ow, mut j0) = (od0, oh0, ow0, 0);
+                    while j0 < o1 - o0 {
+                        let n = (ow_n - ow).min(o1 - o0 - j0);
                         let src0 = ((icg * dp + ad.padded_coord(od, td)) * hp
                             + ah.padded_coord(oh, th))
                             * wp
                             + aw.padded_coord(ow, tw);
-                        f(row, o - o0, src0, end - o);
-                        o = end;
+                        f(row, j0, src0, n);
+                        j0 += n;
+                        ow = 0;
+                        oh += 1;
+                        if oh == oh_n {
+                            oh = 0;
+                            od += 1;
+                        }
                     }
                     row += 1;
                 }
@@ -130,6 +137,36 @@ fn for_each_run(
 
 /// im2col from padded planes `xp` (see [`pad_planes`]) into `cols` with row stride `ld`.
 pub fn unfold_padded(s: &ConvShape, xp: &[f32], o0: usize, o1: usize, cols: &mut [f32], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { unfold_padded_avx512(s, xp, o0, o1, cols, ld) };
+    }
+    unfold_padded_body(s, xp, o0, o1, cols, ld)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2")]
+unsafe fn unfold_padded_avx512(
+    s: &ConvShape,
+    xp: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
+    unfold_padded_body(s, xp, o0, o1, cols, ld)
+}
+
+#[inline(always)]
+fn unfold_padded_body(
+    s: &ConvShape,
+    xp: &[f32],
+    o0: usize,
+    o1: usize,
+    cols: &mut [f32],
+    ld: usize,
+) {
     let sw = s.window.axes[2].stride;
     for_each_run(s, o0, o1, |row, j0, src0, n| {
         let dst = &mut cols[row * ld + j0..][..n];
@@ -149,11 +186,40 @@ pub fn unfold_padded(s: &ConvShape, xp: &[f32], o0: usize, o1: usize, cols: &mut
 /// col2im into padded planes: `gp[src] += cols[row][j]` for every entry (the adjoint of
 /// [`unfold_padded`]).
 pub fn fold_padded(s: &ConvShape, cols: &[f32], o0: usize, o1: usize, gp: &mut [f32], ld: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { fold_padded_avx512(s, cols, o0, o1, gp, ld) };
+    }
+    fold_padded_body(s, cols, o0, o1, gp, ld)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2")]
+unsafe fn fold_padded_avx512(
+    s: &ConvShape,
+    cols: &[f32],
+    o0: usize,
+    o1: usize,
+    gp: &mut [f32],
+    ld: usize,
+) {
+    fold_padded_body(s, cols, o0, o1, gp, ld)
+}
+
+#[inline(always)]
+fn fold_padded_body(s: &ConvShape, cols: &[f32], o0: usize, o1: usize, gp: &mut [f32], ld: usize) {
     let sw = s.window.axes[2].stride;
     for_each_run(s, o0, o1, |row, j0, src0, n| {
         let src = &cols[row * ld + j0..][..n];
-        for (j, v) in src.iter().enumerate() {
-            gp[src0 + j * sw] += v;
+        if sw == 1 {
+            for (d, v) in gp[src0..src0 + n].iter_mut().zip(src) {
+                *d += v;
+            }
+        } else {
+            for (j, v) in src.iter().enumerate() {
+                gp[src0 + j * sw] += v;
+            }
         }
     });
 }

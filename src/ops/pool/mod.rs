@@ -17,6 +17,7 @@
 
 pub mod reduce;
 pub mod select;
+pub mod separable;
 pub mod shape;
 pub mod windows;
 

@@ -225,6 +225,14 @@ fn reduce_cell(r: &Reduce, x: &[f32], cell: &Cell) -> (f32, u32) {
 /// Forward over all planes. `x`: planes × in_len, `y`: planes × out_len; `idx` (same size as
 /// `y`) receives the in-plane index of each max/min.
 pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&mut [u32]>) {
+    if idx.is_none() && super::separable::applies(s) {
+        return super::separable::forward(s, x, y);
+    }
+    forward_reference(s, x, y, idx)
+}
+
+/// The reference forward: every output cell reduces its window tap by tap (all kinds).
+pub fn forward_reference(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&mut [u32]>) {
     let (in_len, out_len) = (s.in_len(), s.out_len());
     // for each plane: for each output cell: reduce its window
     let plane = |p: usize, yp: &mut [f32], mut ip: Option<&mut [u32]>| {

@@ -14,125 +14,13 @@
 
 use crate::error::{Error, Result};
 
-/// How the padding region is filled (PyTorch `padding_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum PaddingMode {
-    /// Padding reads 0 (or, for pooling, is skipped / −∞).
-    #[default]
-    Zeros,
-    /// Mirror without repeating the edge: `[a b c | b a]`.
-    Reflect,
-    /// Repeat the edge value: `[a b c | c c]`.
-    Replicate,
-    /// Wrap around: `[a b c | a b]`.
-    Circular,
-}
+mod padding;
+mod pool;
+#[cfg(test)]
+mod tests;
 
-impl std::str::FromStr for PaddingMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "zeros" => Ok(PaddingMode::Zeros),
-            "reflect" => Ok(PaddingMode::Reflect),
-            "replicate" => Ok(PaddingMode::Replicate),
-            "circular" => Ok(PaddingMode::Circular),
-            _ => Err(Error::arg(
-                "padding-mode",
-                format!("unknown mode '{s}'; use zeros, reflect, replicate or circular"),
-            )),
-        }
-    }
-}
-
-/// Padding as the user gives it, before it is resolved against the input size.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PaddingSpec {
-    /// `(begin, end)` per axis; a single entry applies to every axis.
-    Explicit(Vec<(usize, usize)>),
-    /// No padding.
-    Valid,
-    /// Output length `ceil(i / s)`; the odd extra pixel goes at the end (TF / ONNX `SAME_UPPER`).
-    Same,
-    /// `d*(k-1)` on both sides: every input pixel meets every kernel tap.
-    Full,
-}
-
-impl Default for PaddingSpec {
-    fn default() -> Self {
-        PaddingSpec::Explicit(vec![(0, 0)])
-    }
-}
-
-impl std::str::FromStr for PaddingSpec {
-    type Err = Error;
-    /// Parses `2`, `1,2`, `valid`, `same`, `full`, or `begin:end` per axis (`0:1,1:0`).
-    fn from_str(s: &str) -> Result<Self> {
-        let s = s.trim();
-        match s {
-            "valid" => return Ok(PaddingSpec::Valid),
-            "same" => return Ok(PaddingSpec::Same),
-            "full" => return Ok(PaddingSpec::Full),
-            _ => {}
-        }
-        let bad = || {
-            Error::arg(
-                "padding",
-                format!(
-                    "cannot read '{s}'; use an integer (1), one per axis (1,2), begin:end per axis \
-                     (0:1,1:0), valid, same or full"
-                ),
-            )
-        };
-        let mut axes = Vec::new();
-        for part in s.split(',') {
-            let part = part.trim();
-            let pair = if let Some((b, e)) = part.split_once(':') {
-                (
-                    b.trim().parse().map_err(|_| bad())?,
-                    e.trim().parse().map_err(|_| bad())?,
-                )
-            } else {
-                let p: usize = part.parse().map_err(|_| bad())?;
-                (p, p)
-            };
-            axes.push(pair);
-        }
-        if axes.is_empty() {
-            return Err(bad());
-        }
-        Ok(PaddingSpec::Explicit(axes))
-    }
-}
-
-/// Parses an integer or a comma list (`2` or `2,1`), as for stride, dilation and kernel sizes.
-pub fn parse_per_axis(arg: &str, s: &str) -> Result<Vec<usize>> {
-    let s = s
-        .trim()
-        .trim_start_matches(['(', '['])
-        .trim_end_matches([')', ']']);
-    s.split([',', 'x'])
-        .map(|p| {
-            p.trim().parse::<usize>().map_err(|_| {
-                Error::arg(
-                    arg,
-                    format!("cannot read '{s}'; give one integer or one per axis, e.g. 2 or 2,1"),
-                )
-            })
-        })
-        .collect()
-}
-
-/// Broadcasts a per-axis list to `nd` axes: one value applies to all; otherwise the length must match.
-pub fn per_axis<T: Copy>(arg: &str, values: &[T], nd: usize) -> Result<Vec<T>> {
-    match values.len() {
-        1 => Ok(vec![values[0]; nd]),
-        n if n == nd => Ok(values.to_vec()),
-        n => Err(Error::arg(
-            arg,
-            format!("{n} values given for {nd} spatial axes; give one value or exactly {nd}"),
-        )),
-    }
-}
+pub use padding::{parse_per_axis, per_axis, PaddingMode, PaddingSpec};
+pub use pool::{adaptive_span, fractional_starts, unpool_length, Span};
 
 /// Input coordinate read by output cell `o`, kernel tap `t` of a window with stride `s`,
 /// dilation `d` and begin padding `pb`: `o*s + t*d - pb` (negative or past the end = padding).
@@ -192,8 +80,25 @@ impl AxisWindow {
             ));
         }
         let (pad_begin, pad_end) = pad;
-        let padded = input + pad_begin + pad_end;
-        let span = dilation * (kernel - 1) + 1;
+        // sizes come from the command line: overflow is the user's number being too large
+        let span = dilation
+            .checked_mul(kernel - 1)
+            .and_then(|v| v.checked_add(1))
+            .ok_or_else(|| {
+                Error::arg(
+                    "dilation",
+                    format!("{dilation} on axis {axis} is too large; use a smaller dilation"),
+                )
+            })?;
+        let padded = input
+            .checked_add(pad_begin)
+            .and_then(|v| v.checked_add(pad_end))
+            .ok_or_else(|| {
+                Error::arg(
+                    "padding",
+                    format!("{pad_begin}:{pad_end} on axis {axis} is too large; use less padding"),
+                )
+            })?;
         if span > padded {
             let what = if dilation > 1 {
                 format!("size {kernel} with dilation {dilation} spans {span}, which")
@@ -254,13 +159,18 @@ impl AxisWindow {
         stride: usize,
         dilation: usize,
     ) -> Result<(usize, usize)> {
-        let span = dilation * kernel.saturating_sub(1) + 1;
+        // saturating: an overflowing size is reported by `AxisWindow::new`
+        let span = dilation
+            .saturating_mul(kernel.saturating_sub(1))
+            .saturating_add(1);
         Ok(match spec {
             PaddingSpec::Valid => (0, 0),
             PaddingSpec::Full => (span - 1, span - 1),
             PaddingSpec::Same => {
                 let out = input.div_ceil(stride.max(1));
-                let total = ((out.max(1) - 1) * stride + span).saturating_sub(input);
+                let total = ((out.max(1) - 1).saturating_mul(stride))
+                    .saturating_add(span)
+                    .saturating_sub(input);
                 (total / 2, total - total / 2)
             }
             PaddingSpec::Explicit(v) => per_axis("padding", v, nd)?[axis],
@@ -307,8 +217,21 @@ impl AxisWindow {
                 ),
             ));
         }
-        let len = ((input - 1) * stride + dilation * (kernel - 1) + output_padding + 1) as isize
-            - (pad.0 + pad.1) as isize;
+        // the uncropped length (i-1)*s + d*(k-1) + op + 1; overflow = a stride or dilation too large
+        let full = (input - 1)
+            .checked_mul(stride)
+            .and_then(|v| v.checked_add(dilation.checked_mul(kernel - 1)?))
+            .and_then(|v| v.checked_add(output_padding + 1))
+            .ok_or_else(|| {
+                Error::arg(
+                    "stride",
+                    format!(
+                        "{stride} (dilation {dilation}) on axis {axis} makes the transposed output \
+                         too large; use a smaller stride or dilation"
+                    ),
+                )
+            })?;
+        let len = full as i128 - pad.0 as i128 - pad.1 as i128;
         if len < 1 {
             return Err(Error::arg(
                 "padding",
@@ -589,222 +512,3 @@ impl Window3 {
 // Pooling visits, per output cell and axis, a run of input coordinates. Sliding windows come from
 // `AxisWindow::span`; adaptive windows from `adaptive_span`; fractional windows from
 // `fractional_starts` + `Span::range`. The reductions in `ops::pool` only walk spans.
-
-/// The input taps of one output cell along one axis once taps in the padding are dropped: input
-/// coordinates `first + j*step` for `j in 0..count`. `extent` is the window's length clipped to
-/// the padded input `[-pb, i + pe)`: PyTorch's `pool_size` divisor of average pooling with
-/// `count_include_pad` (windows that run past the end in ceil mode are cut there).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Span {
-    pub first: usize,
-    pub count: usize,
-    pub step: usize,
-    pub extent: usize,
-}
-
-impl Span {
-    /// The contiguous input range `[start, end)` (no padding).
-    pub fn range(start: usize, end: usize) -> Span {
-        Span {
-            first: start,
-            count: end - start,
-            step: 1,
-            extent: end - start,
-        }
-    }
-
-    /// Input coordinate of the `j`-th tap inside the input.
-    #[inline]
-    pub fn coord(&self, j: usize) -> usize {
-        self.first + j * self.step
-    }
-}
-
-impl AxisWindow {
-    /// The span of output cell `o`: the taps `t` with `0 <= o*s + t*d - pb < i`, and the
-    /// window's extent `min(o*s + d*(k-1) + 1, pb + i + pe) - o*s` (padded coordinates).
-    pub fn span(&self, o: usize) -> Span {
-        let start = self.padded_coord(o, 0);
-        let (pb, d) = (self.pad_begin, self.dilation);
-        // first tap at or after the begin padding: o*s + t*d >= pb
-        let t_lo = if start >= pb {
-            0
-        } else {
-            (pb - start).div_ceil(d)
-        };
-        // taps before the end padding: o*s + t*d < pb + i
-        let t_hi = if pb + self.input > start {
-            ((pb + self.input - start - 1) / d + 1).min(self.kernel)
-        } else {
-            0
-        };
-        let count = t_hi.saturating_sub(t_lo);
-        let first = if count > 0 {
-            self.input_coord(o, t_lo) as usize
-        } else {
-            0
-        };
-        let end = (start + d * (self.kernel - 1) + 1).min(self.padded());
-        Span {
-            first,
-            count,
-            step: d,
-            extent: end - start,
-        }
-    }
-}
-
-impl AxisWindow {
-    /// The window count of ceil mode's formula `ceil((pb + i + pe - d*(k-1) - 1)/s) + 1`
-    /// before PyTorch's rule drops a last window that would start in the end padding.
-    pub fn ceil_count(&self) -> usize {
-        (self.padded() - (self.dilation * (self.kernel - 1) + 1)).div_ceil(self.stride) + 1
-    }
-}
-
-/// Adaptive pooling (PyTorch): output cell `o` of `out` over an axis of length `input` reads
-/// `[floor(o*i/O), ceil((o+1)*i/O))`. Windows overlap when `O` does not divide `i`.
-pub fn adaptive_span(o: usize, input: usize, out: usize) -> Span {
-    let start = o * input / out;
-    let end = ((o + 1) * input).div_ceil(out);
-    Span::range(start, end)
-}
-
-/// Fractional max pooling (Graham 2014) as PyTorch generates it: from one sample `u` in [0, 1),
-/// `alpha = (i - k) / (O - 1)`, window `o < O-1` starts at `int((o + u)*alpha) - int(u*alpha)` and
-/// the last one at `i - k`. Computed in f32 like PyTorch's kernel for f32 input, so the same
-/// samples give the same windows. Callers check `O + k - 1 <= i`.
-pub fn fractional_starts(u: f32, input: usize, out: usize, kernel: usize) -> Vec<usize> {
-    let last = input - kernel;
-    let mut starts = vec![last; out];
-    if out > 1 {
-        let alpha = last as f32 / (out - 1) as f32;
-        let base = (u * alpha) as i64;
-        for (o, st) in starts.iter_mut().take(out - 1).enumerate() {
-            let v = ((o as f32 + u) * alpha) as i64 - base;
-            *st = v.clamp(0, last as i64) as usize;
-        }
-    }
-    starts
-}
-
-/// Output length of max-unpooling along one axis (PyTorch `_unpool_output_size`):
-/// `(i - 1)*s - pb - pe + k`, the input length of the max pooling it inverts. `None` if <= 0.
-pub fn unpool_length(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    pad: (usize, usize),
-) -> Option<usize> {
-    let len = (input as isize - 1) * stride as isize - (pad.0 + pad.1) as isize + kernel as isize;
-    (len > 0).then_some(len as usize)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn axis(i: usize, k: usize, s: usize, d: usize, p: (usize, usize), ceil: bool) -> AxisWindow {
-        AxisWindow::new(0, i, k, s, d, p, ceil).unwrap()
-    }
-
-    #[test]
-    fn output_size_formula() {
-        assert_eq!(axis(5, 3, 1, 1, (0, 0), false).output, 3); // seed 004 (a)
-        assert_eq!(axis(5, 3, 2, 1, (0, 0), false).output, 2); // seed 000 (b)
-        assert_eq!(axis(200, 40, 2, 1, (0, 0), false).output, 81); // seed 000 (a)
-        assert_eq!(axis(7, 3, 2, 2, (1, 1), false).output, 3);
-        // ceil mode: PyTorch maxpool k2 s2 on 5 -> 3, but the last window may not start in end padding
-        assert_eq!(axis(5, 2, 2, 1, (0, 0), true).output, 3);
-        assert_eq!(axis(4, 2, 2, 1, (1, 1), true).output, 3);
-        assert_eq!(axis(4, 3, 2, 1, (1, 1), true).output, 3);
-        assert_eq!(axis(4, 2, 3, 1, (1, 1), true).output, 2); // last window would start in end padding
-    }
-
-    #[test]
-    fn same_padding_resolution() {
-        for (i, k, s) in [(5, 3, 1), (6, 4, 1), (7, 3, 2), (8, 3, 2), (5, 1, 3)] {
-            let (pb, pe) =
-                AxisWindow::resolve_padding(&PaddingSpec::Same, 0, 1, i, k, s, 1).unwrap();
-            let a = axis(i, k, s, 1, (pb, pe), false);
-            assert_eq!(a.output, i.div_ceil(s), "i={i} k={k} s={s}");
-            assert!(pe >= pb && pe - pb <= 1);
-        }
-    }
-
-    #[test]
-    fn padding_modes_map_coordinates() {
-        let a = axis(4, 3, 1, 1, (2, 2), false);
-        let coords: Vec<_> = (-2..6)
-            .map(|c| a.map_coord(c, PaddingMode::Reflect).unwrap())
-            .collect();
-        assert_eq!(coords, vec![2, 1, 0, 1, 2, 3, 2, 1]);
-        let coords: Vec<_> = (-2..6)
-            .map(|c| a.map_coord(c, PaddingMode::Circular).unwrap())
-            .collect();
-        assert_eq!(coords, vec![2, 3, 0, 1, 2, 3, 0, 1]);
-        let coords: Vec<_> = (-2..6)
-            .map(|c| a.map_coord(c, PaddingMode::Replicate).unwrap())
-            .collect();
-        assert_eq!(coords, vec![0, 0, 0, 1, 2, 3, 3, 3]);
-        assert_eq!(a.map_coord(-1, PaddingMode::Zeros), None);
-    }
-
-    #[test]
-    fn valid_outputs_matches_source() {
-        for (i, k, s, d, p) in [
-            (7, 3, 2, 2, (1, 2)),
-            (5, 5, 1, 1, (2, 2)),
-            (9, 2, 3, 1, (0, 1)),
-        ] {
-            let a = axis(i, k, s, d, p, false);
-            for t in 0..k {
-                let r = a.valid_outputs(t);
-                for o in 0..a.output {
-                    assert_eq!(a.source(o, t).is_some(), r.contains(&o));
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn rejects_bad_geometry() {
-        assert!(AxisWindow::new(0, 4, 5, 1, 1, (0, 0), false).is_err());
-        assert!(AxisWindow::new(0, 4, 3, 0, 1, (0, 0), false).is_err());
-        assert!(AxisWindow::new(0, 4, 3, 1, 0, (0, 0), false).is_err());
-        let msg = AxisWindow::new(0, 4, 5, 1, 1, (0, 0), false)
-            .unwrap_err()
-            .to_string();
-        assert!(msg.contains("larger than the padded input 4"), "{msg}");
-    }
-
-    #[test]
-    fn transposed_output_size() {
-        // PyTorch: (i-1)*s - 2p + d*(k-1) + op + 1
-        let t = |i, k, s, d, p, op| AxisWindow::transposed(0, i, k, s, d, (p, p), op);
-        assert_eq!(t(3, 3, 2, 1, 1, 1).unwrap().input, 6);
-        assert_eq!(t(4, 2, 1, 3, 0, 2).unwrap().input, 9);
-        assert_eq!(t(5, 3, 1, 1, 0, 0).unwrap().input, 7);
-        let w = t(3, 3, 2, 1, 1, 1).unwrap();
-        assert_eq!(w.output, 3);
-        assert!(t(3, 3, 2, 1, 1, 2)
-            .unwrap_err()
-            .to_string()
-            .contains("smaller than the stride 2 or the dilation 1"));
-        assert!(t(1, 1, 1, 1, 1, 0).is_err()); // padding crops everything
-    }
-
-    #[test]
-    fn padding_spec_parsing() {
-        assert_eq!("same".parse::<PaddingSpec>().unwrap(), PaddingSpec::Same);
-        assert_eq!(
-            "0:1,1:0".parse::<PaddingSpec>().unwrap(),
-            PaddingSpec::Explicit(vec![(0, 1), (1, 0)])
-        );
-        assert_eq!(
-            "2".parse::<PaddingSpec>().unwrap(),
-            PaddingSpec::Explicit(vec![(2, 2)])
-        );
-        assert!("x".parse::<PaddingSpec>().is_err());
-    }
-}

@@ -1,0 +1,218 @@
+//! Convolution backward: the gradients with respect to input, weight and bias, dispatched to
+//! the algorithms beside this file (direct reference, col2im / im2col GEMM, Toeplitz, the row
+//! kernel), and the adjoint problem that turns a stride-1 input gradient into a forward
+//! convolution of the output gradient with the flipped kernel.
+
+use super::*;
+
+/// The adjoint problem that `Auto` uses for the input gradient: wherever it exists (stride 1,
+/// zero padding), since the forward kernels it reaches beat col2im on every standard shape.
+fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
+    adjoint_problem(s)
+}
+
+/// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
+/// `gx: (N, Cin, D, H, W)` (overwritten). `Rows` and `Winograd` compute it as a forward
+/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels,
+/// `Auto` where that is measured to win ([`auto_adjoint`]); otherwise col2im.
+pub fn backward_input_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    gy: &[f32],
+    w: &[f32],
+    gx: &mut [f32],
+) -> Result<()> {
+    match algo {
+        ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
+        ConvAlgo::Auto => match auto_adjoint(s) {
+            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
+            None => im2col::backward_input(s, gy, w, gx),
+        },
+        ConvAlgo::Rows | ConvAlgo::Winograd => match adjoint_problem(s) {
+            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
+            None => im2col::backward_input(s, gy, w, gx),
+        },
+        ConvAlgo::Im2col => im2col::backward_input(s, gy, w, gx),
+        ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
+    }
+    Ok(())
+}
+
+/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
+pub fn auto_algos(s: &ConvShape) -> [String; 3] {
+    let name = |a: ConvAlgo| format!("{a:?}").to_lowercase();
+    let bwd_in = match auto_adjoint(s) {
+        Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        None => "col2im".into(),
+    };
+    let bwd_w = match choose_algo(s) {
+        ConvAlgo::Rows => "rows",
+        _ => "im2col",
+    };
+    [name(choose_algo(s)), bwd_in, bwd_w.into()]
+}
+
+/// At stride 1 with zero padding, the input gradient is itself a convolution: the output
+/// gradient `gy: (N, Cout, *out)`, padded by `d·(k-1) - p` on each side, correlated with the
+/// kernel flipped on every axis and with input and output channels swapped
+/// ([`adjoint_weight`]) gives `gx: (N, Cin, *in)` — the "full convolution with the flipped
+/// kernel" of the course. `None` when stride ≠ 1, another padding mode, or padding wider than
+/// `d·(k-1)` (negative padding).
+pub fn adjoint_problem(s: &ConvShape) -> Option<ConvShape> {
+    if s.mode != PaddingMode::Zeros {
+        return None;
+    }
+    let mut pads = vec![];
+    for a in s.window.real_axes() {
+        let span = a.dilation * (a.kernel - 1);
+        if a.stride != 1 || a.pad_begin > span || a.pad_end > span {
+            return None;
+        }
+        pads.push((span - a.pad_begin, span - a.pad_end));
+    }
+    let real = s.window.real_axes();
+    let mut gy_shape = vec![s.batch, s.cout];
+    gy_shape.extend(real.iter().map(|a| a.output));
+    let mut wt_shape = vec![s.cin, s.cout_g()];
+    wt_shape.extend(real.iter().map(|a| a.kernel));
+    let p = ConvParams {
+        stride: vec![1],
+        padding: PaddingSpec::Explicit(pads),
+        dilation: real.iter().map(|a| a.dilation).collect(),
+        groups: s.groups,
+        padding_mode: PaddingMode::Zeros,
+        flip: false,
+    };
+    let t = ConvShape::new(&gy_shape, &wt_shape, None, &p).ok()?;
+    // input pixels no window reads (possible when the caller sized the input freely, as
+    // transposed convolution's output_padding does) get no value from this form
+    (t.window.output_shape() == real.iter().map(|a| a.input).collect::<Vec<_>>()).then_some(t)
+}
+
+/// The weight of [`adjoint_problem`]: `wt[g·Cin/g + ic, oc, t] = w[g·Cout/g + oc, ic, taps-1-t]`
+/// (channels swapped within each group, taps reversed = flipped on every axis).
+pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
+    let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
+    let mut wt = vec![0.0; w.len()];
+    for g in 0..s.groups {
+        for oc in 0..cout_g {
+            for ic in 0..cin_g {
+                let src = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
+                let dst = &mut wt[((g * cin_g + ic) * cout_g + oc) * taps..][..taps];
+                for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *v;
+                }
+            }
+        }
+    }
+    wt
+}
+
+/// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
+/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
+/// it). Toeplitz and the forward-only row kernel have no weight-gradient form of their own and
+/// use im2col.
+pub fn backward_weight_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    gy: &[f32],
+    gw: &mut [f32],
+) -> Result<()> {
+    match resolve_algo(s, algo) {
+        ConvAlgo::Direct => direct::backward_weight(s, x, gy, gw),
+        ConvAlgo::Rows if rows::suits(s) => rows::backward_weight(s, x, gy, gw),
+        // Toeplitz and Winograd have no weight-gradient form of their own
+        ConvAlgo::Im2col
+        | ConvAlgo::Toeplitz
+        | ConvAlgo::Rows
+        | ConvAlgo::Winograd
+        | ConvAlgo::Auto => im2col::backward_weight(s, x, gy, gw),
+    }
+    Ok(())
+}
+
+/// Which gradients [`conv_backward`] computes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GradRequest {
+    pub input: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+impl GradRequest {
+    /// All three gradients.
+    pub fn all() -> Self {
+        GradRequest {
+            input: true,
+            weight: true,
+            bias: true,
+        }
+    }
+}
+
+/// Gradients of a loss with respect to input, weight and bias (those requested).
+#[derive(Clone, Debug, Default)]
+pub struct ConvGrads {
+    /// Same shape as the input.
+    pub input: Option<Tensor>,
+    /// Same shape as the weight (for `--flip`, the gradient of the unflipped weight).
+    pub weight: Option<Tensor>,
+    /// `(Cout)`: the output gradient summed over batch and space (defined with or without a bias).
+    pub bias: Option<Tensor>,
+}
+
+/// Checks that an output gradient has the forward output's shape.
+pub fn check_grad_output(gy: &[usize], expected: &[usize]) -> Result<()> {
+    if gy != expected {
+        return Err(Error::arg(
+            "grad-output",
+            format!(
+                "has shape {} but the forward output has shape {}; the output gradient must match it",
+                fmt_shape(gy),
+                fmt_shape(expected)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Convolution backward: given `gy = ∂E/∂y` (the forward output's shape), the gradients
+/// `∂E/∂x`, `∂E/∂w` and `∂E/∂b` that `want` asks for. With `p.flip` the weight gradient is with
+/// respect to the weight as given (the flipped weight's gradient, flipped back).
+/// PyTorch: `torch.nn.grad.conv{1,2,3}d_input/_weight`, or `y.backward(gy)`.
+pub fn conv_backward(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+    algo: ConvAlgo,
+    want: GradRequest,
+) -> Result<ConvGrads> {
+    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
+    check_grad_output(gy.shape(), &s.out_shape())?;
+    let flipped;
+    let w_used = if p.flip {
+        flipped = w.flip_spatial();
+        &flipped
+    } else {
+        w
+    };
+    let mut grads = ConvGrads::default();
+    if want.input {
+        let mut gx = Tensor::zeros(x.shape());
+        backward_input_slices(&s, algo, gy.data(), w_used.data(), gx.data_mut())?;
+        grads.input = Some(gx);
+    }
+    if want.weight {
+        let mut gw = Tensor::zeros(w.shape());
+        backward_weight_slices(&s, algo, x.data(), gy.data(), gw.data_mut())?;
+        grads.weight = Some(if p.flip { gw.flip_spatial() } else { gw });
+    }
+    if want.bias {
+        let mut gb = Tensor::zeros(&[s.cout]);
+        direct::backward_bias(gy.data(), s.batch, s.cout, gb.data_mut());
+        grads.bias = Some(gb);
+    }
+    Ok(grads)
+}
