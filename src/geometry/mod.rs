@@ -49,6 +49,17 @@ pub struct AxisWindow {
     pub output: usize,
 }
 
+/// Stride and dilation are steps: both at least 1.
+fn check_step(stride: usize, dilation: usize) -> Result<()> {
+    if stride == 0 {
+        return Err(Error::arg("stride", "must be at least 1"));
+    }
+    if dilation == 0 {
+        return Err(Error::arg("dilation", "must be at least 1"));
+    }
+    Ok(())
+}
+
 impl AxisWindow {
     /// Validates the window and computes the output length; `axis` is used in error messages,
     /// `ceil_mode` follows PyTorch pooling (the last window must start inside input or begin padding).
@@ -61,12 +72,7 @@ impl AxisWindow {
         pad: (usize, usize),
         ceil_mode: bool,
     ) -> Result<Self> {
-        if stride == 0 {
-            return Err(Error::arg("stride", "must be at least 1"));
-        }
-        if dilation == 0 {
-            return Err(Error::arg("dilation", "must be at least 1"));
-        }
+        check_step(stride, dilation)?;
         if kernel == 0 {
             return Err(Error::arg(
                 "kernel",
@@ -196,12 +202,7 @@ impl AxisWindow {
         pad: (usize, usize),
         output_padding: usize,
     ) -> Result<Self> {
-        if stride == 0 {
-            return Err(Error::arg("stride", "must be at least 1"));
-        }
-        if dilation == 0 {
-            return Err(Error::arg("dilation", "must be at least 1"));
-        }
+        check_step(stride, dilation)?;
         if kernel == 0 || input == 0 {
             return Err(Error::arg(
                 if kernel == 0 { "kernel" } else { "input" },
