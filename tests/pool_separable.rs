@@ -1,4 +1,5 @@
-//! The separable fast path of average pooling against the tap-by-tap reference.
+//! The separable fast path of average pooling (forward and backward) against the tap-by-tap
+//! reference.
 
 use stride::geometry::PaddingSpec;
 use stride::ops::pool::shape::PoolShape;
@@ -54,6 +55,18 @@ fn separable_matches_reference() {
         let (mut y1, mut y2) = (vec![0.0; n_out], vec![0.0; n_out]);
         separable::forward(&s, &data, &mut y1);
         reduce::forward_reference(&s, &data, &mut y2, None);
+        // backward: the separable adjoint against the reference spread
+        let in_total = s.planes * s.in_len();
+        let gy: Vec<f32> = (0..n_out).map(|_| rng.range(-1.0, 1.0)).collect();
+        let (mut g1, mut g2) = (vec![0.0; in_total], vec![0.0; in_total]);
+        separable::backward(&s, &gy, &mut g1);
+        reduce::backward_reference(&s, &data, &y2, &gy, &mut g2);
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5,
+                "case {case} {p:?} {shape:?}: gx[{i}] {a} vs {b}"
+            );
+        }
         for (o, (a, b)) in y1.iter().zip(&y2).enumerate() {
             let same = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-6 * b.abs().max(1.0);
             assert!(same, "case {case} {p:?} {shape:?}: y[{o}] {a} vs {b}");

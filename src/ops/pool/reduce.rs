@@ -262,6 +262,14 @@ pub fn forward_reference(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&m
 /// Backward of the kinds without indices (avg, lp, soft): `gx += Σ_cells gy · ∂y/∂x`.
 /// `x`, `gx`: planes × in_len; `y`, `gy`: planes × out_len.
 pub fn backward(s: &PoolShape, x: &[f32], y: &[f32], gy: &[f32], gx: &mut [f32]) {
+    if super::separable::applies(s) {
+        return super::separable::backward(s, gy, gx);
+    }
+    backward_reference(s, x, y, gy, gx)
+}
+
+/// The reference backward: every output cell spreads its gradient tap by tap.
+pub fn backward_reference(s: &PoolShape, x: &[f32], y: &[f32], gy: &[f32], gx: &mut [f32]) {
     let (in_len, out_len) = (s.in_len(), s.out_len());
     gx.par_chunks_mut(in_len).enumerate().for_each(|(p, gxp)| {
         let xp = &x[p * in_len..][..in_len];

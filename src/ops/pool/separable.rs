@@ -84,3 +84,67 @@ fn add_rows(v: &[f32], outer: usize, len: usize, inner: usize, spans: &[Span]) -
     }
     vo
 }
+
+/// Backward of [`forward`] (its exact adjoint): `g = gy / n`, then spread back along the depth,
+/// the height (whole rows) and the width. `gx`: planes × in_len, added to.
+pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
+    let Windows::Shared(spans) = &s.windows else {
+        unreachable!("applies() checked")
+    };
+    let Reduce::Avg(div) = s.reduce else {
+        unreachable!("applies() checked")
+    };
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    let [d, h, w] = s.input;
+    let [od, oh, ow] = s.output;
+    gx.par_chunks_mut(in_len).enumerate().for_each(|(p, gxp)| {
+        let gyp = &gy[p * out_len..][..out_len];
+        // g3 = gy / n per output cell
+        let mut g3 = vec![0.0f32; od * oh * ow];
+        for (a, sd) in spans[0].iter().enumerate() {
+            for (b, sh) in spans[1].iter().enumerate() {
+                for (c, sw) in spans[2].iter().enumerate() {
+                    let n = match div.overridden {
+                        Some(n) => n,
+                        None if div.include_pad => sd.extent * sh.extent * sw.extent,
+                        None => sd.count * sh.count * sw.count,
+                    };
+                    let o = (a * oh + b) * ow + c;
+                    g3[o] = (gyp[o] as f64 / n as f64) as f32;
+                }
+            }
+        }
+        // adjoints of the depth and height passes: [OD, OH, OW] → [D, OH, OW] → [D, H, OW]
+        let g2 = spread_rows(&g3, 1, d, oh * ow, &spans[0]);
+        let g1 = spread_rows(&g2, d, h, ow, &spans[1]);
+        // adjoint of the width pass: [D, H, OW] → [D, H, W] (added to gx, like the reference)
+        for r in 0..d * h {
+            let row = &mut gxp[r * w..][..w];
+            for (o, sp) in spans[2].iter().enumerate() {
+                let g = g1[r * ow + o];
+                for j in 0..sp.count {
+                    row[sp.coord(j)] += g;
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of [`add_rows`]: `[outer, out, inner]` → `[outer, len, inner]`, each output row
+/// added to every input row of its span.
+fn spread_rows(g: &[f32], outer: usize, len: usize, inner: usize, spans: &[Span]) -> Vec<f32> {
+    let out = spans.len();
+    let mut gi = vec![0.0f32; outer * len * inner];
+    for a in 0..outer {
+        for (o, sp) in spans.iter().enumerate() {
+            let src = (a * out + o) * inner;
+            for j in 0..sp.count {
+                let dst = (a * len + sp.coord(j)) * inner;
+                for (d, s) in gi[dst..dst + inner].iter_mut().zip(&g[src..src + inner]) {
+                    *d += s;
+                }
+            }
+        }
+    }
+    gi
+}
