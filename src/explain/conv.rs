@@ -67,9 +67,9 @@ pub fn padded_input(s: &ConvShape, x_n: &[f32]) -> Tensor {
             for h in 0..ph {
                 for w in 0..pw {
                     let src = (
-                        ad.map_coord(d as isize - ad.pad_begin as isize, s.mode),
-                        ah.map_coord(h as isize - ah.pad_begin as isize, s.mode),
-                        aw.map_coord(w as isize - aw.pad_begin as isize, s.mode),
+                        ad.padded_source(d, s.mode),
+                        ah.padded_source(h, s.mode),
+                        aw.padded_source(w, s.mode),
                     );
                     out.push(match src {
                         (Some(d), Some(h), Some(w)) => plane[(d * ah.input + h) * aw.input + w],

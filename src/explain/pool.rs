@@ -216,9 +216,9 @@ fn padded_step(s: &PoolShape, x: &Tensor) -> Step {
             for h in 0..ah.padded() {
                 for wi in 0..aw.padded() {
                     let src = (
-                        ad.map_coord(d as isize - ad.pad_begin as isize, PaddingMode::Zeros),
-                        ah.map_coord(h as isize - ah.pad_begin as isize, PaddingMode::Zeros),
-                        aw.map_coord(wi as isize - aw.pad_begin as isize, PaddingMode::Zeros),
+                        ad.padded_source(d, PaddingMode::Zeros),
+                        ah.padded_source(h, PaddingMode::Zeros),
+                        aw.padded_source(wi, PaddingMode::Zeros),
                     );
                     v.push(match src {
                         (Some(d), Some(h), Some(wi)) => xp[(d * ah.input + h) * aw.input + wi],

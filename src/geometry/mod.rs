@@ -277,6 +277,19 @@ impl AxisWindow {
         (c >= 0 && (c as usize) < self.input).then_some(c as usize)
     }
 
+    /// The input pixel whose value appears at padded coordinate `c` (0 = the first padding
+    /// cell) under `mode`; `None` for zero padding.
+    #[inline]
+    pub fn padded_source(&self, c: usize, mode: PaddingMode) -> Option<usize> {
+        self.map_coord(c as isize - self.pad_begin as isize, mode)
+    }
+
+    /// Padded coordinate of input pixel `i`: `i + pb`.
+    #[inline]
+    pub fn padded_index(&self, i: usize) -> usize {
+        i + self.pad_begin
+    }
+
     /// The input pixel whose value appears at (possibly padded) coordinate `c` under `mode`;
     /// `None` for zero padding outside the input.
     #[inline]

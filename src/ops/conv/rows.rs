@@ -116,8 +116,8 @@ fn pad_item(s: &ConvShape, x: &[f32], item: usize, plan: &Plan, xp: &mut [f32]) 
         let x_plane = &x[(n * s.cin + g * cin_g + icg) * in_len..][..in_len];
         for d in 0..ad.input {
             for h in 0..ah.input {
-                let dst =
-                    ((icg * dp + d + ad.pad_begin) * hp + h + ah.pad_begin) * wp + aw.pad_begin;
+                let dst = ((icg * dp + ad.padded_index(d)) * hp + ah.padded_index(h)) * wp
+                    + aw.padded_index(0);
                 let src = (d * ah.input + h) * aw.input;
                 xp[dst..dst + aw.input].copy_from_slice(&x_plane[src..src + aw.input]);
             }

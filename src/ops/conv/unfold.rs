@@ -30,15 +30,13 @@ pub fn pad_planes(s: &ConvShape, x_g: &[f32], xp: &mut [f32]) {
     let (dp, hp, wp) = (ad.padded(), ah.padded(), aw.padded());
     let in_len = s.window.in_len();
     // source column of every padded column (None = zero)
-    let cols: Vec<Option<usize>> = (0..wp)
-        .map(|c| aw.map_coord(c as isize - aw.pad_begin as isize, s.mode))
-        .collect();
+    let cols: Vec<Option<usize>> = (0..wp).map(|c| aw.padded_source(c, s.mode)).collect();
     for icg in 0..s.cin_g() {
         let x_plane = &x_g[icg * in_len..][..in_len];
         for d in 0..dp {
-            let sd = ad.map_coord(d as isize - ad.pad_begin as isize, s.mode);
+            let sd = ad.padded_source(d, s.mode);
             for h in 0..hp {
-                let sh = ah.map_coord(h as isize - ah.pad_begin as isize, s.mode);
+                let sh = ah.padded_source(h, s.mode);
                 let dst = &mut xp[((icg * dp + d) * hp + h) * wp..][..wp];
                 let (Some(sd), Some(sh)) = (sd, sh) else {
                     dst.fill(0.0);
@@ -62,17 +60,15 @@ pub fn unpad_planes_add(s: &ConvShape, gp: &[f32], gx_g: &mut [f32]) {
     let [ad, ah, aw] = &s.window.axes;
     let (dp, hp, wp) = (ad.padded(), ah.padded(), aw.padded());
     let in_len = s.window.in_len();
-    let cols: Vec<Option<usize>> = (0..wp)
-        .map(|c| aw.map_coord(c as isize - aw.pad_begin as isize, s.mode))
-        .collect();
+    let cols: Vec<Option<usize>> = (0..wp).map(|c| aw.padded_source(c, s.mode)).collect();
     for icg in 0..s.cin_g() {
         let gx_plane = &mut gx_g[icg * in_len..][..in_len];
         for d in 0..dp {
-            let Some(sd) = ad.map_coord(d as isize - ad.pad_begin as isize, s.mode) else {
+            let Some(sd) = ad.padded_source(d, s.mode) else {
                 continue;
             };
             for h in 0..hp {
-                let Some(sh) = ah.map_coord(h as isize - ah.pad_begin as isize, s.mode) else {
+                let Some(sh) = ah.padded_source(h, s.mode) else {
                     continue;
                 };
                 let src = &gp[((icg * dp + d) * hp + h) * wp..][..wp];
