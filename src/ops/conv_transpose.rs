@@ -61,35 +61,12 @@ pub fn adjoint_shape(
     bias: Option<&[usize]>,
     p: &ConvTransposeParams,
 ) -> Result<ConvShape> {
-    if !(3..=5).contains(&weight.len()) {
-        return Err(Error::arg(
-            "weight",
-            format!(
-                "has shape {}; a transposed-convolution weight is (Cin, Cout/groups, k1[, k2[, k3]]) with 1 to 3 kernel axes",
-                fmt_shape(weight)
-            ),
-        ));
-    }
-    let nd = weight.len() - 2;
-    let batched = match input.len() {
-        r if r == nd + 2 => true,
-        r if r == nd + 1 => false,
-        _ => {
-            return Err(Error::arg(
-                "input",
-                format!(
-                    "has shape {}, but a {nd}-D transposed convolution (weight {}) takes (N, Cin, *{nd} sizes) or (Cin, *{nd} sizes)",
-                    fmt_shape(input),
-                    fmt_shape(weight)
-                ),
-            ))
-        }
-    };
-    let (batch, cin, spatial) = if batched {
-        (input[0], input[1], &input[2..])
-    } else {
-        (1, input[0], &input[1..])
-    };
+    let (batched, batch, cin, spatial) = crate::ops::conv::split_input(
+        input,
+        weight,
+        "transposed convolution",
+        "(Cin, Cout/groups, k1[, k2[, k3]])",
+    )?;
     let groups = p.groups;
     if groups == 0 {
         return Err(Error::arg("groups", "must be at least 1"));

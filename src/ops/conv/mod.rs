@@ -124,36 +124,12 @@ impl ConvShape {
         bias: Option<&[usize]>,
         p: &ConvParams,
     ) -> Result<Self> {
-        if !(3..=5).contains(&weight.len()) {
-            return Err(Error::arg(
-                "weight",
-                format!(
-                    "has shape {}; a convolution weight is (Cout, Cin/groups, k1[, k2[, k3]]) with 1 to 3 kernel axes",
-                    fmt_shape(weight)
-                ),
-            ));
-        }
-        let nd = weight.len() - 2;
-        let batched = match input.len() {
-            r if r == nd + 2 => true,
-            r if r == nd + 1 => false,
-            _ => {
-                return Err(Error::arg(
-                    "input",
-                    format!(
-                        "has shape {}, but a {nd}-D convolution (weight {}) takes (N, Cin, {s}) or (Cin, {s})",
-                        fmt_shape(input),
-                        fmt_shape(weight),
-                        s = spatial_names(nd)
-                    ),
-                ))
-            }
-        };
-        let (batch, cin, spatial) = if batched {
-            (input[0], input[1], &input[2..])
-        } else {
-            (1, input[0], &input[1..])
-        };
+        let (batched, batch, cin, spatial) = split_input(
+            input,
+            weight,
+            "convolution",
+            "(Cout, Cin/groups, k1[, k2[, k3]])",
+        )?;
         let (cout, cin_g) = (weight[0], weight[1]);
         let groups = p.groups;
         if groups == 0 {
@@ -272,6 +248,40 @@ impl ConvShape {
     /// Multiply-accumulates of the direct sum: `N · Cout · out · Cin/g · taps`.
     pub fn macs(&self) -> u64 {
         (self.batch * self.cout * self.window.out_len()) as u64 * self.k_len() as u64
+    }
+}
+
+/// Checks the weight's rank (1 to 3 kernel axes, layout described by `layout`) and the input's
+/// rank against it, and splits the input shape into (batched, N, C, spatial sizes). Shared by
+/// convolution and transposed convolution.
+pub(crate) fn split_input<'a>(
+    input: &'a [usize],
+    weight: &[usize],
+    op: &str,
+    layout: &str,
+) -> Result<(bool, usize, usize, &'a [usize])> {
+    if !(3..=5).contains(&weight.len()) {
+        return Err(Error::arg(
+            "weight",
+            format!(
+                "has shape {}; a {op} weight is {layout} with 1 to 3 kernel axes",
+                fmt_shape(weight)
+            ),
+        ));
+    }
+    let nd = weight.len() - 2;
+    match input.len() {
+        r if r == nd + 2 => Ok((true, input[0], input[1], &input[2..])),
+        r if r == nd + 1 => Ok((false, 1, input[0], &input[1..])),
+        _ => Err(Error::arg(
+            "input",
+            format!(
+                "has shape {}, but a {nd}-D {op} (weight {}) takes (N, Cin, {s}) or (Cin, {s})",
+                fmt_shape(input),
+                fmt_shape(weight),
+                s = spatial_names(nd)
+            ),
+        )),
     }
 }
 
