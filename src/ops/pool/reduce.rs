@@ -28,10 +28,16 @@ pub struct Divisor {
 
 impl Divisor {
     fn of(&self, c: &Cell) -> f64 {
+        self.for_window(c.extent(), c.count())
+    }
+
+    /// The divisor of a window of `extent` cells (clipped to the padded input), `count` of them
+    /// inside the input.
+    pub fn for_window(&self, extent: usize, count: usize) -> f64 {
         match self.overridden {
             Some(d) => d as f64,
-            None if self.include_pad => c.extent() as f64,
-            None => c.count() as f64,
+            None if self.include_pad => extent as f64,
+            None => count as f64,
         }
     }
 }

@@ -27,14 +27,28 @@ pub fn applies(s: &PoolShape) -> bool {
     matches!(s.reduce, Reduce::Avg(_)) && taps <= MAX_TAPS
 }
 
+/// The shared spans and every output cell's divisor (the reference's `Divisor` rule).
+fn plan(s: &PoolShape) -> (&[Vec<Span>; 3], Vec<f64>) {
+    let (Windows::Shared(spans), Reduce::Avg(div)) = (&s.windows, s.reduce) else {
+        unreachable!("applies() checked")
+    };
+    let mut n = Vec::with_capacity(s.out_len());
+    for sd in &spans[0] {
+        for sh in &spans[1] {
+            for sw in &spans[2] {
+                n.push(div.for_window(
+                    sd.extent * sh.extent * sw.extent,
+                    sd.count * sh.count * sw.count,
+                ));
+            }
+        }
+    }
+    (spans, n)
+}
+
 /// Forward over all planes; requires [`applies`].
 pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32]) {
-    let Windows::Shared(spans) = &s.windows else {
-        unreachable!("applies() checked")
-    };
-    let Reduce::Avg(div) = s.reduce else {
-        unreachable!("applies() checked")
-    };
+    let (spans, n) = plan(s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     let [d, h, w] = s.input;
     let [_, oh, ow] = s.output;
@@ -51,18 +65,8 @@ pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32]) {
         // height pass: [D, H, OW] → [D, OH, OW]; depth pass: → [OD, OH, OW]
         let v2 = add_rows(&v1, d, h, ow, &spans[1]);
         let v3 = add_rows(&v2, 1, d, oh * ow, &spans[0]);
-        for (a, sd) in spans[0].iter().enumerate() {
-            for (b, sh) in spans[1].iter().enumerate() {
-                for (c, sw) in spans[2].iter().enumerate() {
-                    let n = match div.overridden {
-                        Some(n) => n,
-                        None if div.include_pad => sd.extent * sh.extent * sw.extent,
-                        None => sd.count * sh.count * sw.count,
-                    };
-                    let o = (a * oh + b) * ow + c;
-                    yp[o] = (v3[o] as f64 / n as f64) as f32;
-                }
-            }
+        for (o, (yv, v)) in yp.iter_mut().zip(&v3).enumerate() {
+            *yv = (*v as f64 / n[o]) as f32;
         }
     });
 }
@@ -88,32 +92,18 @@ fn add_rows(v: &[f32], outer: usize, len: usize, inner: usize, spans: &[Span]) -
 /// Backward of [`forward`] (its exact adjoint): `g = gy / n`, then spread back along the depth,
 /// the height (whole rows) and the width. `gx`: planes × in_len, added to.
 pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
-    let Windows::Shared(spans) = &s.windows else {
-        unreachable!("applies() checked")
-    };
-    let Reduce::Avg(div) = s.reduce else {
-        unreachable!("applies() checked")
-    };
+    let (spans, n) = plan(s);
     let (in_len, out_len) = (s.in_len(), s.out_len());
     let [d, h, w] = s.input;
-    let [od, oh, ow] = s.output;
+    let [_, oh, ow] = s.output;
     gx.par_chunks_mut(in_len).enumerate().for_each(|(p, gxp)| {
         let gyp = &gy[p * out_len..][..out_len];
         // g3 = gy / n per output cell
-        let mut g3 = vec![0.0f32; od * oh * ow];
-        for (a, sd) in spans[0].iter().enumerate() {
-            for (b, sh) in spans[1].iter().enumerate() {
-                for (c, sw) in spans[2].iter().enumerate() {
-                    let n = match div.overridden {
-                        Some(n) => n,
-                        None if div.include_pad => sd.extent * sh.extent * sw.extent,
-                        None => sd.count * sh.count * sw.count,
-                    };
-                    let o = (a * oh + b) * ow + c;
-                    g3[o] = (gyp[o] as f64 / n as f64) as f32;
-                }
-            }
-        }
+        let g3: Vec<f32> = gyp
+            .iter()
+            .zip(&n)
+            .map(|(g, n)| (*g as f64 / n) as f32)
+            .collect();
         // adjoints of the depth and height passes: [OD, OH, OW] → [D, OH, OW] → [D, H, OW]
         let g2 = spread_rows(&g3, 1, d, oh * ow, &spans[0]);
         let g1 = spread_rows(&g2, d, h, ow, &spans[1]);
