@@ -15,11 +15,12 @@ fn t(shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
 }
 
-const ALGOS: [ConvAlgo; 6] = [
+const ALGOS: [ConvAlgo; 7] = [
     ConvAlgo::Direct,
     ConvAlgo::Im2col,
     ConvAlgo::Toeplitz,
     ConvAlgo::Rows,
+    ConvAlgo::Blocked,
     ConvAlgo::Winograd,
     ConvAlgo::Auto,
 ];

@@ -164,6 +164,7 @@ fn algorithms_agree_on_random_shapes() {
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
             ConvAlgo::Rows,
+            ConvAlgo::Blocked,
             ConvAlgo::Auto,
         ] {
             let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();

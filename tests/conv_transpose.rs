@@ -111,6 +111,7 @@ fn fast_paths_match_the_reference() {
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
             ConvAlgo::Rows,
+            ConvAlgo::Blocked,
             ConvAlgo::Auto,
         ] {
             let what = format!("case {case} {algo:?} {p:?}");

@@ -28,7 +28,7 @@ pub fn backward_input_slices(
             Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
             None => im2col::backward_input(s, gy, w, gx),
         },
-        ConvAlgo::Rows | ConvAlgo::Winograd => match adjoint_problem(s) {
+        ConvAlgo::Rows | ConvAlgo::Blocked | ConvAlgo::Winograd => match adjoint_problem(s) {
             Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
             None => im2col::backward_input(s, gy, w, gx),
         },
@@ -45,11 +45,17 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
         Some(t) => format!("adj-{}", name(choose_algo(&t))),
         None => "col2im".into(),
     };
-    let bwd_w = match choose_algo(s) {
-        ConvAlgo::Rows => "rows",
-        _ => "im2col",
-    };
-    [name(choose_algo(s)), bwd_in, bwd_w.into()]
+    [name(choose_algo(s)), bwd_in, name(weight_algo(s))]
+}
+
+/// The kernel `Auto` uses for the weight gradient: the row kernel's correlation while the
+/// reduction Cin/g·taps is small (as for the forward), else im2col.
+pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
+    if rows::suits(s) && !im2col::is_pointwise(s) && s.k_len() <= 1024 {
+        ConvAlgo::Rows
+    } else {
+        ConvAlgo::Im2col
+    }
 }
 
 /// At stride 1 with zero padding, the input gradient is itself a convolution: the output
@@ -110,8 +116,8 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
-/// it). Toeplitz and the forward-only row kernel have no weight-gradient form of their own and
-/// use im2col.
+/// it). Toeplitz, Winograd and the blocked kernel have no weight-gradient form of their own and
+/// use im2col; `Auto` picks by [`weight_algo`].
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -119,13 +125,19 @@ pub fn backward_weight_slices(
     gy: &[f32],
     gw: &mut [f32],
 ) -> Result<()> {
-    match resolve_algo(s, algo) {
+    let algo = if algo == ConvAlgo::Auto {
+        weight_algo(s)
+    } else {
+        algo
+    };
+    match algo {
         ConvAlgo::Direct => direct::backward_weight(s, x, gy, gw),
         ConvAlgo::Rows if rows::suits(s) => rows::backward_weight(s, x, gy, gw),
         // Toeplitz and Winograd have no weight-gradient form of their own
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz
         | ConvAlgo::Rows
+        | ConvAlgo::Blocked
         | ConvAlgo::Winograd
         | ConvAlgo::Auto => im2col::backward_weight(s, x, gy, gw),
     }

@@ -46,22 +46,8 @@ impl Plan {
     fn new(s: &ConvShape, w: &[f32]) -> Self {
         let [ad, ah, aw] = &s.window.axes;
         let dims = [ad.padded(), ah.padded(), aw.padded() + VB];
-        let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
-        let mut deltas = Vec::with_capacity(cin_g * taps);
-        for icg in 0..cin_g {
-            for td in 0..ad.kernel {
-                for th in 0..ah.kernel {
-                    for tw in 0..aw.kernel {
-                        let d = icg * dims[0] + ad.padded_coord(0, td);
-                        deltas.push(
-                            (d * dims[1] + ah.padded_coord(0, th)) * dims[2]
-                                + aw.padded_coord(0, tw),
-                        );
-                    }
-                }
-            }
-        }
-        let k = cin_g * taps;
+        let deltas = tap_deltas(s, dims);
+        let (cout_g, k) = (s.cout_g(), s.k_len());
         let mut wt = vec![0.0; w.len()];
         for g in 0..s.groups {
             for ocg in 0..cout_g {
@@ -72,6 +58,28 @@ impl Plan {
         }
         Plan { deltas, wt, dims }
     }
+}
+
+/// Offset of each (input channel of a group, kernel tap), in weight order, in padded planes of
+/// extents `dims` (Dp, Hp, row length), relative to the position of output (0, 0, 0): the tap's
+/// padded coordinate per axis from geometry's `padded_coord`. An output at padded position
+/// `base` reads `xp[base + delta]`.
+pub(super) fn tap_deltas(s: &ConvShape, dims: [usize; 3]) -> Vec<usize> {
+    let [ad, ah, aw] = &s.window.axes;
+    let mut deltas = Vec::with_capacity(s.k_len());
+    for icg in 0..s.cin_g() {
+        for td in 0..ad.kernel {
+            for th in 0..ah.kernel {
+                for tw in 0..aw.kernel {
+                    let d = icg * dims[0] + ad.padded_coord(0, td);
+                    deltas.push(
+                        (d * dims[1] + ah.padded_coord(0, th)) * dims[2] + aw.padded_coord(0, tw),
+                    );
+                }
+            }
+        }
+    }
+    deltas
 }
 
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, kd, kh, kw), `y`: (N, Cout, od, oh, ow).
@@ -89,7 +97,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
         .enumerate()
         .for_each(|(item, y_g)| {
             scratch::with(&PADDED, padded, |xp| {
-                pad_item(s, x, item, &plan, xp);
+                pad_item(s, x, item, plan.dims, xp);
                 #[cfg(target_arch = "x86_64")]
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
@@ -101,10 +109,11 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
         });
 }
 
-/// Copies the input planes of item (n, g) into the zero-padded scratch.
-fn pad_item(s: &ConvShape, x: &[f32], item: usize, plan: &Plan, xp: &mut [f32]) {
+/// Copies the input planes of item (n, g) into the zero-padded scratch `xp`:
+/// `(Cin/g, Dp, Hp, row)` with `dims` = (Dp, Hp, row ≥ Wp).
+pub(super) fn pad_item(s: &ConvShape, x: &[f32], item: usize, dims: [usize; 3], xp: &mut [f32]) {
     let [ad, ah, aw] = &s.window.axes;
-    let [dp, hp, wp] = plan.dims;
+    let [dp, hp, wp] = dims;
     let (n, g, cin_g, in_len) = (
         item / s.groups,
         item % s.groups,
@@ -268,7 +277,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
                             s,
                             x,
                             n * s.groups + g,
-                            &plan,
+                            plan.dims,
                             &mut xp[(n - n0) * padded..][..padded],
                         );
                     }
