@@ -101,7 +101,13 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
                 #[cfg(target_arch = "x86_64")]
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
-                    unsafe { compute_avx512(s, &plan, xp, bias, item, y_g) };
+                    unsafe {
+                        if s.cout_g() == 1 {
+                            compute_avx512_single(s, &plan, xp, bias, item, y_g)
+                        } else {
+                            compute_avx512(s, &plan, xp, bias, item, y_g)
+                        }
+                    };
                     return;
                 }
                 compute_generic(s, &plan, xp, bias, item, y_g);
@@ -243,14 +249,110 @@ unsafe fn compute_avx512(
     });
 }
 
+/// Output rows per register block when a group has a single output channel (depthwise):
+/// RB independent accumulators hide the FMA latency that one channel's chain would expose.
+const RB: usize = 8;
+
+/// AVX-512 version for one output channel per group (depthwise): blocks of RB output rows ×
+/// 16 columns, one broadcast weight and RB input loads per tap.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn compute_avx512_single(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    bias: Option<&[f32]>,
+    item: usize,
+    y_g: &mut [f32],
+) {
+    let g = item % s.groups;
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    let k = plan.deltas.len();
+    // with one output channel per group the transposed weights are (group, Cin/g·taps)
+    let wt = &plan.wt[g * k..][..k];
+    let b0 = bias.map_or(0.0, |b| b[g]);
+    let max_delta = plan.deltas.iter().copied().max().unwrap_or(0);
+    // padded distance between consecutive output rows
+    let row_step = ah.stride * wp;
+    for od in 0..ad.output {
+        for oh0 in (0..ah.output).step_by(RB) {
+            let rb = RB.min(ah.output - oh0);
+            let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh0, 0)) * wp;
+            for ow0 in (0..aw.output).step_by(VB) {
+                let m = VB.min(aw.output - ow0);
+                let base = row + ow0;
+                let out = (od * ah.output + oh0) * aw.output + ow0;
+                // loads read xp[base + r·row_step + delta ..+VB], stores y[out + r·ow ..+m]
+                assert!(base + (rb - 1) * row_step + max_delta + VB <= xp.len());
+                assert!(out + (rb - 1) * aw.output + m <= y_g.len());
+                let b = SingleBlock {
+                    p: xp.as_ptr().add(base),
+                    row_step,
+                    deltas: &plan.deltas,
+                    wt,
+                    bias: b0,
+                    mask: ((1u32 << m) - 1) as u16,
+                    y: y_g.as_mut_ptr().add(out),
+                    y_step: aw.output,
+                };
+                match rb {
+                    1 => b.run::<1>(),
+                    2 => b.run::<2>(),
+                    3 => b.run::<3>(),
+                    4 => b.run::<4>(),
+                    5 => b.run::<5>(),
+                    6 => b.run::<6>(),
+                    7 => b.run::<7>(),
+                    _ => b.run::<8>(),
+                }
+            }
+        }
+    }
+}
+
+/// One block of [`compute_avx512_single`]: input at `p` (+ r·row_step for row r), output at
+/// `y` (+ r·y_step), `mask` = the valid columns.
+struct SingleBlock<'a> {
+    p: *const f32,
+    row_step: usize,
+    deltas: &'a [usize],
+    wt: &'a [f32],
+    bias: f32,
+    mask: u16,
+    y: *mut f32,
+    y_step: usize,
+}
+
+impl SingleBlock<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn run<const R: usize>(&self) {
+        use std::arch::x86_64::*;
+        let mut acc = [_mm512_set1_ps(self.bias); R];
+        for (&delta, &w) in self.deltas.iter().zip(self.wt) {
+            let wv = _mm512_set1_ps(w);
+            let q = self.p.add(delta);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q.add(r * self.row_step)), *a);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(self.y.add(r * self.y_step), self.mask, *a);
+        }
+    }
+}
+
 /// Output channels per weight-gradient register block.
 const WG_OC: usize = 4;
 
 /// Weight gradient by the same blocking: `gw[oc, ic, tap] = Σ_n Σ_rows Σ_cols gy[n, oc, row, col]
-/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per (output-channel block, input channel,
-/// kernel row) and up to 6 taps of that row, WG_OC × 6 vector accumulators sweep every output
-/// row of an image (one masked `gy` load per channel and one `xp` load per tap feed
-/// WG_OC × taps FMAs); lane sums are kept per thread as 16-lane partials and reduced at the end.
+/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per block of WG_OC output channels and up to
+/// 6 consecutive (input channel, tap) pairs (1 channel × 12 pairs for depthwise), the vector
+/// accumulators sweep every output row of an image (one masked `gy` load per channel and one
+/// `xp` load per tap feed channels × taps FMAs); lane sums are kept per thread as 16-lane
+/// partials and reduced at the end.
 /// `gw`: (Cout, Cin/g, kd, kh, kw), overwritten. Requires [`suits`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
@@ -365,31 +467,50 @@ unsafe fn wgrad_avx512(
     ns: std::ops::Range<usize>,
     acc: &mut [f32],
 ) {
-    let taps_row = s.window.axes[2].kernel;
-    let rows_of_taps = plan.deltas.len() / taps_row; // (icg, td, th) triples
-    for oc0 in (0..s.cout_g()).step_by(WG_OC) {
-        for r in 0..rows_of_taps {
-            for tw0 in (0..taps_row).step_by(6) {
-                let i0 = r * taps_row + tw0;
-                match (taps_row - tw0).min(6) {
-                    1 => wgrad_block::<1>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
-                    2 => wgrad_block::<2>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
-                    3 => wgrad_block::<3>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
-                    4 => wgrad_block::<4>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
-                    5 => wgrad_block::<5>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
-                    _ => wgrad_block::<6>(s, plan, xp, gy, g, ns.clone(), oc0, i0, acc),
+    // one output channel per group (depthwise): blocks of 1 channel × up to 12 taps, so a
+    // dozen independent accumulators hide the FMA latency; otherwise WG_OC channels × 6 taps
+    let k = plan.deltas.len();
+    macro_rules! by_taps {
+        ($oc:expr, $max:literal, $oc0:expr, $taps:expr) => {
+            let taps = $taps;
+            for i0 in taps.clone().step_by($max) {
+                let (oc0, ns) = ($oc0, ns.clone());
+                match (taps.end - i0).min($max) {
+                    1 => wgrad_block::<$oc, 1>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    2 => wgrad_block::<$oc, 2>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    3 => wgrad_block::<$oc, 3>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    4 => wgrad_block::<$oc, 4>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    5 => wgrad_block::<$oc, 5>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    6 => wgrad_block::<$oc, 6>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    7 => wgrad_block::<$oc, 7>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    8 => wgrad_block::<$oc, 8>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    9 => wgrad_block::<$oc, 9>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    10 => wgrad_block::<$oc, 10>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    11 => wgrad_block::<$oc, 11>(s, plan, xp, gy, g, ns, oc0, i0, acc),
+                    _ => wgrad_block::<$oc, 12>(s, plan, xp, gy, g, ns, oc0, i0, acc),
                 }
+            }
+        };
+    }
+    if s.cout_g() == 1 {
+        by_taps!(1, 12, 0, 0..k);
+    } else {
+        // blocks within one kernel row (r: an (input channel, td, th) triple): nearby deltas
+        let taps_row = s.window.axes[2].kernel;
+        for oc0 in (0..s.cout_g()).step_by(WG_OC) {
+            for r in 0..k / taps_row {
+                by_taps!(WG_OC, 6, oc0, r * taps_row..(r + 1) * taps_row);
             }
         }
     }
 }
 
-/// WG_OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
+/// OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
 /// group `g` of images `ns` (whose padded planes follow each other in `xp`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn wgrad_block<const TW: usize>(
+unsafe fn wgrad_block<const OC: usize, const TW: usize>(
     s: &ConvShape,
     plan: &Plan,
     xp_all: &[f32],
@@ -406,17 +527,17 @@ unsafe fn wgrad_block<const TW: usize>(
     let [ad, ah, aw] = &s.window.axes;
     let [_, hp, wp] = plan.dims;
     let (k, out_len) = (plan.deltas.len(), s.window.out_len());
-    let ocs = WG_OC.min(cout_g - oc0);
+    let ocs = OC.min(cout_g - oc0);
     let mut deltas = [0usize; TW];
     deltas.copy_from_slice(&plan.deltas[i0..i0 + TW]);
     let max_delta = deltas.iter().copied().max().unwrap_or(0);
-    let mut a = [[_mm512_setzero_ps(); TW]; WG_OC];
+    let mut a = [[_mm512_setzero_ps(); TW]; OC];
     // for each image of the chunk
     for n in ns.clone() {
         let xp = &xp_all[(n - ns.start) * padded..][..padded];
         assert!(max_delta + VB <= xp.len());
         // gy planes of the block's channels; missing channels repeat the first with a zero mask
-        let mut planes = [std::ptr::null::<f32>(); WG_OC];
+        let mut planes = [std::ptr::null::<f32>(); OC];
         for (c, p) in planes.iter_mut().enumerate() {
             let oc = g * cout_g + oc0 + c.min(ocs - 1);
             *p = gy[(n * s.cout + oc) * out_len..][..out_len].as_ptr();
@@ -430,8 +551,8 @@ unsafe fn wgrad_block<const TW: usize>(
                     let mask = ((1u32 << m) - 1) as u16;
                     let base = row + ow0;
                     assert!(base + max_delta + VB <= xp.len());
-                    let mut gv = [_mm512_setzero_ps(); WG_OC];
-                    for c in 0..WG_OC {
+                    let mut gv = [_mm512_setzero_ps(); OC];
+                    for c in 0..OC {
                         // SAFETY: gy_row + ow0 + m <= out_len; channels past ocs load nothing
                         let mc = if c < ocs { mask } else { 0 };
                         gv[c] = _mm512_maskz_loadu_ps(mc, planes[c].add(gy_row + ow0));
@@ -439,7 +560,7 @@ unsafe fn wgrad_block<const TW: usize>(
                     let xb = xp.as_ptr().add(base);
                     for t in 0..TW {
                         let xv = _mm512_loadu_ps(xb.add(deltas[t]));
-                        for c in 0..WG_OC {
+                        for c in 0..OC {
                             a[c][t] = _mm512_fmadd_ps(gv[c], xv, a[c][t]);
                         }
                     }
