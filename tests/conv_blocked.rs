@@ -3,7 +3,8 @@
 //! 16-channel blocks, one or two blocks per register block), output rows wider than one
 //! 14-column register block (the last block shifted back), width stride 1, 2 and 3 (3 defers
 //! to im2col), dilation, groups, 1-D/2-D/3-D, bias; and the input gradient, which at stride 1
-//! runs the same kernel on the adjoint problem.
+//! runs the same kernel on the adjoint problem, and the weight gradient (output channels in
+//! the lanes, runs of up to 12 (input channel, tap) pairs).
 
 use stride::geometry::PaddingSpec;
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
@@ -78,12 +79,16 @@ fn blocked_matches_direct_on_random_shapes() {
         .unwrap();
         let want = GradRequest {
             input: true,
-            ..GradRequest::default()
+            weight: true,
+            bias: false,
         };
         let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, want).unwrap();
         let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Blocked, want).unwrap();
         let err = f.input.unwrap().max_abs_diff(r.input.as_ref().unwrap());
         assert!(err < 1e-4, "case {case} input gradient {p:?}: err {err}");
+        let (fw, rw) = (f.weight.unwrap(), r.weight.unwrap());
+        let err = fw.max_abs_diff(&rw) / (1.0 + rw.max_abs());
+        assert!(err < 1e-5, "case {case} weight gradient {p:?}: err {err}");
     }
     assert!(checked > 150, "only {checked} cases were valid");
 }

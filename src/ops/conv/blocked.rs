@@ -296,6 +296,216 @@ unsafe fn block<const R: usize, const B: usize, const SW: usize>(
     }
 }
 
+/// Most (input channel, tap) pairs per weight-gradient register block.
+const JMAX: usize = 12;
+
+/// Weight gradient with output channels in the lanes: `gw[oc, i] = Σ_n Σ_pos gy[n, oc, pos] ·
+/// xp[n, base(pos) + delta_i]`. The output gradient is first transposed to
+/// `(group, channel block, N, pos, L)`; then per work item (group, pair of channel blocks, run
+/// of up to 12 consecutive (input channel, tap) pairs) 12 × 2 vector accumulators sweep every
+/// output position of every image: two `gy` vector loads and 12 broadcast inputs feed 24 FMAs.
+/// Items own disjoint weights, so no reduction is needed. `gw`: (Cout, Cin/g, kd, kh, kw),
+/// overwritten. Requires [`suits`]; without AVX-512 it defers to im2col.
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    assert!(
+        suits(s),
+        "blocked::backward_weight called on a shape it does not support"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        return backward_weight_avx512(s, x, gy, gw);
+    }
+    super::im2col::backward_weight(s, x, gy, gw)
+}
+
+thread_local! {
+    /// Per-thread transposed output gradient, reused across calls.
+    static GY_T: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `gy: (N, Cout, out)` → `(group, channel block, N, out, L)`, lanes past Cout/g zero.
+fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
+    let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
+    let nb = cout_g.div_ceil(L);
+    let plane = s.batch * out_len * L;
+    // for each (group, channel block), in parallel
+    gyt.par_chunks_mut(plane).enumerate().for_each(|(gb, t)| {
+        let (g, b) = (gb / nb, gb % nb);
+        let lanes = (cout_g - b * L).min(L);
+        t.fill(0.0);
+        for n in 0..s.batch {
+            for lane in 0..lanes {
+                let src = &gy[(n * s.cout + g * cout_g + b * L + lane) * out_len..][..out_len];
+                let dst = &mut t[n * out_len * L..][..out_len * L];
+                for (pos, v) in src.iter().enumerate() {
+                    dst[pos * L + lane] = *v;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    let [ad, ah, aw] = &s.window.axes;
+    let dims = [ad.padded(), ah.padded(), aw.padded()];
+    let item_len = s.cin_g() * dims.iter().product::<usize>();
+    let deltas = rows::tap_deltas(s, dims);
+    let (cout_g, k, out_len) = (s.cout_g(), s.k_len(), s.window.out_len());
+    let nb = cout_g.div_ceil(L);
+    let pairs = nb.div_ceil(2);
+    let runs = k.div_ceil(JMAX);
+    let gyt_len = s.groups * nb * s.batch * out_len * L;
+    scratch::with(&PADDED, s.batch * s.groups * item_len, |xp| {
+        scratch::with(&GY_T, gyt_len, |gyt| {
+            xp.par_chunks_mut(item_len)
+                .enumerate()
+                .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
+            transpose_gy(s, gy, gyt);
+            let (xp, gyt) = (&*xp, &*gyt);
+            // for each (group, pair of channel blocks, run of pairs), in parallel: its sums
+            let sums: Vec<(usize, Vec<f32>)> = (0..s.groups * pairs * runs)
+                .into_par_iter()
+                .map(|unit| {
+                    let (g, pair, run) = (unit / (pairs * runs), unit / runs % pairs, unit % runs);
+                    let job = WgradJob {
+                        s,
+                        xp,
+                        gyt,
+                        item_len,
+                        dims,
+                        g,
+                        b0: 2 * pair,
+                        blocks: (nb - 2 * pair).min(2),
+                        deltas: &deltas[run * JMAX..(run * JMAX + JMAX).min(k)],
+                    };
+                    // SAFETY: the CPU supports AVX-512F (checked by the caller).
+                    (unit, unsafe { job.run() })
+                })
+                .collect();
+            // sums of unit: (j, b, lane) → gw[g·Cout/g + (b0 + b)·L + lane, i0 + j]
+            for (unit, acc) in sums {
+                let (g, pair, run) = (unit / (pairs * runs), unit / runs % pairs, unit % runs);
+                let i0 = run * JMAX;
+                let jn = (k - i0).min(JMAX);
+                for j in 0..jn {
+                    for b in 0..2 {
+                        let blk = 2 * pair + b;
+                        if blk >= nb {
+                            continue;
+                        }
+                        let lanes = (cout_g - blk * L).min(L);
+                        for lane in 0..lanes {
+                            let oc = g * cout_g + blk * L + lane;
+                            gw[oc * k + i0 + j] = acc[(j * 2 + b) * L + lane];
+                        }
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// One weight-gradient work item: blocks `b0..b0+blocks` of group `g` × the pairs `deltas`
+/// (a run of consecutive (input channel, tap) pairs), over every image.
+struct WgradJob<'a> {
+    s: &'a ConvShape,
+    xp: &'a [f32],
+    gyt: &'a [f32],
+    item_len: usize,
+    dims: [usize; 3],
+    g: usize,
+    b0: usize,
+    blocks: usize,
+    deltas: &'a [usize],
+}
+
+impl WgradJob<'_> {
+    /// The sums as `(j, b, lane)` with b < 2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(&self) -> Vec<f32> {
+        macro_rules! by_j {
+            ($b:literal) => {
+                match self.deltas.len() {
+                    1 => self.sweep::<1, $b>(),
+                    2 => self.sweep::<2, $b>(),
+                    3 => self.sweep::<3, $b>(),
+                    4 => self.sweep::<4, $b>(),
+                    5 => self.sweep::<5, $b>(),
+                    6 => self.sweep::<6, $b>(),
+                    7 => self.sweep::<7, $b>(),
+                    8 => self.sweep::<8, $b>(),
+                    9 => self.sweep::<9, $b>(),
+                    10 => self.sweep::<10, $b>(),
+                    11 => self.sweep::<11, $b>(),
+                    _ => self.sweep::<12, $b>(),
+                }
+            };
+        }
+        if self.blocks == 1 {
+            by_j!(1)
+        } else {
+            by_j!(2)
+        }
+    }
+
+    /// J pairs × B blocks of accumulators over every output position of every image.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sweep<const J: usize, const B: usize>(&self) -> Vec<f32> {
+        use std::arch::x86_64::*;
+        let s = self.s;
+        let [ad, ah, aw] = &s.window.axes;
+        let [_, hp, wp] = self.dims;
+        let (out_len, nb) = (s.window.out_len(), s.cout_g().div_ceil(L));
+        let mut d = [0usize; J];
+        d.copy_from_slice(self.deltas);
+        let max_delta = d.iter().copied().max().unwrap_or(0);
+        let sw = aw.stride;
+        let mut acc = [[_mm512_setzero_ps(); B]; J];
+        for n in 0..s.batch {
+            let xpi = &self.xp[(n * s.groups + self.g) * self.item_len..][..self.item_len];
+            // gy of block b0 + b for image n: (out, L), blocks one (N, out, L) apart
+            let gy0 = &self.gyt[((self.g * nb + self.b0) * s.batch + n) * out_len * L..];
+            let block_step = s.batch * out_len * L;
+            assert!(gy0.len() >= (B - 1) * block_step + out_len * L);
+            for od in 0..ad.output {
+                for oh in 0..ah.output {
+                    let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
+                    let pos0 = (od * ah.output + oh) * aw.output;
+                    // reads xpi[row + ow·sw + delta], ow < aw.output
+                    assert!(row + (aw.output - 1) * sw + max_delta < xpi.len());
+                    let mut p = xpi.as_ptr().add(row);
+                    let mut gp = gy0.as_ptr().add(pos0 * L);
+                    for _ in 0..aw.output {
+                        let mut gv = [_mm512_setzero_ps(); B];
+                        for (b, v) in gv.iter_mut().enumerate() {
+                            *v = _mm512_loadu_ps(gp.add(b * block_step));
+                        }
+                        for (a, &dj) in acc.iter_mut().zip(&d) {
+                            let xv = _mm512_set1_ps(*p.add(dj));
+                            for b in 0..B {
+                                a[b] = _mm512_fmadd_ps(gv[b], xv, a[b]);
+                            }
+                        }
+                        p = p.add(sw);
+                        gp = gp.add(L);
+                    }
+                }
+            }
+        }
+        let mut out = vec![0.0f32; JMAX * 2 * L];
+        for (j, a) in acc.iter().enumerate() {
+            for (b, v) in a.iter().enumerate() {
+                _mm512_storeu_ps(out[(j * 2 + b) * L..].as_mut_ptr(), *v);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
