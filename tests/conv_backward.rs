@@ -140,6 +140,7 @@ fn fast_paths_match_the_reference() {
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
             ConvAlgo::Rows,
+            ConvAlgo::Blocked,
             ConvAlgo::Winograd,
             ConvAlgo::Auto,
         ] {
@@ -154,6 +155,46 @@ fn fast_paths_match_the_reference() {
             let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
             assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
             assert_eq!(f.bias.as_ref(), r.bias.as_ref(), "{what}: bias");
+        }
+    }
+}
+
+#[test]
+fn depthwise_with_many_groups_matches_the_reference() {
+    // Many groups (≥ 4 per thread) take the row kernel's per-group weight-gradient path and its
+    // single-channel forward blocks (8 output rows at a time); heights up to 21 leave partial
+    // row blocks, a channel multiplier of 2 leaves two channels per group.
+    let mut rng = Rng::new(8);
+    for case in 0..40 {
+        let groups = 8 + rng.below(33);
+        let mult = 1 + rng.below(2);
+        let (h, wd) = (3 + rng.below(19), 3 + rng.below(40));
+        let k = 1 + rng.below(3);
+        let n = 1 + rng.below(3);
+        let x = rand_tensor(&mut rng, &[n, groups, h, wd]);
+        let w = rand_tensor(&mut rng, &[groups * mult, 1, k, k]);
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(rng.below(2), rng.below(2)); 2]),
+            stride: vec![1 + rng.below(2), 1],
+            groups,
+            ..ConvParams::default()
+        };
+        let y = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
+        let gy = rand_tensor(&mut rng, y.shape());
+        let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
+        for algo in [ConvAlgo::Rows, ConvAlgo::Auto] {
+            let what = format!(
+                "case {case} {algo:?} {p:?} x{:?} w{:?}",
+                x.shape(),
+                w.shape()
+            );
+            let yf = conv(&x, &w, None, &p, algo).unwrap();
+            assert!(yf.max_abs_diff(&y) < 1e-4, "{what}: forward");
+            let f = conv_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
+            let (fi, ri) = (f.input.unwrap(), r.input.as_ref().unwrap());
+            assert!(fi.max_abs_diff(ri) < 1e-4, "{what}: input");
+            let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
+            assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
         }
     }
 }

@@ -365,46 +365,63 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     // images per work item: small images are swept together so each register block runs long
     let nb = (1024 / s.window.out_len()).clamp(1, 16).min(s.batch);
     let chunks = s.batch.div_ceil(nb);
-    let lanes_len = s.cout * k * VB;
+    // lane partials of one group: (Cout/g, Cin/g·taps, VB)
+    let group_len = s.cout_g() * k * VB;
+    // accumulates images n0..n1 of group g into the group's lane partials
+    let sweep = |g: usize, n0: usize, n1: usize, acc: &mut [f32]| {
+        scratch::with(&PADDED, padded * (n1 - n0), |xp| {
+            for n in n0..n1 {
+                let xp_n = &mut xp[(n - n0) * padded..][..padded];
+                pad_item(s, x, n * s.groups + g, plan.dims, xp_n);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
+                unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, acc) };
+                return;
+            }
+            wgrad_generic(s, &plan, xp, gy, g, n0..n1, acc);
+        })
+    };
+    // gw[oc, i] = sum of the 16 lanes
+    let lane_sums = |gw: &mut [f32], lanes: &[f32]| {
+        for (g, l) in gw.iter_mut().zip(lanes.chunks(VB)) {
+            *g = l.iter().sum();
+        }
+    };
+    if s.groups >= 4 * rayon::current_num_threads() {
+        // many groups (depthwise): each group sweeps all images on its own, no reduction
+        gw.par_chunks_mut(s.cout_g() * k)
+            .enumerate()
+            .for_each(|(g, gw_g)| {
+                let mut acc = vec![0.0f32; group_len];
+                for c in 0..chunks {
+                    sweep(g, c * nb, (c * nb + nb).min(s.batch), &mut acc);
+                }
+                lane_sums(gw_g, &acc);
+            });
+        return;
+    }
+    // few groups: work items (image chunk, group), lane partials per thread, summed at the end
     let partial = (0..chunks * s.groups)
         .into_par_iter()
         .fold(
-            || vec![0.0f32; lanes_len],
+            || vec![0.0f32; s.groups * group_len],
             |mut acc, item| {
                 let (c, g) = (item / s.groups, item % s.groups);
-                let (n0, n1) = (c * nb, (c * nb + nb).min(s.batch));
-                scratch::with(&PADDED, padded * (n1 - n0), |xp| {
-                    for n in n0..n1 {
-                        pad_item(
-                            s,
-                            x,
-                            n * s.groups + g,
-                            plan.dims,
-                            &mut xp[(n - n0) * padded..][..padded],
-                        );
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    if std::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
-                        unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, &mut acc) };
-                        return;
-                    }
-                    wgrad_generic(s, &plan, xp, gy, g, n0..n1, &mut acc);
-                });
+                let acc_g = &mut acc[g * group_len..][..group_len];
+                sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
                 acc
             },
         )
         .reduce(
-            || vec![0.0f32; lanes_len],
+            || vec![0.0f32; s.groups * group_len],
             |mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
                 a
             },
         );
-    // gw[oc, i] = sum of the 16 lanes
-    for (g, lanes) in gw.iter_mut().zip(partial.chunks(VB)) {
-        *g = lanes.iter().sum();
-    }
+    lane_sums(gw, &partial);
 }
 
 /// Portable weight-gradient accumulation of group `g`, images `ns` (padded one after another
@@ -441,7 +458,7 @@ fn wgrad_generic_image(
         let oc = g * cout_g + ocg;
         let gy_plane = &gy[(n * s.cout + oc) * out_len..][..out_len];
         for (i, &delta) in plan.deltas.iter().enumerate() {
-            let lanes = &mut acc[(oc * k + i) * VB..][..VB];
+            let lanes = &mut acc[(ocg * k + i) * VB..][..VB];
             for od in 0..ad.output {
                 for oh in 0..ah.output {
                     let base = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp + delta;
@@ -569,9 +586,8 @@ unsafe fn wgrad_block<const OC: usize, const TW: usize>(
         }
     }
     for (c, ac) in a.iter().enumerate().take(ocs) {
-        let oc = g * cout_g + oc0 + c;
         for (t, v) in ac.iter().enumerate() {
-            let dst = &mut acc[(oc * k + i0 + t) * VB..][..VB];
+            let dst = &mut acc[((oc0 + c) * k + i0 + t) * VB..][..VB];
             let sum = _mm512_add_ps(_mm512_loadu_ps(dst.as_ptr()), *v);
             _mm512_storeu_ps(dst.as_mut_ptr(), sum);
         }
