@@ -27,12 +27,22 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
-    /// A tensor of zeros.
+    /// A tensor of zeros. Big ones (≥ 1 Mi values) are filled by all threads: memory that the
+    /// allocator reuses is not zeroed by the kernel, and one thread's memset would cost as much
+    /// as the operation that fills the tensor.
     pub fn zeros(shape: &[usize]) -> Self {
-        let numel = shape.iter().product();
+        let numel: usize = shape.iter().product();
+        let data = if numel >= 1 << 20 {
+            use rayon::prelude::*;
+            let mut v = Vec::with_capacity(numel);
+            v.par_extend(rayon::iter::repeat_n(0.0f32, numel));
+            v
+        } else {
+            vec![0.0; numel]
+        };
         Tensor {
             shape: shape.to_vec(),
-            data: vec![0.0; numel],
+            data,
         }
     }
 

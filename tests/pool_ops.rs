@@ -5,7 +5,7 @@
 
 use stride::geometry::{adaptive_span, fractional_starts, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams};
-use stride::ops::pool::{max_unpool, pool_forward, PoolKind, PoolParams};
+use stride::ops::pool::{max_unpool, pool_backward, pool_forward, PoolKind, PoolParams};
 use stride::rng::Rng;
 use stride::Tensor;
 
@@ -275,4 +275,24 @@ fn bad_input_is_a_clear_error() {
     let p = params(PoolKind::Max, &[2], &[2], 0);
     let e = max_unpool(&random(&[1, 1, 2, 2], 3), &[0, 1, 2, 99], &p).unwrap_err();
     assert!(e.to_string().contains("index 99"));
+}
+
+#[test]
+fn backward_refuses_indices_outside_the_plane() {
+    // The scatter checks each index as it adds: one bad index in the last plane is an error
+    // naming the argument, and nothing panics.
+    let x = random(&[2, 3, 6, 6], 4);
+    let p = params(PoolKind::Max, &[2, 2], &[2, 2], 0);
+    let mut out = pool_forward(&x, &p).unwrap();
+    let gy = Tensor::full(out.y.shape(), 1.0);
+    let good = pool_backward(&x, &out, &gy, &p).unwrap();
+    // every window's gradient lands once: the sum is the number of outputs
+    assert_eq!(good.data().iter().sum::<f32>(), out.y.numel() as f32);
+    let idx = out.indices.as_mut().unwrap();
+    *idx.last_mut().unwrap() = 36;
+    let e = pool_backward(&x, &out, &gy, &p).unwrap_err().to_string();
+    assert!(
+        e.contains("indices") && e.contains("outside a plane of 36"),
+        "{e}"
+    );
 }

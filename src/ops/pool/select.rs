@@ -44,7 +44,8 @@ pub fn kmax_forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: &mut [u32]) {
 }
 
 /// Backward of every selecting kind: `gx[plane][idx[o]] += gy[plane][o]`.
-/// `gx`: planes × in_len; `gy`, `idx`: planes × out_len.
+/// `gx`: planes × in_len; `gy`, `idx`: planes × out_len. An index outside its plane is an error
+/// (checked as it is met, in parallel).
 pub fn scatter(
     in_len: usize,
     out_len: usize,
@@ -52,26 +53,32 @@ pub fn scatter(
     gy: &[f32],
     gx: &mut [f32],
 ) -> Result<()> {
-    check_indices(idx, in_len)?;
     gx.par_chunks_mut(in_len)
         .zip(gy.par_chunks(out_len).zip(idx.par_chunks(out_len)))
-        .for_each(|(gxp, (gyp, ip))| {
+        .try_for_each(|(gxp, (gyp, ip))| {
             for (&g, &i) in gyp.iter().zip(ip) {
-                gxp[i as usize] += g;
+                match gxp.get_mut(i as usize) {
+                    Some(v) => *v += g,
+                    None => return Err(bad_index(i, in_len)),
+                }
             }
-        });
-    Ok(())
+            Ok(())
+        })
+}
+
+fn bad_index(i: u32, plane: usize) -> Error {
+    Error::arg(
+        "indices",
+        format!(
+            "index {i} is outside a plane of {plane} cells; the indices must come from the \
+             max pooling of the same shape"
+        ),
+    )
 }
 
 fn check_indices(idx: &[u32], plane: usize) -> Result<()> {
     match idx.iter().find(|&&i| i as usize >= plane) {
-        Some(i) => Err(Error::arg(
-            "indices",
-            format!(
-                "index {i} is outside a plane of {plane} cells; the indices must come from the \
-                 max pooling of the same shape"
-            ),
-        )),
+        Some(&i) => Err(bad_index(i, plane)),
         None => Ok(()),
     }
 }
