@@ -295,3 +295,19 @@ fn pytorch_golden_gradients() {
         }
     }
 }
+
+#[test]
+fn fast_bias_gradient_matches_the_reference() {
+    // planes whose length is and is not a multiple of the 16 lanes, one to many channels
+    let mut rng = Rng::new(12);
+    for case in 0..30 {
+        let (n, c, plane) = (1 + rng.below(5), 1 + rng.below(20), 1 + rng.below(100));
+        let gy = rng.vec(n * c * plane, -1.0, 1.0);
+        let (mut fast, mut reference) = (vec![0.0; c], vec![0.0; c]);
+        stride::ops::conv::backward::bias_grad(&gy, n, c, &mut fast);
+        stride::ops::conv::direct::backward_bias(&gy, n, c, &mut reference);
+        for (f, r) in fast.iter().zip(&reference) {
+            assert!((f - r).abs() < 1e-5, "case {case}: {f} vs {r}");
+        }
+    }
+}

@@ -21,8 +21,8 @@
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
 use crate::ops::conv::{
-    backward_input_slices, backward_weight_slices, check_grad_output, direct, forward_slices,
-    ConvAlgo, ConvGrads, ConvShape, GradRequest,
+    backward_input_slices, backward_weight_slices, check_grad_output, forward_slices, ConvAlgo,
+    ConvGrads, ConvShape, GradRequest,
 };
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -171,7 +171,7 @@ pub fn backward_weight(
 
 /// Bias gradient on flat buffers: `gb[c] = Σ_n Σ_o gy[n, c, o]`, `gb: (Cout)` (overwritten).
 pub fn backward_bias(s: &ConvShape, gy: &[f32], gb: &mut [f32]) {
-    direct::backward_bias(gy, s.batch, s.cin, gb)
+    crate::ops::conv::backward::bias_grad(gy, s.batch, s.cin, gb)
 }
 
 /// Transposed convolution forward with PyTorch semantics.

@@ -152,6 +152,33 @@ pub fn backward_weight_slices(
     Ok(())
 }
 
+/// Bias gradient, the fast path of [`direct::backward_bias`]: `gb[c] = Σ_n Σ_pos gy[n, c, pos]`,
+/// channels in parallel; each plane summed in float32 over 16 lanes (vectorised), the plane
+/// sums in float64. `gy`: (N, C, *out).
+pub fn bias_grad(gy: &[f32], batch: usize, channels: usize, gb: &mut [f32]) {
+    use rayon::prelude::*;
+    let plane = gy.len() / (batch * channels).max(1);
+    gb.par_iter_mut()
+        .enumerate()
+        .take(channels)
+        .for_each(|(c, out)| {
+            let mut acc = 0.0f64;
+            for n in 0..batch {
+                let p = &gy[(n * channels + c) * plane..][..plane];
+                let mut lanes = [0.0f32; 16];
+                let chunks = p.chunks_exact(16);
+                let tail: f32 = chunks.remainder().iter().sum();
+                for ch in chunks {
+                    for (l, v) in lanes.iter_mut().zip(ch) {
+                        *l += v;
+                    }
+                }
+                acc += lanes.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
+            }
+            *out = acc as f32;
+        });
+}
+
 /// Which gradients [`conv_backward`] computes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GradRequest {
@@ -231,7 +258,7 @@ pub fn conv_backward(
     }
     if want.bias {
         let mut gb = Tensor::zeros(&[s.cout]);
-        direct::backward_bias(gy.data(), s.batch, s.cout, gb.data_mut());
+        bias_grad(gy.data(), s.batch, s.cout, gb.data_mut());
         grads.bias = Some(gb);
     }
     Ok(grads)
