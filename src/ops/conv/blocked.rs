@@ -301,10 +301,11 @@ const JMAX: usize = 12;
 
 /// Weight gradient with output channels in the lanes: `gw[oc, i] = Σ_n Σ_pos gy[n, oc, pos] ·
 /// xp[n, base(pos) + delta_i]`. The output gradient is first transposed to
-/// `(group, channel block, N, pos, L)`; then per work item (group, pair of channel blocks, run
-/// of up to 12 consecutive (input channel, tap) pairs) 12 × 2 vector accumulators sweep every
-/// output position of every image: two `gy` vector loads and 12 broadcast inputs feed 24 FMAs.
-/// Items own disjoint weights, so no reduction is needed. `gw`: (Cout, Cin/g, kd, kh, kw),
+/// `(group, channel block, N, pos, L)`; then per work item (group, pair of channel blocks,
+/// chunk of images), for each chunk of ~256 output positions, each run of up to 12 consecutive
+/// (input channel, tap) pairs sweeps the chunk with 12 × 2 vector accumulators: two `gy` vector
+/// loads and 12 broadcast inputs feed 24 FMAs. The chunk's `gy` stays in L1 for every run, so
+/// the output gradient is read from memory once. Image chunks' sums are added at the end. `gw`: (Cout, Cin/g, kd, kh, kw),
 /// overwritten. Requires [`suits`]; without AVX-512 it defers to im2col.
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
@@ -323,7 +324,9 @@ thread_local! {
     static GY_T: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `gy: (N, Cout, out)` → `(group, channel block, N, out, L)`, lanes past Cout/g zero.
+/// `gy: (N, Cout, out)` → `(group, channel block, N, out, L)`, lanes past Cout/g zero: 16
+/// positions × 16 channels at a time through [`transpose16`].
+#[cfg(target_arch = "x86_64")]
 fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
     let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
     let nb = cout_g.div_ceil(L);
@@ -332,17 +335,33 @@ fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
     gyt.par_chunks_mut(plane).enumerate().for_each(|(gb, t)| {
         let (g, b) = (gb / nb, gb % nb);
         let lanes = (cout_g - b * L).min(L);
-        t.fill(0.0);
         for n in 0..s.batch {
-            for lane in 0..lanes {
-                let src = &gy[(n * s.cout + g * cout_g + b * L + lane) * out_len..][..out_len];
-                let dst = &mut t[n * out_len * L..][..out_len * L];
-                for (pos, v) in src.iter().enumerate() {
-                    dst[pos * L + lane] = *v;
-                }
-            }
+            let src = &gy[(n * s.cout + g * cout_g + b * L) * out_len..][..lanes * out_len];
+            let dst = &mut t[n * out_len * L..][..out_len * L];
+            // SAFETY: the caller checked AVX-512F; loads read src[lane·out + pos0 ..+m] with
+            // lane < lanes, pos0 + m ≤ out; stores write dst[(pos0 + j)·L ..+L], j < m.
+            unsafe { transpose_plane(src, lanes, out_len, dst) };
         }
     });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_plane(src: &[f32], lanes: usize, out_len: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(src.len() >= lanes * out_len && dst.len() >= out_len * L);
+    for pos0 in (0..out_len).step_by(L) {
+        let m = L.min(out_len - pos0);
+        let mask = ((1u32 << m) - 1) as u16;
+        let mut rows = [_mm512_setzero_ps(); L];
+        for (lane, r) in rows.iter_mut().enumerate().take(lanes) {
+            *r = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(lane * out_len + pos0));
+        }
+        let t = transpose16(&rows);
+        for (j, v) in t.iter().enumerate().take(m) {
+            _mm512_storeu_ps(dst.as_mut_ptr().add((pos0 + j) * L), *v);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -354,7 +373,13 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
     let (cout_g, k, out_len) = (s.cout_g(), s.k_len(), s.window.out_len());
     let nb = cout_g.div_ceil(L);
     let pairs = nb.div_ceil(2);
-    let runs = k.div_ceil(JMAX);
+    // images per work item: about two items per thread and (group, pair)
+    let threads = rayon::current_num_threads();
+    let per_chunk = s
+        .batch
+        .div_ceil((2 * threads).div_ceil(s.groups * pairs))
+        .max(1);
+    let chunks = s.batch.div_ceil(per_chunk);
     let gyt_len = s.groups * nb * s.batch * out_len * L;
     scratch::with(&PADDED, s.batch * s.groups * item_len, |xp| {
         scratch::with(&GY_T, gyt_len, |gyt| {
@@ -363,11 +388,13 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
                 .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
             transpose_gy(s, gy, gyt);
             let (xp, gyt) = (&*xp, &*gyt);
-            // for each (group, pair of channel blocks, run of pairs), in parallel: its sums
-            let sums: Vec<(usize, Vec<f32>)> = (0..s.groups * pairs * runs)
+            // for each (group, pair of channel blocks, chunk of images), in parallel: the sums
+            // of every run of pairs, as (run, j, b, lane)
+            let sums: Vec<(usize, Vec<f32>)> = (0..s.groups * pairs * chunks)
                 .into_par_iter()
                 .map(|unit| {
-                    let (g, pair, run) = (unit / (pairs * runs), unit / runs % pairs, unit % runs);
+                    let (gp, c) = (unit / chunks, unit % chunks);
+                    let (g, pair) = (gp / pairs, gp % pairs);
                     let job = WgradJob {
                         s,
                         xp,
@@ -377,18 +404,18 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
                         g,
                         b0: 2 * pair,
                         blocks: (nb - 2 * pair).min(2),
-                        deltas: &deltas[run * JMAX..(run * JMAX + JMAX).min(k)],
+                        deltas: &deltas,
+                        images: c * per_chunk..((c + 1) * per_chunk).min(s.batch),
                     };
                     // SAFETY: the CPU supports AVX-512F (checked by the caller).
-                    (unit, unsafe { job.run() })
+                    (gp, unsafe { job.run() })
                 })
                 .collect();
-            // sums of unit: (j, b, lane) → gw[g·Cout/g + (b0 + b)·L + lane, i0 + j]
-            for (unit, acc) in sums {
-                let (g, pair, run) = (unit / (pairs * runs), unit / runs % pairs, unit % runs);
-                let i0 = run * JMAX;
-                let jn = (k - i0).min(JMAX);
-                for j in 0..jn {
+            // sums of (group, pair): (run, j, b, lane) → gw[g·Cout/g + (b0 + b)·L + lane, pair i]
+            gw.fill(0.0);
+            for (gp, acc) in sums {
+                let (g, pair) = (gp / pairs, gp % pairs);
+                for i in 0..k {
                     for b in 0..2 {
                         let blk = 2 * pair + b;
                         if blk >= nb {
@@ -397,7 +424,7 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
                         let lanes = (cout_g - blk * L).min(L);
                         for lane in 0..lanes {
                             let oc = g * cout_g + blk * L + lane;
-                            gw[oc * k + i0 + j] = acc[(j * 2 + b) * L + lane];
+                            gw[oc * k + i] += acc[(i * 2 + b) * L + lane];
                         }
                     }
                 }
@@ -406,8 +433,12 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
     })
 }
 
-/// One weight-gradient work item: blocks `b0..b0+blocks` of group `g` × the pairs `deltas`
-/// (a run of consecutive (input channel, tap) pairs), over every image.
+/// Output positions swept per run of pairs before the next run takes over: the output
+/// gradient of this many positions (× 32 channels) stays in L1 while every run reads it.
+const POS_CHUNK: usize = 256;
+
+/// One weight-gradient work item: blocks `b0..b0+blocks` of group `g`, every (input channel,
+/// tap) pair in runs of JMAX, over the images `images`.
 struct WgradJob<'a> {
     s: &'a ConvShape,
     xp: &'a [f32],
@@ -418,91 +449,124 @@ struct WgradJob<'a> {
     b0: usize,
     blocks: usize,
     deltas: &'a [usize],
+    images: std::ops::Range<usize>,
 }
 
 impl WgradJob<'_> {
-    /// The sums as `(j, b, lane)` with b < 2.
+    /// The sums as `(pair i, b, lane)` with b < 2: for each image and chunk of output rows,
+    /// every run of pairs sweeps the chunk, its accumulators kept in memory between chunks.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self) -> Vec<f32> {
-        macro_rules! by_j {
-            ($b:literal) => {
-                match self.deltas.len() {
-                    1 => self.sweep::<1, $b>(),
-                    2 => self.sweep::<2, $b>(),
-                    3 => self.sweep::<3, $b>(),
-                    4 => self.sweep::<4, $b>(),
-                    5 => self.sweep::<5, $b>(),
-                    6 => self.sweep::<6, $b>(),
-                    7 => self.sweep::<7, $b>(),
-                    8 => self.sweep::<8, $b>(),
-                    9 => self.sweep::<9, $b>(),
-                    10 => self.sweep::<10, $b>(),
-                    11 => self.sweep::<11, $b>(),
-                    _ => self.sweep::<12, $b>(),
-                }
-            };
-        }
-        if self.blocks == 1 {
-            by_j!(1)
-        } else {
-            by_j!(2)
-        }
-    }
-
-    /// J pairs × B blocks of accumulators over every output position of every image.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn sweep<const J: usize, const B: usize>(&self) -> Vec<f32> {
-        use std::arch::x86_64::*;
         let s = self.s;
         let [ad, ah, aw] = &s.window.axes;
-        let [_, hp, wp] = self.dims;
-        let (out_len, nb) = (s.window.out_len(), s.cout_g().div_ceil(L));
-        let mut d = [0usize; J];
-        d.copy_from_slice(self.deltas);
-        let max_delta = d.iter().copied().max().unwrap_or(0);
-        let sw = aw.stride;
-        let mut acc = [[_mm512_setzero_ps(); B]; J];
-        for n in 0..s.batch {
+        let (k, out_len, nb) = (
+            self.deltas.len(),
+            s.window.out_len(),
+            s.cout_g().div_ceil(L),
+        );
+        let mut acc = vec![0.0f32; k.next_multiple_of(JMAX) * 2 * L];
+        let _ = (ad, ah, aw);
+        for n in self.images.clone() {
             let xpi = &self.xp[(n * s.groups + self.g) * self.item_len..][..self.item_len];
             // gy of block b0 + b for image n: (out, L), blocks one (N, out, L) apart
             let gy0 = &self.gyt[((self.g * nb + self.b0) * s.batch + n) * out_len * L..];
-            let block_step = s.batch * out_len * L;
-            assert!(gy0.len() >= (B - 1) * block_step + out_len * L);
-            for od in 0..ad.output {
-                for oh in 0..ah.output {
-                    let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
-                    let pos0 = (od * ah.output + oh) * aw.output;
-                    // reads xpi[row + ow·sw + delta], ow < aw.output
-                    assert!(row + (aw.output - 1) * sw + max_delta < xpi.len());
-                    let mut p = xpi.as_ptr().add(row);
-                    let mut gp = gy0.as_ptr().add(pos0 * L);
-                    for _ in 0..aw.output {
-                        let mut gv = [_mm512_setzero_ps(); B];
-                        for (b, v) in gv.iter_mut().enumerate() {
-                            *v = _mm512_loadu_ps(gp.add(b * block_step));
-                        }
-                        for (a, &dj) in acc.iter_mut().zip(&d) {
-                            let xv = _mm512_set1_ps(*p.add(dj));
-                            for b in 0..B {
-                                a[b] = _mm512_fmadd_ps(gv[b], xv, a[b]);
+            assert!(gy0.len() >= (self.blocks - 1) * s.batch * out_len * L + out_len * L);
+            for p0 in (0..out_len).step_by(POS_CHUNK) {
+                let rows = p0..(p0 + POS_CHUNK).min(out_len);
+                for i0 in (0..k).step_by(JMAX) {
+                    let d = &self.deltas[i0..(i0 + JMAX).min(k)];
+                    let a = &mut acc[i0 * 2 * L..][..JMAX * 2 * L];
+                    macro_rules! by_j {
+                        ($b:literal, $rows:expr) => {
+                            match d.len() {
+                                1 => self.sweep::<1, $b>(d, xpi, gy0, $rows, a),
+                                2 => self.sweep::<2, $b>(d, xpi, gy0, $rows, a),
+                                3 => self.sweep::<3, $b>(d, xpi, gy0, $rows, a),
+                                4 => self.sweep::<4, $b>(d, xpi, gy0, $rows, a),
+                                5 => self.sweep::<5, $b>(d, xpi, gy0, $rows, a),
+                                6 => self.sweep::<6, $b>(d, xpi, gy0, $rows, a),
+                                7 => self.sweep::<7, $b>(d, xpi, gy0, $rows, a),
+                                8 => self.sweep::<8, $b>(d, xpi, gy0, $rows, a),
+                                9 => self.sweep::<9, $b>(d, xpi, gy0, $rows, a),
+                                10 => self.sweep::<10, $b>(d, xpi, gy0, $rows, a),
+                                11 => self.sweep::<11, $b>(d, xpi, gy0, $rows, a),
+                                _ => self.sweep::<12, $b>(d, xpi, gy0, $rows, a),
                             }
-                        }
-                        p = p.add(sw);
-                        gp = gp.add(L);
+                        };
+                    }
+                    if self.blocks == 1 {
+                        by_j!(1, rows.clone())
+                    } else {
+                        by_j!(2, rows.clone())
                     }
                 }
             }
         }
-        let mut out = vec![0.0f32; JMAX * 2 * L];
-        for (j, a) in acc.iter().enumerate() {
-            for (b, v) in a.iter().enumerate() {
-                _mm512_storeu_ps(out[(j * 2 + b) * L..].as_mut_ptr(), *v);
+        acc
+    }
+
+    /// J pairs (offsets `d`) × B blocks: adds Σ over the output positions `rows` (flat
+    /// (od, oh, ow) indices) of one image to the accumulators `acc` as (j, b, lane).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn sweep<const J: usize, const B: usize>(
+        &self,
+        d: &[usize],
+        xpi: &[f32],
+        gy0: &[f32],
+        rows: std::ops::Range<usize>,
+        acc: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let s = self.s;
+        let [_, ah, aw] = &s.window.axes;
+        let [_, hp, wp] = self.dims;
+        let block_step = s.batch * s.window.out_len() * L;
+        let mut dj = [0usize; J];
+        dj.copy_from_slice(d);
+        let max_delta = dj.iter().copied().max().unwrap_or(0);
+        let sw = aw.stride;
+        assert!(acc.len() >= J * 2 * L);
+        let mut a = [[_mm512_setzero_ps(); B]; J];
+        for (j, aj) in a.iter_mut().enumerate() {
+            for (b, v) in aj.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(acc.as_ptr().add((j * 2 + b) * L));
             }
         }
-        out
+        // for each output row that the positions touch, columns c0..c1 of it
+        for r in rows.start / aw.output..rows.end.div_ceil(aw.output) {
+            let c0 = rows.start.saturating_sub(r * aw.output);
+            let c1 = (rows.end - r * aw.output).min(aw.output);
+            let (od, oh) = (r / ah.output, r % ah.output);
+            let axes = &s.window.axes;
+            let row = (axes[0].padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
+            // reads xpi[row + ow·sw + delta] and gy0[(r·ow + ow)·L + b·block_step ..+L]
+            assert!(row + (c1 - 1) * sw + max_delta < xpi.len());
+            assert!((B - 1) * block_step + (r * aw.output + c1) * L <= gy0.len());
+            let mut p = xpi.as_ptr().add(row + c0 * sw);
+            let mut gp = gy0.as_ptr().add((r * aw.output + c0) * L);
+            for _ in c0..c1 {
+                let mut gv = [_mm512_setzero_ps(); B];
+                for (b, v) in gv.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(gp.add(b * block_step));
+                }
+                for (aj, &o) in a.iter_mut().zip(&dj) {
+                    let xv = _mm512_set1_ps(*p.add(o));
+                    for b in 0..B {
+                        aj[b] = _mm512_fmadd_ps(gv[b], xv, aj[b]);
+                    }
+                }
+                p = p.add(sw);
+                gp = gp.add(L);
+            }
+        }
+        for (j, aj) in a.iter().enumerate() {
+            for (b, v) in aj.iter().enumerate() {
+                _mm512_storeu_ps(acc.as_mut_ptr().add((j * 2 + b) * L), *v);
+            }
+        }
     }
 }
 
