@@ -152,14 +152,25 @@ impl Tensor {
         out
     }
 
-    /// Largest absolute element-wise difference to `other` (shapes must match).
+    /// Largest absolute element-wise difference to `other` (shapes must match). NaN where the
+    /// two disagree on NaN (one NaN, the other not); two NaNs count as equal.
     pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
         assert_eq!(self.shape, other.shape, "shape mismatch in max_abs_diff");
         self.data
             .iter()
             .zip(&other.data)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
+            .map(|(a, b)| match (a.is_nan(), b.is_nan()) {
+                (true, true) => 0.0,
+                (false, false) => (a - b).abs(),
+                _ => f32::NAN,
+            })
+            .fold(0.0, |m: f32, d| {
+                if d.is_nan() || m.is_nan() {
+                    f32::NAN
+                } else {
+                    m.max(d)
+                }
+            })
     }
 
     /// Largest absolute value (0 for an empty tensor).

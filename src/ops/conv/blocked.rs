@@ -18,6 +18,7 @@ use crate::geometry::PaddingMode;
 use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// Output channels per vector.
 const L: usize = 16;
@@ -63,8 +64,15 @@ fn column_blocks(ow: usize) -> (usize, Vec<usize>) {
 }
 
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, kd, kh, kw), `y`: (N, Cout, od, oh,
-/// ow). Requires [`suits`]; without AVX-512 it defers to im2col.
-pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// ow), which need not be initialised: every value is written (so a fresh output needs no
+/// zero fill). Requires [`suits`]; without AVX-512 it zero-fills `y` and defers to im2col.
+pub fn forward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     assert!(
         suits(s),
         "blocked::forward called on a shape it does not support"
@@ -73,11 +81,22 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     if std::is_x86_feature_detected!("avx512f") {
         return forward_avx512(s, x, w, bias, y);
     }
+    y.iter_mut().for_each(|v| {
+        v.write(0.0);
+    });
+    // SAFETY: every value was just initialised; same layout
+    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
     super::im2col::forward(s, x, w, bias, y)
 }
 
 #[cfg(target_arch = "x86_64")]
-fn forward_avx512(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+fn forward_avx512(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     let [ad, ah, aw] = &s.window.axes;
     let dims = [ad.padded(), ah.padded(), aw.padded()];
     let item_len = s.cin_g() * dims.iter().product::<usize>();
@@ -126,10 +145,11 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Fills `y_p`, the output planes of blocks b0 (and b0+1), from the padded planes `xpi`.
+    /// Fills `y_p`, the output planes of blocks b0 (and b0+1), from the padded planes `xpi`:
+    /// every value (channels of the blocks, all rows, all columns through the column blocks).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, xpi: &[f32], y_p: &mut [f32]) {
+    unsafe fn run(&self, xpi: &[f32], y_p: &mut [MaybeUninit<f32>]) {
         use std::arch::x86_64::*;
         let s = self.s;
         let [ad, ah, aw] = &s.window.axes;
@@ -170,7 +190,7 @@ impl Job<'_> {
                         for (lane, v) in rows.iter().enumerate().take(lanes(b)) {
                             let o = (b * L + lane) * out_len + out_row + ow0;
                             assert!(o + r <= y_p.len());
-                            _mm512_mask_storeu_ps(y_p.as_mut_ptr().add(o), mask, *v);
+                            _mm512_mask_storeu_ps(y_p.as_mut_ptr().add(o).cast::<f32>(), mask, *v);
                         }
                     }
                 }
