@@ -11,10 +11,21 @@ fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
     adjoint_problem(s)
 }
 
+/// The forward problem that computes the input gradient of `s` under `algo`, if any: the
+/// adjoint problem ([`adjoint_problem`]) for `Auto` (where it is measured to win,
+/// [`auto_adjoint`]), `Rows`, `Blocked` and `Winograd`, so the input gradient gets the
+/// forward's fast kernels.
+fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
+    match algo {
+        ConvAlgo::Auto => auto_adjoint(s),
+        ConvAlgo::Rows | ConvAlgo::Blocked | ConvAlgo::Winograd => adjoint_problem(s),
+        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
+    }
+}
+
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten). `Rows` and `Winograd` compute it as a forward
-/// convolution ([`adjoint_problem`]) where that applies, so it gets the forward's fast kernels,
-/// `Auto` where that is measured to win ([`auto_adjoint`]); otherwise col2im.
+/// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where [`adjoint_for`]
+/// gives one, otherwise the algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
 pub fn backward_input_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -22,20 +33,31 @@ pub fn backward_input_slices(
     w: &[f32],
     gx: &mut [f32],
 ) -> Result<()> {
+    if let Some(t) = adjoint_for(s, algo) {
+        return forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx);
+    }
     match algo {
         ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Auto => match auto_adjoint(s) {
-            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
-            None => im2col::backward_input(s, gy, w, gx),
-        },
-        ConvAlgo::Rows | ConvAlgo::Blocked | ConvAlgo::Winograd => match adjoint_problem(s) {
-            Some(t) => forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx)?,
-            None => im2col::backward_input(s, gy, w, gx),
-        },
-        ConvAlgo::Im2col => im2col::backward_input(s, gy, w, gx),
         ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
+        _ => im2col::backward_input(s, gy, w, gx),
     }
     Ok(())
+}
+
+/// Input gradient into a new buffer `(N, Cin, D, H, W)`; through the adjoint problem it takes
+/// the forward's fresh-buffer path ([`forward_new`]: no zero fill for the blocked kernel).
+pub fn backward_input_new(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    gy: &[f32],
+    w: &[f32],
+) -> Result<Vec<f32>> {
+    if let Some(t) = adjoint_for(s, algo) {
+        return forward_new(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None);
+    }
+    let mut gx = Tensor::zeros(&[s.batch * s.cin * s.window.in_len()]).into_data();
+    backward_input_slices(s, algo, gy, w, &mut gx)?;
+    Ok(gx)
 }
 
 /// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
@@ -247,9 +269,8 @@ pub fn conv_backward(
     };
     let mut grads = ConvGrads::default();
     if want.input {
-        let mut gx = Tensor::zeros(x.shape());
-        backward_input_slices(&s, algo, gy.data(), w_used.data(), gx.data_mut())?;
-        grads.input = Some(gx);
+        let gx = backward_input_new(&s, algo, gy.data(), w_used.data())?;
+        grads.input = Some(Tensor::new(x.shape().to_vec(), gx)?);
     }
     if want.weight {
         let mut gw = Tensor::zeros(w.shape());
