@@ -42,29 +42,25 @@ pub struct GemmBenchArgs {
 
 fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
     use stride::ops::gemm::{matmul, MatRef};
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
+    // the global pool, so the timed calls run on this (main) thread as a library user's
+    // would: their tensors come from the main allocator arena, which keeps freed memory
+    super::train::set_threads(a.threads)?;
+    let threads = rayon::current_num_threads();
     println!("stride bench gemm: {threads} thread(s)");
     println!("{:>6} {:>9} {:>8} {:>9}", "n", "ms", "GFLOP/s", "cpu ms");
     for n in stride::geometry::parse_per_axis("sizes", &a.sizes)? {
         let mut rng = Rng::new(1);
         let (x, w) = (rng.vec(n * n, -1.0, 1.0), rng.vec(n * n, -1.0, 1.0));
         let mut y = vec![0.0; n * n];
-        let t = pool.install(|| {
-            time(|| {
-                matmul(
-                    &mut y,
-                    n,
-                    MatRef::row_major(&x, n, n),
-                    MatRef::row_major(&w, n, n),
-                    false,
-                    threads,
-                )
-            })
+        let t = time(|| {
+            matmul(
+                &mut y,
+                n,
+                MatRef::row_major(&x, n, n),
+                MatRef::row_major(&w, n, n),
+                false,
+                threads,
+            )
         });
         let gflops = 2.0 * (n as f64).powi(3) / t.median_s / 1e9;
         let cpu = t
@@ -151,12 +147,10 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| -> anyhow::Result<_> { Ok(serde_json::from_str(&std::fs::read_to_string(p)?)?) })
         .transpose()?;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
+    // the global pool, so the timed calls run on this (main) thread as a library user's
+    // would: their tensors come from the main allocator arena, which keeps freed memory
+    super::train::set_threads(a.threads)?;
+    let threads = rayon::current_num_threads();
     let filter: Option<Vec<&str>> = a.filter.as_deref().map(|f| f.split(',').collect());
     let mut rows = vec![];
     if !a.json {
@@ -236,7 +230,7 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
             ),
         ];
         for ((op, f), algo_name) in ops.iter().zip(&names) {
-            let t = pool.install(|| time(f));
+            let t = time(f);
             let ms = t.median_s * 1e3;
             let gflops = flops / t.median_s / 1e9;
             let tm = torch
@@ -317,7 +311,7 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
             ),
         ];
         for (op, f) in ops.iter() {
-            let t = pool.install(|| time(f));
+            let t = time(f);
             let ms = t.median_s * 1e3;
             let tm = torch
                 .as_ref()

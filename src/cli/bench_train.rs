@@ -1,7 +1,7 @@
 //! `stride bench train` (a subcommand of `stride bench`, see `bench.rs`): images per second of training steps (forward, loss, backward,
 //! optimiser) on random data, for a preset or spec.
 
-use super::train::{keep_freed_memory, set_threads};
+use super::train::set_threads;
 use clap::Args;
 use stride::nn::models::{self, Model};
 use stride::train::bench_steps;
@@ -28,7 +28,6 @@ pub struct BenchTrainArgs {
 }
 
 pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
-    keep_freed_memory();
     set_threads(a.threads)?;
     if a.batch_size == 0 || a.steps == 0 {
         return Err(

@@ -80,19 +80,6 @@ pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Asks glibc to keep freed memory instead of returning it to the kernel: training frees and
-/// re-allocates the same large activation tensors every step, and handing them back costs a
-/// page fault per 4 KiB on the next step (measured: ~28k faults per convnet step, 6-14% of
-/// the step time). A process-wide setting, so the binary makes it, not the library.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tunables; called before the worker threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
 /// `YYYYMMDD-HHMMSS` (UTC) for run folder names.
 fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
@@ -160,7 +147,6 @@ fn new_session(a: &TrainArgs) -> anyhow::Result<(Session, PathBuf)> {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
-    keep_freed_memory();
     set_threads(a.threads)?;
     let (mut s, dir) = match &a.resume {
         Some(d) => {
