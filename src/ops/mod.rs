@@ -9,3 +9,4 @@ pub mod loss;
 pub mod norm;
 pub mod pool;
 pub mod scratch;
+pub mod simd;

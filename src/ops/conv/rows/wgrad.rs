@@ -1,0 +1,247 @@
+//! Weight gradient of the row kernel: the correlation of the padded input with the output
+//! gradient, 16 output columns in the vector lanes, lane sums reduced at the end.
+
+use super::{pad_item, suits, ConvShape, Plan, PADDED, VB};
+use crate::ops::scratch;
+#[cfg(target_arch = "x86_64")]
+use crate::ops::simd::const_dispatch;
+use rayon::prelude::*;
+
+/// Output channels per weight-gradient register block.
+const WG_OC: usize = 4;
+
+/// Weight gradient by the same blocking: `gw[oc, ic, tap] = Σ_n Σ_rows Σ_cols gy[n, oc, row, col]
+/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per block of WG_OC output channels and up to
+/// 6 consecutive (input channel, tap) pairs (1 channel × 12 pairs for depthwise), the vector
+/// accumulators sweep every output row of an image (one masked `gy` load per channel and one
+/// `xp` load per tap feed channels × taps FMAs); lane sums are kept per thread as 16-lane
+/// partials and reduced at the end.
+/// `gw`: (Cout, Cin/g, kd, kh, kw), overwritten. Requires [`suits`].
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    assert!(
+        suits(s),
+        "rows::backward_weight called on a shape it does not support"
+    );
+    let plan = Plan::new(s, &vec![0.0; gw.len()]);
+    let k = plan.deltas.len();
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    // images per work item: small images are swept together so each register block runs long
+    let nb = (1024 / s.window.out_len()).clamp(1, 16).min(s.batch);
+    let chunks = s.batch.div_ceil(nb);
+    // lane partials of one group: (Cout/g, Cin/g·taps, VB)
+    let group_len = s.cout_g() * k * VB;
+    // accumulates images n0..n1 of group g into the group's lane partials
+    let sweep = |g: usize, n0: usize, n1: usize, acc: &mut [f32]| {
+        scratch::with(&PADDED, padded * (n1 - n0), |xp| {
+            for n in n0..n1 {
+                let xp_n = &mut xp[(n - n0) * padded..][..padded];
+                pad_item(s, x, n * s.groups + g, plan.dims, xp_n);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
+                unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, acc) };
+                return;
+            }
+            wgrad_generic(s, &plan, xp, gy, g, n0..n1, acc);
+        })
+    };
+    // gw[oc, i] = sum of the 16 lanes
+    let lane_sums = |gw: &mut [f32], lanes: &[f32]| {
+        for (g, l) in gw.iter_mut().zip(lanes.chunks(VB)) {
+            *g = l.iter().sum();
+        }
+    };
+    if s.groups >= 4 * rayon::current_num_threads() {
+        // many groups (depthwise): each group sweeps all images on its own, no reduction
+        gw.par_chunks_mut(s.cout_g() * k)
+            .enumerate()
+            .for_each(|(g, gw_g)| {
+                let mut acc = vec![0.0f32; group_len];
+                for c in 0..chunks {
+                    sweep(g, c * nb, (c * nb + nb).min(s.batch), &mut acc);
+                }
+                lane_sums(gw_g, &acc);
+            });
+        return;
+    }
+    // few groups: work items (image chunk, group), lane partials per thread, summed at the end
+    let partial = (0..chunks * s.groups)
+        .into_par_iter()
+        .fold(
+            || vec![0.0f32; s.groups * group_len],
+            |mut acc, item| {
+                let (c, g) = (item / s.groups, item % s.groups);
+                let acc_g = &mut acc[g * group_len..][..group_len];
+                sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0f32; s.groups * group_len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    lane_sums(gw, &partial);
+}
+
+/// Portable weight-gradient accumulation of group `g`, images `ns` (padded one after another
+/// in `xp`) into the lane partials.
+fn wgrad_generic(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    acc: &mut [f32],
+) {
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    for n in ns.clone() {
+        let xp = &xp[(n - ns.start) * padded..][..padded];
+        wgrad_generic_image(s, plan, xp, gy, n * s.groups + g, acc);
+    }
+}
+
+fn wgrad_generic_image(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    item: usize,
+    acc: &mut [f32],
+) {
+    let (n, g, cout_g) = (item / s.groups, item % s.groups, s.cout_g());
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    let (k, out_len) = (plan.deltas.len(), s.window.out_len());
+    for ocg in 0..cout_g {
+        let oc = g * cout_g + ocg;
+        let gy_plane = &gy[(n * s.cout + oc) * out_len..][..out_len];
+        for (i, &delta) in plan.deltas.iter().enumerate() {
+            let lanes = &mut acc[(ocg * k + i) * VB..][..VB];
+            for od in 0..ad.output {
+                for oh in 0..ah.output {
+                    let base = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp + delta;
+                    let gy_row = &gy_plane[(od * ah.output + oh) * aw.output..][..aw.output];
+                    for (j, gv) in gy_row.iter().enumerate() {
+                        lanes[j % VB] += gv * xp[base + j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// AVX-512 weight-gradient accumulation of one item into the lane partials.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn wgrad_avx512(
+    s: &ConvShape,
+    plan: &Plan,
+    xp: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    acc: &mut [f32],
+) {
+    // one output channel per group (depthwise): blocks of 1 channel × up to 12 taps, so a
+    // dozen independent accumulators hide the FMA latency; otherwise WG_OC channels × 6 taps
+    let k = plan.deltas.len();
+    // runs of up to `$max` consecutive pairs of `$taps` for channels `$oc0..+$oc`
+    macro_rules! by_taps {
+        ($oc:expr, $max:literal, $oc0:expr, $taps:expr) => {
+            let taps = $taps;
+            for i0 in taps.clone().step_by($max) {
+                let (oc0, ns) = ($oc0, ns.clone());
+                let tw = (taps.end - i0).min($max);
+                const_dispatch!(tw, TW => wgrad_block::<{ $oc }, TW>(s, plan, xp, gy, g, ns, oc0, i0, acc))
+            }
+        };
+    }
+    if s.cout_g() == 1 {
+        by_taps!(1, 12, 0, 0..k);
+    } else {
+        // blocks within one kernel row (r: an (input channel, td, th) triple): nearby deltas
+        let taps_row = s.window.axes[2].kernel;
+        for oc0 in (0..s.cout_g()).step_by(WG_OC) {
+            for r in 0..k / taps_row {
+                by_taps!(WG_OC, 6, oc0, r * taps_row..(r + 1) * taps_row);
+            }
+        }
+    }
+}
+
+/// OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
+/// group `g` of images `ns` (whose padded planes follow each other in `xp`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_block<const OC: usize, const TW: usize>(
+    s: &ConvShape,
+    plan: &Plan,
+    xp_all: &[f32],
+    gy: &[f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+    oc0: usize,
+    i0: usize,
+    acc: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let cout_g = s.cout_g();
+    let padded = s.cin_g() * plan.dims.iter().product::<usize>();
+    let [ad, ah, aw] = &s.window.axes;
+    let [_, hp, wp] = plan.dims;
+    let (k, out_len) = (plan.deltas.len(), s.window.out_len());
+    let ocs = OC.min(cout_g - oc0);
+    let mut deltas = [0usize; TW];
+    deltas.copy_from_slice(&plan.deltas[i0..i0 + TW]);
+    let max_delta = deltas.iter().copied().max().unwrap_or(0);
+    let mut a = [[_mm512_setzero_ps(); TW]; OC];
+    // for each image of the chunk
+    for n in ns.clone() {
+        let xp = &xp_all[(n - ns.start) * padded..][..padded];
+        assert!(max_delta + VB <= xp.len());
+        // gy planes of the block's channels; missing channels repeat the first with a zero mask
+        let mut planes = [std::ptr::null::<f32>(); OC];
+        for (c, p) in planes.iter_mut().enumerate() {
+            let oc = g * cout_g + oc0 + c.min(ocs - 1);
+            *p = gy[(n * s.cout + oc) * out_len..][..out_len].as_ptr();
+        }
+        for od in 0..ad.output {
+            for oh in 0..ah.output {
+                let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
+                let gy_row = (od * ah.output + oh) * aw.output;
+                for ow0 in (0..aw.output).step_by(VB) {
+                    let m = VB.min(aw.output - ow0);
+                    let mask = ((1u32 << m) - 1) as u16;
+                    let base = row + ow0;
+                    assert!(base + max_delta + VB <= xp.len());
+                    let mut gv = [_mm512_setzero_ps(); OC];
+                    for c in 0..OC {
+                        // SAFETY: gy_row + ow0 + m <= out_len; channels past ocs load nothing
+                        let mc = if c < ocs { mask } else { 0 };
+                        gv[c] = _mm512_maskz_loadu_ps(mc, planes[c].add(gy_row + ow0));
+                    }
+                    let xb = xp.as_ptr().add(base);
+                    for t in 0..TW {
+                        let xv = _mm512_loadu_ps(xb.add(deltas[t]));
+                        for c in 0..OC {
+                            a[c][t] = _mm512_fmadd_ps(gv[c], xv, a[c][t]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (c, ac) in a.iter().enumerate().take(ocs) {
+        for (t, v) in ac.iter().enumerate() {
+            let dst = &mut acc[((oc0 + c) * k + i0 + t) * VB..][..VB];
+            let sum = _mm512_add_ps(_mm512_loadu_ps(dst.as_ptr()), *v);
+            _mm512_storeu_ps(dst.as_mut_ptr(), sum);
+        }
+    }
+}
