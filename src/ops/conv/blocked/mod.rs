@@ -108,12 +108,7 @@ fn forward_avx512(
     let deltas = rows::tap_deltas(s, dims);
     let packed = pack_weights(s, w);
     let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
-    scratch::with(&PADDED, s.batch * s.groups * item_len, |xp| {
-        // for each (image, group), in parallel: its zero-padded input planes
-        xp.par_chunks_mut(item_len)
-            .enumerate()
-            .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
-        let xp = &*xp;
+    with_padded(s, x, dims, |xp| {
         // for each (image, group) and pair of channel blocks, in parallel: its output planes
         y.par_chunks_mut(cout_g * out_len)
             .enumerate()
@@ -135,6 +130,27 @@ fn forward_avx512(
                         unsafe { job.run(xpi, y_p) }
                     })
             })
+    })
+}
+
+/// Runs `f` on the input as zero-padded planes `(N·groups, Cin/g, Dp, Hp, Wp)` of extents
+/// `dims`: the input itself when nothing is padded (its planes are laid out so already), else a
+/// padded copy made in parallel.
+fn with_padded<R>(s: &ConvShape, x: &[f32], dims: [usize; 3], f: impl FnOnce(&[f32]) -> R) -> R {
+    if s.window
+        .axes
+        .iter()
+        .all(|a| a.pad_begin == 0 && a.pad_end == 0)
+    {
+        return f(x);
+    }
+    let item_len = s.cin_g() * dims.iter().product::<usize>();
+    scratch::with(&PADDED, s.batch * s.groups * item_len, |xp| {
+        // for each (image, group), in parallel: its zero-padded input planes
+        xp.par_chunks_mut(item_len)
+            .enumerate()
+            .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
+        f(xp)
     })
 }
 

@@ -1,7 +1,7 @@
 //! Weight gradient of the channel-blocked kernel: output channels in the vector lanes, the
 //! output gradient transposed to `(group, channel block, N, pos, L)` first.
 
-use super::{rows, ConvShape, L, PADDED};
+use super::{rows, with_padded, ConvShape, L};
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::simd::{const_dispatch, transpose16};
@@ -93,13 +93,10 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
         .max(1);
     let chunks = s.batch.div_ceil(per_chunk);
     let gyt_len = s.groups * nb * s.batch * out_len * L;
-    scratch::with(&PADDED, s.batch * s.groups * item_len, |xp| {
+    with_padded(s, x, dims, |xp| {
         scratch::with(&GY_T, gyt_len, |gyt| {
-            xp.par_chunks_mut(item_len)
-                .enumerate()
-                .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
             transpose_gy(s, gy, gyt);
-            let (xp, gyt) = (&*xp, &*gyt);
+            let gyt = &*gyt;
             // for each (group, pair of channel blocks, chunk of images), in parallel: the sums
             // of every run of pairs, as (run, j, b, lane)
             let sums: Vec<(usize, Vec<f32>)> = (0..s.groups * pairs * chunks)
