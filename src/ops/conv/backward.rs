@@ -73,12 +73,16 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
 /// The kernel `Auto` uses for the weight gradient (measured on the standard shapes, 2
 /// threads): 1×1 as one GEMM; the channel-blocked correlation for 16 or more output channels
 /// per group (LeNet's second layer 1.7× the row kernel, 3×3 with 64 channels 1.3×, the strided
-/// 7×7 stem 1.5× im2col); the row kernel's correlation for the rest while the reduction
+/// 7×7 stem 1.5× im2col) unless the reduction is short (< 64: one-channel first layers, 1.8×
+/// faster by rows); the row kernel's correlation for the rest while the reduction
 /// Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
 pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
-    } else if blocked::suits(s) && s.cout_g() >= 16 {
+    } else if blocked::suits(s)
+        && s.cout_g() >= 16
+        && !(rows::suits(s) && s.k_len() < blocked::MIN_REDUCTION)
+    {
         ConvAlgo::Blocked
     } else if rows::suits(s) && s.k_len() <= 1024 {
         ConvAlgo::Rows

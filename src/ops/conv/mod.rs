@@ -301,7 +301,9 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // or more output channels per group the channel-blocked kernel runs at 190–210 GFLOP/s
     // (LeNet's second layer 1.45× the row kernel, 3×3 with 64 channels 1.15×, 3×3 with 256
     // channels 1.07× im2col, the strided 7×7 stem 1.5× im2col), except where the row kernel
-    // fills all 16 lanes (width a multiple of 16: the 1-D and 3-D shapes, ~1.08×). The row
+    // fills all 16 lanes (width a multiple of 16: the 1-D and 3-D shapes, ~1.08×) or the
+    // reduction is too short to pay for the blocked kernel's transposed stores (Cin/g·taps <
+    // 64: a 3×3 or 5×5 first layer on one channel runs 1.5–2× faster by rows). The row
     // kernel takes the rest while the reduction Cin/g·taps is small (LeNet's first layer,
     // depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
     // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
@@ -311,7 +313,8 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
         ConvAlgo::Im2col
     } else if blocked::suits(s)
         && s.cout_g() >= 16
-        && !(rows_fit && s.window.axes[2].output.is_multiple_of(16))
+        && !(rows_fit
+            && (s.window.axes[2].output.is_multiple_of(16) || s.k_len() < blocked::MIN_REDUCTION))
     {
         ConvAlgo::Blocked
     } else if rows_fit {

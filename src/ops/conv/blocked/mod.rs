@@ -27,6 +27,10 @@ pub use wgrad::backward_weight;
 
 /// Output channels per vector.
 const L: usize = 16;
+/// Shortest reduction Cin/g·taps for which `auto` prefers this kernel to the row kernel: below
+/// it the per-block transpose and stores outweigh the FMAs (measured on 1 → 32 channels, 3×3
+/// and 5×5, batch 256: rows 1.5–2× faster; at 50 the two tie).
+pub const MIN_REDUCTION: usize = 64;
 /// Most output columns per register block.
 const RMAX: usize = 14;
 
