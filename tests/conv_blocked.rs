@@ -92,3 +92,48 @@ fn blocked_matches_direct_on_random_shapes() {
     }
     assert!(checked > 150, "only {checked} cases were valid");
 }
+
+#[test]
+fn auto_picks_the_kernels_the_readme_names() {
+    // (input shape, weight shape, padding, stride) → (forward, input gradient, weight gradient)
+    use stride::ops::conv::{auto_algos, ConvShape};
+    let case = |x: &[usize], w: &[usize], pad: usize, stride: usize, groups: usize| {
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(pad, pad); x.len() - 2]),
+            stride: vec![stride],
+            groups,
+            ..ConvParams::default()
+        };
+        auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
+    };
+    // LeNet's second layer: 16 output channels, reduction 150 → blocked; its adjoint has 6
+    assert_eq!(
+        case(&[256, 6, 14, 14], &[16, 6, 5, 5], 0, 1, 1),
+        ["blocked", "adj-rows", "blocked"]
+    );
+    // one input channel: reduction 9 < 64 → rows for every pass
+    assert_eq!(
+        case(&[8, 1, 28, 28], &[32, 1, 3, 3], 1, 1, 1),
+        ["rows", "adj-rows", "rows"]
+    );
+    // 1×1: one GEMM per pass
+    assert_eq!(
+        case(&[8, 256, 56, 56], &[64, 256, 1, 1], 0, 1, 1),
+        ["im2col", "adj-im2col", "im2col"]
+    );
+    // width a multiple of 16: the row kernel fills its lanes
+    assert_eq!(
+        case(&[32, 64, 1024], &[64, 64, 3], 1, 1, 1),
+        ["rows", "adj-rows", "blocked"]
+    );
+    // depthwise: one output channel per group
+    assert_eq!(
+        case(&[8, 256, 28, 28], &[256, 1, 3, 3], 1, 1, 256),
+        ["rows", "adj-rows", "rows"]
+    );
+    // stride 2: blocked forward and weight gradient, col2im for the input gradient
+    assert_eq!(
+        case(&[8, 128, 28, 28], &[256, 128, 3, 3], 1, 2, 1),
+        ["blocked", "col2im", "blocked"]
+    );
+}
