@@ -191,6 +191,8 @@ impl Job<'_> {
                 *v = _mm512_maskz_loadu_ps(((1u32 << lanes(b)) - 1) as u16, bb.as_ptr());
             }
         }
+        // the blocks' packed weights: (blocks, k, L) from `wb`
+        assert!(self.packed.len() >= (self.g * nb + self.b0 + blocks) * k * L);
         let wb = self.packed[(self.g * nb + self.b0) * k * L..].as_ptr();
         let max_delta = self.deltas.iter().copied().max().unwrap_or(0);
         let (r, starts) = column_blocks(aw.output);
@@ -204,7 +206,6 @@ impl Job<'_> {
                     let base = row + ow0 * sw;
                     // every broadcast reads xpi[base + delta + c·sw], c < r: in bounds
                     assert!(base + max_delta + (r - 1) * sw < xpi.len());
-                    assert!(self.packed.len() >= (self.g * nb + self.b0 + blocks) * k * L);
                     let p = xpi.as_ptr().add(base);
                     dispatch(r, blocks, sw, p, self.deltas, wb, k, init, &mut tmp);
                     // lanes → channel planes: transpose each block's (column, lane) sums to

@@ -168,14 +168,12 @@ impl WgradJob<'_> {
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self) -> Vec<f32> {
         let s = self.s;
-        let [ad, ah, aw] = &s.window.axes;
         let (k, out_len, nb) = (
             self.deltas.len(),
             s.window.out_len(),
             s.cout_g().div_ceil(L),
         );
         let mut acc = vec![0.0f32; k.next_multiple_of(JMAX) * 2 * L];
-        let _ = (ad, ah, aw);
         for n in self.images.clone() {
             let xpi = &self.xp[(n * s.groups + self.g) * self.item_len..][..self.item_len];
             // gy of block b0 + b for image n: (out, L), blocks one (N, out, L) apart
