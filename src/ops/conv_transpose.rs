@@ -19,12 +19,12 @@
 //! window's `input` sizes the transposed output and its `output` sizes the transposed input.
 
 use crate::error::{Error, Result};
-use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
+use crate::geometry::{PaddingMode, PaddingSpec, Window3};
 use crate::ops::conv::{
     backward_input_slices, backward_weight_slices, check_grad_output, forward_slices, ConvAlgo,
     ConvGrads, ConvShape, GradRequest,
 };
-use crate::tensor::{fmt_shape, Tensor};
+use crate::tensor::Tensor;
 
 /// Parameters of a transposed convolution (PyTorch names and defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -91,24 +91,8 @@ pub fn adjoint_shape(
         ));
     }
     let cout = weight[1] * groups;
-    if let Some(b) = bias {
-        if b != [cout] {
-            return Err(Error::arg(
-                "bias",
-                format!(
-                    "has shape {} but must be ({cout}), one value per output channel (weight[1] × groups)",
-                    fmt_shape(b)
-                ),
-            ));
-        }
-    }
-    let spec = WindowSpec {
-        kernel: weight[2..].to_vec(),
-        stride: p.stride.clone(),
-        dilation: p.dilation.clone(),
-        padding: p.padding.clone(),
-        ceil_mode: false,
-    };
+    crate::ops::conv::check_bias(bias, cout, " (weight[1] × groups)")?;
+    let spec = crate::ops::conv::kernel_window(weight, &p.stride, &p.dilation, &p.padding);
     let window = Window3::transposed(spatial, &spec, &p.output_padding)?;
     let shape = ConvShape {
         batch,

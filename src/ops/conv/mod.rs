@@ -160,24 +160,8 @@ impl ConvShape {
         if cout == 0 || cin == 0 {
             return Err(Error::arg("weight", "has zero channels"));
         }
-        if let Some(b) = bias {
-            if b != [cout] {
-                return Err(Error::arg(
-                    "bias",
-                    format!(
-                        "has shape {} but must be ({cout}), one value per output channel",
-                        fmt_shape(b)
-                    ),
-                ));
-            }
-        }
-        let spec = WindowSpec {
-            kernel: weight[2..].to_vec(),
-            stride: p.stride.clone(),
-            dilation: p.dilation.clone(),
-            padding: p.padding.clone(),
-            ceil_mode: false,
-        };
+        check_bias(bias, cout, "")?;
+        let spec = kernel_window(weight, &p.stride, &p.dilation, &p.padding);
         let window = Window3::new(spatial, &spec)?;
         window.check_mode(p.padding_mode)?;
         let shape = ConvShape {
@@ -288,6 +272,38 @@ pub(crate) fn split_input<'a>(
                 s = spatial_names(nd)
             ),
         )),
+    }
+}
+
+/// Checks a bias shape against `cout`, one value per output channel; `how` says how Cout follows
+/// from the weight (empty when it is weight[0]). Shared by convolution and its transpose.
+pub(crate) fn check_bias(bias: Option<&[usize]>, cout: usize, how: &str) -> Result<()> {
+    match bias {
+        Some(b) if b != [cout] => Err(Error::arg(
+            "bias",
+            format!(
+                "has shape {} but must be ({cout}), one value per output channel{how}",
+                fmt_shape(b)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The window of the kernel `weight[2..]` (weight `(C, C', *k)`) at the given stride, dilation
+/// and padding; convolutions have no ceil mode.
+pub(crate) fn kernel_window(
+    weight: &[usize],
+    stride: &[usize],
+    dilation: &[usize],
+    padding: &PaddingSpec,
+) -> WindowSpec {
+    WindowSpec {
+        kernel: weight[2..].to_vec(),
+        stride: stride.to_vec(),
+        dilation: dilation.to_vec(),
+        padding: padding.clone(),
+        ceil_mode: false,
     }
 }
 
