@@ -19,8 +19,8 @@ const ALGOS: [ConvAlgo; 7] = [
     ConvAlgo::Direct,
     ConvAlgo::Im2col,
     ConvAlgo::Toeplitz,
-    ConvAlgo::Rows,
-    ConvAlgo::Blocked,
+    ConvAlgo::WidthLanes,
+    ConvAlgo::ChannelLanes,
     ConvAlgo::Winograd,
     ConvAlgo::Auto,
 ];
@@ -139,8 +139,8 @@ fn fast_paths_match_the_reference() {
         for algo in [
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
-            ConvAlgo::Rows,
-            ConvAlgo::Blocked,
+            ConvAlgo::WidthLanes,
+            ConvAlgo::ChannelLanes,
             ConvAlgo::Winograd,
             ConvAlgo::Auto,
         ] {
@@ -182,7 +182,7 @@ fn depthwise_with_many_groups_matches_the_reference() {
         let y = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
         let gy = rand_tensor(&mut rng, y.shape());
         let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
-        for algo in [ConvAlgo::Rows, ConvAlgo::Auto] {
+        for algo in [ConvAlgo::WidthLanes, ConvAlgo::Auto] {
             let what = format!(
                 "case {case} {algo:?} {p:?} x{:?} w{:?}",
                 x.shape(),

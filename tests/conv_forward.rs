@@ -163,8 +163,8 @@ fn algorithms_agree_on_random_shapes() {
         for algo in [
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
-            ConvAlgo::Rows,
-            ConvAlgo::Blocked,
+            ConvAlgo::WidthLanes,
+            ConvAlgo::ChannelLanes,
             ConvAlgo::Auto,
         ] {
             let y = conv(&x, &w, b.as_ref(), &p, algo).unwrap();

@@ -110,8 +110,8 @@ fn fast_paths_match_the_reference() {
         for algo in [
             ConvAlgo::Im2col,
             ConvAlgo::Toeplitz,
-            ConvAlgo::Rows,
-            ConvAlgo::Blocked,
+            ConvAlgo::WidthLanes,
+            ConvAlgo::ChannelLanes,
             ConvAlgo::Auto,
         ] {
             let what = format!("case {case} {algo:?} {p:?}");

@@ -191,7 +191,7 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
         let names = if algo == ConvAlgo::Auto {
             stride::ops::conv::auto_algos(&shape)
         } else {
-            [0, 1, 2].map(|_| format!("{algo:?}").to_lowercase())
+            [0, 1, 2].map(|_| algo.name().to_string())
         };
         let flops = c.flops()?;
         let gy = Tensor::new(

@@ -64,8 +64,8 @@ pub struct ConvArgs {
     /// True convolution: flip the kernel on every spatial axis (default is PyTorch's cross-correlation).
     #[arg(long)]
     flip: bool,
-    /// Algorithm: auto, direct, im2col, toeplitz, rows, blocked or winograd (all give the same
-    /// result to float32 rounding; see the README's table).
+    /// Algorithm: auto, direct, im2col, toeplitz, width-lanes (alias rows), channel-lanes (alias
+    /// blocked) or winograd (all give the same result to float32 rounding; see the README's table).
     #[arg(long, value_name = "ALGO", default_value = "auto")]
     algo: String,
     /// Write the output to this .npy file instead of printing it.

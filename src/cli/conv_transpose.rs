@@ -66,8 +66,8 @@ pub struct ConvTransposeArgs {
         allow_hyphen_values = true
     )]
     groups: usize,
-    /// Algorithm: auto, direct, im2col, toeplitz, rows, blocked or winograd (all give the same
-    /// result to float32 rounding; see the README's table).
+    /// Algorithm: auto, direct, im2col, toeplitz, width-lanes (alias rows), channel-lanes (alias
+    /// blocked) or winograd (all give the same result to float32 rounding; see the README's table).
     #[arg(long, value_name = "ALGO", default_value = "auto")]
     algo: String,
     /// Write the output to this .npy file instead of printing it.

@@ -13,12 +13,12 @@ fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
 
 /// The forward problem that computes the input gradient of `s` under `algo`, if any: the
 /// adjoint problem ([`adjoint_problem`]) for `Auto` (where it is measured to win,
-/// [`auto_adjoint`]), `Rows`, `Blocked` and `Winograd`, so the input gradient gets the
+/// [`auto_adjoint`]), `WidthLanes`, `ChannelLanes` and `Winograd`, so the input gradient gets the
 /// forward's fast kernels.
 fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
     match algo {
         ConvAlgo::Auto => auto_adjoint(s),
-        ConvAlgo::Rows | ConvAlgo::Blocked | ConvAlgo::Winograd => adjoint_problem(s),
+        ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => adjoint_problem(s),
         ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
     }
 }
@@ -62,12 +62,16 @@ pub fn backward_input_new(
 
 /// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
 pub fn auto_algos(s: &ConvShape) -> [String; 3] {
-    let name = |a: ConvAlgo| format!("{a:?}").to_lowercase();
+    let name = |a: ConvAlgo| a.name();
     let bwd_in = match auto_adjoint(s) {
         Some(t) => format!("adj-{}", name(choose_algo(&t))),
         None => "col2im".into(),
     };
-    [name(choose_algo(s)), bwd_in, name(weight_algo(s))]
+    [
+        name(choose_algo(s)).into(),
+        bwd_in,
+        name(weight_algo(s)).into(),
+    ]
 }
 
 /// The kernel `Auto` uses for the weight gradient (measured on the standard shapes, 2
@@ -79,13 +83,13 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
 pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
-    } else if blocked::suits(s)
+    } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
-        && !(rows::suits(s) && s.k_len() < blocked::MIN_REDUCTION)
+        && !(width_lanes::suits(s) && s.k_len() < channel_lanes::MIN_REDUCTION)
     {
-        ConvAlgo::Blocked
-    } else if rows::suits(s) && s.k_len() <= 1024 {
-        ConvAlgo::Rows
+        ConvAlgo::ChannelLanes
+    } else if width_lanes::suits(s) && s.k_len() <= 1024 {
+        ConvAlgo::WidthLanes
     } else {
         ConvAlgo::Im2col
     }
@@ -165,13 +169,15 @@ pub fn backward_weight_slices(
     };
     match algo {
         ConvAlgo::Direct => direct::backward_weight(s, x, gy, gw),
-        ConvAlgo::Rows if rows::suits(s) => rows::backward_weight(s, x, gy, gw),
-        ConvAlgo::Blocked if blocked::suits(s) => blocked::backward_weight(s, x, gy, gw),
+        ConvAlgo::WidthLanes if width_lanes::suits(s) => width_lanes::backward_weight(s, x, gy, gw),
+        ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
+            channel_lanes::backward_weight(s, x, gy, gw)
+        }
         // Toeplitz and Winograd have no weight-gradient form of their own
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz
-        | ConvAlgo::Rows
-        | ConvAlgo::Blocked
+        | ConvAlgo::WidthLanes
+        | ConvAlgo::ChannelLanes
         | ConvAlgo::Winograd
         | ConvAlgo::Auto => im2col::backward_weight(s, x, gy, gw),
     }

@@ -14,12 +14,12 @@
 //! [`backward_weight_slices`]) are shared with the transposed convolution, its adjoint.
 
 pub mod backward;
-pub mod blocked;
+pub mod channel_lanes;
 pub mod direct;
 pub mod im2col;
-pub mod rows;
 pub mod toeplitz;
 pub mod unfold;
+pub mod width_lanes;
 pub mod winograd;
 
 use crate::error::{Error, Result};
@@ -77,13 +77,29 @@ pub enum ConvAlgo {
     Im2col,
     /// Explicit Toeplitz matrix times the flattened input.
     Toeplitz,
-    /// Direct convolution by output rows (depthwise, few input channels; zero padding).
-    Rows,
+    /// Direct convolution with output columns (the width) in the vector lanes (depthwise, few
+    /// input channels; zero padding). CLI name `width-lanes` (formerly `rows`).
+    WidthLanes,
     /// Direct convolution with output channels in the vector lanes (≥ 16 output channels per
-    /// group; zero padding, width stride 1 or 2).
-    Blocked,
+    /// group; zero padding, width stride 1 or 2). CLI name `channel-lanes` (formerly `blocked`).
+    ChannelLanes,
     /// Winograd F(4,3) for 3-tap kernels at stride 1 (1-D, 2-D, 3-D; zero padding).
     Winograd,
+}
+
+impl ConvAlgo {
+    /// The name `--algo` takes (and reports print) for this algorithm.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Auto => "auto",
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::Im2col => "im2col",
+            ConvAlgo::Toeplitz => "toeplitz",
+            ConvAlgo::WidthLanes => "width-lanes",
+            ConvAlgo::ChannelLanes => "channel-lanes",
+            ConvAlgo::Winograd => "winograd",
+        }
+    }
 }
 
 impl std::str::FromStr for ConvAlgo {
@@ -94,13 +110,14 @@ impl std::str::FromStr for ConvAlgo {
             "direct" => Ok(ConvAlgo::Direct),
             "im2col" => Ok(ConvAlgo::Im2col),
             "toeplitz" => Ok(ConvAlgo::Toeplitz),
-            "rows" => Ok(ConvAlgo::Rows),
-            "blocked" => Ok(ConvAlgo::Blocked),
+            // `rows` and `blocked` are the names of earlier versions, still accepted
+            "width-lanes" | "rows" => Ok(ConvAlgo::WidthLanes),
+            "channel-lanes" | "blocked" => Ok(ConvAlgo::ChannelLanes),
             "winograd" => Ok(ConvAlgo::Winograd),
             _ => Err(Error::arg(
                 "algo",
                 format!(
-                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, rows, blocked or winograd"
+                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, width-lanes, channel-lanes or winograd"
                 ),
             )),
         }
@@ -324,17 +341,18 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
     // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
     // comparison tolerances to pick silently.
-    let rows_fit = rows::suits(s) && s.k_len() <= 1024;
+    let rows_fit = width_lanes::suits(s) && s.k_len() <= 1024;
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
-    } else if blocked::suits(s)
+    } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
         && !(rows_fit
-            && (s.window.axes[2].output.is_multiple_of(16) || s.k_len() < blocked::MIN_REDUCTION))
+            && (s.window.axes[2].output.is_multiple_of(16)
+                || s.k_len() < channel_lanes::MIN_REDUCTION))
     {
-        ConvAlgo::Blocked
+        ConvAlgo::ChannelLanes
     } else if rows_fit {
-        ConvAlgo::Rows
+        ConvAlgo::WidthLanes
     } else {
         ConvAlgo::Im2col
     }
@@ -363,12 +381,14 @@ pub fn forward_slices(
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
-        ConvAlgo::Rows if rows::suits(s) => rows::forward(s, x, w, bias, y),
+        ConvAlgo::WidthLanes if width_lanes::suits(s) => width_lanes::forward(s, x, w, bias, y),
         // outside its domain the row kernel defers to im2col
-        ConvAlgo::Rows => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Blocked if blocked::suits(s) => blocked::forward(s, x, w, bias, as_uninit(y)),
+        ConvAlgo::WidthLanes => im2col::forward(s, x, w, bias, y),
+        ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
+            channel_lanes::forward(s, x, w, bias, as_uninit(y))
+        }
         // outside its domain the blocked kernel defers to im2col
-        ConvAlgo::Blocked => im2col::forward(s, x, w, bias, y),
+        ConvAlgo::ChannelLanes => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
         // outside its domain Winograd defers to im2col
         ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),
@@ -394,15 +414,15 @@ pub fn forward_new(
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let len = s.batch * s.cout * s.window.out_len();
-    if resolve_algo(s, algo) == ConvAlgo::Blocked && blocked::suits(s) {
+    if resolve_algo(s, algo) == ConvAlgo::ChannelLanes && channel_lanes::suits(s) {
         let mut y = Box::<[f32]>::new_uninit_slice(len);
         // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
         #[cfg(debug_assertions)]
         y.iter_mut().for_each(|v| {
             v.write(f32::NAN);
         });
-        blocked::forward(s, x, w, bias, &mut y);
-        // SAFETY: blocked::forward writes every value of `y`
+        channel_lanes::forward(s, x, w, bias, &mut y);
+        // SAFETY: channel_lanes::forward writes every value of `y`
         return Ok(unsafe { y.assume_init() }.into_vec());
     }
     let mut y = Tensor::zeros(&[len]).into_data();

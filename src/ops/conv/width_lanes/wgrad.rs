@@ -20,7 +20,7 @@ const WG_OC: usize = 4;
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
         suits(s),
-        "rows::backward_weight called on a shape it does not support"
+        "width_lanes::backward_weight called on a shape it does not support"
     );
     let plan = Plan::new(s, &vec![0.0; gw.len()]);
     let k = plan.deltas.len();

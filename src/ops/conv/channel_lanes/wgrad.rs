@@ -1,7 +1,7 @@
 //! Weight gradient of the channel-blocked kernel: output channels in the vector lanes, the
 //! output gradient transposed to `(group, channel block, N, pos, L)` first.
 
-use super::{rows, with_padded, ConvShape, L};
+use super::{width_lanes, with_padded, ConvShape, L};
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::simd::{const_dispatch, transpose16};
@@ -22,7 +22,7 @@ const JMAX: usize = 12;
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
         super::suits(s),
-        "blocked::backward_weight called on a shape it does not support"
+        "channel_lanes::backward_weight called on a shape it does not support"
     );
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
@@ -81,7 +81,7 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
     let [ad, ah, aw] = &s.window.axes;
     let dims = [ad.padded(), ah.padded(), aw.padded()];
     let item_len = s.cin_g() * dims.iter().product::<usize>();
-    let deltas = rows::tap_deltas(s, dims);
+    let deltas = width_lanes::tap_deltas(s, dims);
     let (cout_g, k, out_len) = (s.cout_g(), s.k_len(), s.window.out_len());
     let nb = cout_g.div_ceil(L);
     let pairs = nb.div_ceil(2);

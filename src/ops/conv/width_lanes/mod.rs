@@ -1,5 +1,6 @@
-//! Direct convolution by register blocks of output rows, for problems where im2col's GEMM has
-//! too little to chew on: depthwise convolutions, few channels, small images (LeNet's layers
+//! The width-lanes kernel (`--algo width-lanes`, formerly `rows`): direct convolution with
+//! output columns in the vector lanes, by register blocks of output rows, for problems where
+//! im2col's GEMM has too little to chew on: depthwise convolutions, few channels, small images (LeNet's layers
 //! and the input gradients of them). Zero padding and unit width stride only ([`suits`]).
 //!
 //! Per work item (image n, group g): copy the group's input planes into a zero-padded scratch
@@ -92,7 +93,7 @@ pub(super) fn tap_deltas(s: &ConvShape, dims: [usize; 3]) -> Vec<usize> {
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     assert!(
         suits(s),
-        "rows::forward called on a shape it does not support"
+        "width_lanes::forward called on a shape it does not support"
     );
     let plan = Plan::new(s, w);
     let out_len = s.window.out_len();

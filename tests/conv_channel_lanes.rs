@@ -1,4 +1,4 @@
-//! The channel-blocked direct kernel (`--algo blocked`) against the direct reference on random
+//! The channel-lanes direct kernel (`--algo channel-lanes`, formerly `blocked`) against the direct reference on random
 //! shapes that exercise its own cases: 16 or more output channels per group (whole and partial
 //! 16-channel blocks, one or two blocks per register block), output rows wider than one
 //! 14-column register block (the last block shifted back), width stride 1, 2 and 3 (3 defers
@@ -64,7 +64,7 @@ fn blocked_matches_direct_on_random_shapes() {
             continue; // window larger than the padded input
         };
         checked += 1;
-        let y = conv(&x, &w, b.as_ref(), &p, ConvAlgo::Blocked).unwrap();
+        let y = conv(&x, &w, b.as_ref(), &p, ConvAlgo::ChannelLanes).unwrap();
         let err = y.max_abs_diff(&reference);
         assert!(
             err < 1e-4,
@@ -83,7 +83,7 @@ fn blocked_matches_direct_on_random_shapes() {
             bias: false,
         };
         let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, want).unwrap();
-        let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Blocked, want).unwrap();
+        let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::ChannelLanes, want).unwrap();
         let err = f.input.unwrap().max_abs_diff(r.input.as_ref().unwrap());
         assert!(err < 1e-4, "case {case} input gradient {p:?}: err {err}");
         let (fw, rw) = (f.weight.unwrap(), r.weight.unwrap());
@@ -106,34 +106,55 @@ fn auto_picks_the_kernels_the_readme_names() {
         };
         auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
     };
-    // LeNet's second layer: 16 output channels, reduction 150 → blocked; its adjoint has 6
+    // LeNet's second layer: 16 output channels, reduction 150 → channel-lanes; its adjoint has 6
     assert_eq!(
         case(&[256, 6, 14, 14], &[16, 6, 5, 5], 0, 1, 1),
-        ["blocked", "adj-rows", "blocked"]
+        ["channel-lanes", "adj-width-lanes", "channel-lanes"]
     );
-    // one input channel: reduction 9 < 64 → rows for every pass
+    // one input channel: reduction 9 < 64 → width-lanes for every pass
     assert_eq!(
         case(&[8, 1, 28, 28], &[32, 1, 3, 3], 1, 1, 1),
-        ["rows", "adj-rows", "rows"]
+        ["width-lanes", "adj-width-lanes", "width-lanes"]
     );
     // 1×1: one GEMM per pass
     assert_eq!(
         case(&[8, 256, 56, 56], &[64, 256, 1, 1], 0, 1, 1),
         ["im2col", "adj-im2col", "im2col"]
     );
-    // width a multiple of 16: the row kernel fills its lanes
+    // width a multiple of 16: the width-lanes kernel fills its lanes
     assert_eq!(
         case(&[32, 64, 1024], &[64, 64, 3], 1, 1, 1),
-        ["rows", "adj-rows", "blocked"]
+        ["width-lanes", "adj-width-lanes", "channel-lanes"]
     );
     // depthwise: one output channel per group
     assert_eq!(
         case(&[8, 256, 28, 28], &[256, 1, 3, 3], 1, 1, 256),
-        ["rows", "adj-rows", "rows"]
+        ["width-lanes", "adj-width-lanes", "width-lanes"]
     );
-    // stride 2: blocked forward and weight gradient, col2im for the input gradient
+    // stride 2: channel-lanes forward and weight gradient, col2im for the input gradient
     assert_eq!(
         case(&[8, 128, 28, 28], &[256, 128, 3, 3], 1, 2, 1),
-        ["blocked", "col2im", "blocked"]
+        ["channel-lanes", "col2im", "channel-lanes"]
     );
+}
+
+#[test]
+fn algo_names_round_trip_and_old_names_stay_accepted() {
+    for a in [
+        ConvAlgo::Auto,
+        ConvAlgo::Direct,
+        ConvAlgo::Im2col,
+        ConvAlgo::Toeplitz,
+        ConvAlgo::WidthLanes,
+        ConvAlgo::ChannelLanes,
+        ConvAlgo::Winograd,
+    ] {
+        assert_eq!(a.name().parse::<ConvAlgo>().unwrap(), a);
+    }
+    assert_eq!("rows".parse::<ConvAlgo>().unwrap(), ConvAlgo::WidthLanes);
+    assert_eq!(
+        "blocked".parse::<ConvAlgo>().unwrap(),
+        ConvAlgo::ChannelLanes
+    );
+    assert!("fft".parse::<ConvAlgo>().is_err());
 }

@@ -1,10 +1,11 @@
-//! Direct convolution with output channels in the vector lanes (the scheme of oneDNN's direct
+//! The channel-lanes kernel (`--algo channel-lanes`, formerly `blocked`): direct convolution
+//! with output channels in the vector lanes (the scheme of oneDNN's direct
 //! kernels): for ordinary convolutions with at least 16 output channels per group, at any
 //! stride, dilation or group count, zero padding, width stride 1 or 2 ([`suits`]).
 //!
 //! The whole input is first copied into zero-padded planes `(N·groups, Cin/g, Dp, Hp, Wp)`, so
 //! an output at padded position `base` (from geometry's `padded_coord`) reads tap `i` of input
-//! channel `ic` at `xp[base + delta(ic, tap)]` with no bounds checks ([`rows::tap_deltas`]).
+//! channel `ic` at `xp[base + delta(ic, tap)]` with no bounds checks ([`width_lanes::tap_deltas`]).
 //! Weights are packed as `(group, block of L = 16 output channels, Cin/g·taps, L)`.
 //!
 //! Register block: R ≤ 14 consecutive output columns × B ≤ 2 channel blocks (28 of the 32
@@ -13,7 +14,7 @@
 //! row kernel (which loads one unaligned input vector per 8 FMAs and broadcasts every weight).
 //! Lanes past `Cout/g` hold zero weights and are not stored.
 
-use super::{rows, ConvShape};
+use super::{width_lanes, ConvShape};
 use crate::geometry::PaddingMode;
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
@@ -84,7 +85,7 @@ pub fn forward(
 ) {
     assert!(
         suits(s),
-        "blocked::forward called on a shape it does not support"
+        "channel_lanes::forward called on a shape it does not support"
     );
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
@@ -109,7 +110,7 @@ fn forward_avx512(
     let [ad, ah, aw] = &s.window.axes;
     let dims = [ad.padded(), ah.padded(), aw.padded()];
     let item_len = s.cin_g() * dims.iter().product::<usize>();
-    let deltas = rows::tap_deltas(s, dims);
+    let deltas = width_lanes::tap_deltas(s, dims);
     let packed = pack_weights(s, w);
     let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
     with_padded(s, x, dims, |xp| {
@@ -153,7 +154,7 @@ fn with_padded<R>(s: &ConvShape, x: &[f32], dims: [usize; 3], f: impl FnOnce(&[f
         // for each (image, group), in parallel: its zero-padded input planes
         xp.par_chunks_mut(item_len)
             .enumerate()
-            .for_each(|(item, xpi)| rows::pad_item(s, x, item, dims, xpi));
+            .for_each(|(item, xpi)| width_lanes::pad_item(s, x, item, dims, xpi));
         f(xp)
     })
 }
