@@ -1,27 +1,13 @@
 //! Convolution backward: the gradients with respect to input, weight and bias, dispatched to
-//! the algorithms beside this file (direct reference, col2im / im2col GEMM, Toeplitz, the row
-//! kernel), and the adjoint problem that turns a stride-1 input gradient into a forward
+//! the algorithms beside this file (direct reference, col2im / im2col GEMM, Toeplitz, the
+//! width-lanes and channel-lanes kernels; which one `auto` picks is [`super::auto`]'s), and the
+//! adjoint problem that turns a stride-1 input gradient into a forward
 //! convolution of the output gradient with the flipped kernel.
 
+use super::auto::{adjoint_for, weight_algo};
 use super::*;
-
-/// The adjoint problem that `Auto` uses for the input gradient: wherever it exists (stride 1,
-/// zero padding), since the forward kernels it reaches beat col2im on every standard shape.
-fn auto_adjoint(s: &ConvShape) -> Option<ConvShape> {
-    adjoint_problem(s)
-}
-
-/// The forward problem that computes the input gradient of `s` under `algo`, if any: the
-/// adjoint problem ([`adjoint_problem`]) for `Auto` (where it is measured to win,
-/// [`auto_adjoint`]), `WidthLanes`, `ChannelLanes` and `Winograd`, so the input gradient gets the
-/// forward's fast kernels.
-fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
-    match algo {
-        ConvAlgo::Auto => auto_adjoint(s),
-        ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => adjoint_problem(s),
-        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
-    }
-}
+use crate::geometry::{PaddingMode, PaddingSpec};
+use crate::tensor::fmt_shape;
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
 /// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where [`adjoint_for`]
@@ -58,41 +44,6 @@ pub fn backward_input_new(
     let mut gx = Tensor::zeros(&[s.batch * s.cin * s.window.in_len()]).into_data();
     backward_input_slices(s, algo, gy, w, &mut gx)?;
     Ok(gx)
-}
-
-/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
-pub fn auto_algos(s: &ConvShape) -> [String; 3] {
-    let name = |a: ConvAlgo| a.name();
-    let bwd_in = match auto_adjoint(s) {
-        Some(t) => format!("adj-{}", name(choose_algo(&t))),
-        None => "col2im".into(),
-    };
-    [
-        name(choose_algo(s)).into(),
-        bwd_in,
-        name(weight_algo(s)).into(),
-    ]
-}
-
-/// The kernel `Auto` uses for the weight gradient (measured on the standard shapes, 2
-/// threads): 1×1 as one GEMM; the channel-blocked correlation for 16 or more output channels
-/// per group (LeNet's second layer 1.7× the row kernel, 3×3 with 64 channels 1.3×, the strided
-/// 7×7 stem 1.5× im2col) unless the reduction is short (< 64: one-channel first layers, 1.8×
-/// faster by rows); the row kernel's correlation for the rest while the reduction
-/// Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
-pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
-    if im2col::is_pointwise(s) {
-        ConvAlgo::Im2col
-    } else if channel_lanes::suits(s)
-        && s.cout_g() >= 16
-        && !(width_lanes::suits(s) && s.k_len() < channel_lanes::MIN_REDUCTION)
-    {
-        ConvAlgo::ChannelLanes
-    } else if width_lanes::suits(s) && s.k_len() <= 1024 {
-        ConvAlgo::WidthLanes
-    } else {
-        ConvAlgo::Im2col
-    }
 }
 
 /// At stride 1 with zero padding, the input gradient is itself a convolution: the output

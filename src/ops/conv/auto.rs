@@ -1,0 +1,108 @@
+//! The `auto` policy, whole and in one place: which kernel `--algo auto` runs for each pass of a
+//! convolution, and the measured reason (2 threads, the standard shapes of `bench/shapes.json`).
+//!
+//! - forward: [`choose_algo`];
+//! - input gradient: the adjoint forward problem where it exists ([`adjoint_for`]), whose own
+//!   kernel is again [`choose_algo`]; else col2im;
+//! - weight gradient: [`weight_algo`];
+//! - [`auto_algos`] names the three choices (for reports and `stride bench conv`).
+//!
+//! Transposed convolution swaps the roles (its forward is this input gradient), so it follows
+//! the same policy.
+
+use super::backward::adjoint_problem;
+use super::{channel_lanes, im2col, width_lanes, ConvAlgo, ConvShape};
+
+/// Longest reduction `Cin/g·taps` for which the width-lanes kernel beats im2col's GEMM (both the
+/// forward and the weight gradient): beyond it the GEMM's cache blocking wins.
+const WIDTH_LANES_MAX_REDUCTION: usize = 1024;
+
+/// Forward: the algorithm `Auto` stands for.
+pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
+    // Measured on the standard shapes (2 threads): 1×1 is a plain GEMM with no copy. With 16
+    // or more output channels per group the channel-lanes kernel runs at 190–210 GFLOP/s
+    // (LeNet's second layer 1.45× the width-lanes kernel, 3×3 with 64 channels 1.15×, 3×3 with
+    // 256 channels 1.07× im2col, the strided 7×7 stem 1.5× im2col), except where the width-lanes
+    // kernel fills all 16 lanes (width a multiple of 16: the 1-D and 3-D shapes, ~1.08×) or the
+    // reduction is too short to pay for the channel-lanes kernel's transposed stores (Cin/g·taps
+    // < 64: a 3×3 or 5×5 first layer on one channel runs 1.5–2× faster with the width in the
+    // lanes). The width-lanes kernel takes the rest while the reduction Cin/g·taps is small
+    // (LeNet's first layer, depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
+    // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
+    // comparison tolerances to pick silently.
+    let width_fits = width_lanes::suits(s) && s.k_len() <= WIDTH_LANES_MAX_REDUCTION;
+    if im2col::is_pointwise(s) {
+        ConvAlgo::Im2col
+    } else if channel_lanes::suits(s)
+        && s.cout_g() >= 16
+        && !(width_fits
+            && (s.window.axes[2].output.is_multiple_of(16)
+                || s.k_len() < channel_lanes::MIN_REDUCTION))
+    {
+        ConvAlgo::ChannelLanes
+    } else if width_fits {
+        ConvAlgo::WidthLanes
+    } else {
+        ConvAlgo::Im2col
+    }
+}
+
+/// `algo` with `Auto` replaced by the choice for `s`.
+pub fn resolve_algo(s: &ConvShape, algo: ConvAlgo) -> ConvAlgo {
+    if algo == ConvAlgo::Auto {
+        choose_algo(s)
+    } else {
+        algo
+    }
+}
+
+/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
+pub fn auto_algos(s: &ConvShape) -> [String; 3] {
+    let name = |a: ConvAlgo| a.name();
+    let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
+        Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        None => "col2im".into(),
+    };
+    [
+        name(choose_algo(s)).into(),
+        bwd_in,
+        name(weight_algo(s)).into(),
+    ]
+}
+
+/// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): 1×1 as
+/// one GEMM; the channel-lanes correlation for 16 or more output channels per group (LeNet's
+/// second layer 1.7× the width-lanes kernel, 3×3 with 64 channels 1.3×, the strided 7×7 stem
+/// 1.5× im2col) unless the reduction is short (< 64: one-channel first layers, 1.8× faster with
+/// the width in the lanes); the width-lanes correlation for the rest while the reduction
+/// Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
+pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
+    if im2col::is_pointwise(s) {
+        ConvAlgo::Im2col
+    } else if channel_lanes::suits(s)
+        && s.cout_g() >= 16
+        && !(width_lanes::suits(s) && s.k_len() < channel_lanes::MIN_REDUCTION)
+    {
+        ConvAlgo::ChannelLanes
+    } else if width_lanes::suits(s) && s.k_len() <= WIDTH_LANES_MAX_REDUCTION {
+        ConvAlgo::WidthLanes
+    } else {
+        ConvAlgo::Im2col
+    }
+}
+
+/// Input gradient: the forward problem that computes it for `s` under `algo`, if any.
+///
+/// `Auto` (and the direct kernels `WidthLanes`, `ChannelLanes` and `Winograd`, which have no
+/// input-gradient form of their own) use the adjoint problem ([`adjoint_problem`]) wherever it
+/// exists (stride 1, zero padding): the forward kernels it reaches beat col2im on every standard
+/// shape, and `Auto` then picks the adjoint's kernel by [`choose_algo`]. Elsewhere (`None`) the
+/// input gradient is the algorithm's own form (direct scatter, `Tᵀ gy`, col2im for `Auto`).
+pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
+    match algo {
+        ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => {
+            adjoint_problem(s)
+        }
+        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
+    }
+}
