@@ -5,6 +5,7 @@
 //! run; 7 runs of K back-to-back calls; report the median per-call time (and min, max).
 
 use crate::error::{Error, Result};
+use crate::ops::conv::conv_macs;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -134,8 +135,8 @@ impl Shapes {
 }
 
 impl ConvBenchShape {
-    /// Output spatial sizes (PyTorch formula, via geometry).
-    pub fn out_dims(&self) -> Result<Vec<usize>> {
+    /// The window over the input (PyTorch formula, via geometry).
+    fn window(&self) -> Result<crate::geometry::Window3> {
         let spec = crate::geometry::WindowSpec {
             kernel: self.kernel.clone(),
             stride: self.stride.clone(),
@@ -145,13 +146,17 @@ impl ConvBenchShape {
             ),
             ceil_mode: false,
         };
-        Ok(crate::geometry::Window3::new(&self.input, &spec)?.output_shape())
+        crate::geometry::Window3::new(&self.input, &spec)
     }
 
-    /// `2 · MACs` of the direct convolution, the count used for every pass.
+    /// Output spatial sizes.
+    pub fn out_dims(&self) -> Result<Vec<usize>> {
+        Ok(self.window()?.output_shape())
+    }
+
+    /// `2 · MACs` of the direct convolution ([`conv_macs`]), the count used for every pass.
     pub fn flops(&self) -> Result<f64> {
-        let out: usize = self.out_dims()?.iter().product();
-        let k: usize = self.kernel.iter().product();
-        Ok(2.0 * (self.n * self.cout * out * (self.cin / self.groups) * k) as f64)
+        let macs = conv_macs(self.n, self.cout, self.cin / self.groups, &self.window()?);
+        Ok(2.0 * macs as f64)
     }
 }

@@ -16,7 +16,6 @@ use crate::tensor::{fmt_shape, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 /// The name of the checkpoint file inside a run folder.
@@ -67,24 +66,7 @@ impl Meta {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary sibling + fsync + rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = crate::io::npy::temp_path(path);
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
+pub use crate::io::atomic::write_atomic;
 
 fn to_bytes(t: &Tensor) -> Vec<u8> {
     t.data().iter().flat_map(|v| v.to_le_bytes()).collect()

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::explain::conv::{axis_names, size_formula};
 use crate::explain::{Explanation, Step};
 use crate::geometry::{PaddingSpec, Window3, WindowSpec};
+use crate::ops::conv::conv_macs;
 
 /// What kind of layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,14 +85,13 @@ impl LayerQuery {
             let nd = self.spatial.len();
             let win = Window3::transposed(&self.spatial, &spec, &output_padding[..nd])?;
             check_groups(groups, self.channels, filters)?;
-            let taps = win.taps() as u64;
-            let per_in = (filters / groups) as u64 * taps;
+            let per_in = (filters / groups) as u64 * win.taps() as u64;
             let mut out_shape = vec![filters];
             out_shape.extend(win.real_axes().iter().map(|a| a.input));
             let params = self.channels as u64 * per_in + if bias { filters as u64 } else { 0 };
-            // every input value is multiplied into Cout/g · taps outputs
-            let macs =
-                self.spatial.iter().product::<usize>() as u64 * self.channels as u64 * per_in;
+            // the adjoint convolution's count: every input value (the adjoint's output) is
+            // multiplied into Cout/g · taps outputs
+            let macs = conv_macs(1, self.channels, filters / groups, &win);
             return Ok((
                 win,
                 LayerFigures {
@@ -102,7 +102,8 @@ impl LayerQuery {
             ));
         }
         let win = Window3::new(&self.spatial, &spec)?;
-        let (cout, params, per_out) = match self.kind {
+        // (output channels, parameters, input channels each output value reads)
+        let (cout, params, cin_g) = match self.kind {
             LayerKind::Conv {
                 filters,
                 groups,
@@ -110,14 +111,16 @@ impl LayerQuery {
             } => {
                 check_groups(groups, self.channels, filters)?;
                 let fan_in = (self.channels / groups * win.taps()) as u64;
-                (filters, filters as u64 * (fan_in + bias as u64), fan_in)
+                let params = filters as u64 * (fan_in + bias as u64);
+                (filters, params, self.channels / groups)
             }
-            LayerKind::Pool { .. } => (self.channels, 0, win.taps() as u64),
+            // a pooling window reads its taps in its own channel
+            LayerKind::Pool { .. } => (self.channels, 0, 1),
             LayerKind::ConvTranspose { .. } => unreachable!("handled above"),
         };
         let mut out_shape = vec![cout];
         out_shape.extend(win.output_shape());
-        let macs = cout as u64 * win.out_len() as u64 * per_out;
+        let macs = conv_macs(1, cout, cin_g, &win);
         Ok((
             win,
             LayerFigures {

@@ -208,8 +208,7 @@ fn figures(l: &LayerSpec, s: &LayerShape) -> Result<Figures> {
             let w = l.conv_weight_shape(&s.in_shape)?;
             let p = l.conv_params().expect("conv");
             let shape = ConvShape::new(&s.in_shape, &w, None, &p)?;
-            // fan-in of one output value: Cin/g · kd·kh·kw (the weight's trailing axes)
-            let macs = mul(y, numel(&w[1..])?)?;
+            let macs = shape.macs();
             Figures {
                 kind: "conv",
                 macs,

@@ -20,7 +20,7 @@ mod pool;
 mod tests;
 
 pub use padding::{parse_per_axis, per_axis, PaddingMode, PaddingSpec};
-pub use pool::{adaptive_span, fractional_starts, unpool_length, Span};
+pub use pool::{adaptive_span, check_fractional_fit, fractional_starts, unpool_length, Span};
 
 /// Input coordinate read by output cell `o`, kernel tap `t` of a window with stride `s`,
 /// dilation `d` and begin padding `pb`: `o*s + t*d - pb` (negative or past the end = padding).
@@ -248,6 +248,18 @@ impl AxisWindow {
         debug_assert!(w.output >= input);
         w.output = input;
         Ok(w)
+    }
+
+    /// Padding `(d·(k-1) - pb, d·(k-1) - pe)` of the adjoint convolution: at stride 1 the input
+    /// gradient is the output gradient padded by this much, correlated with the flipped kernel
+    /// (the "full convolution"). `None` when the stride is not 1 or a padding is wider than
+    /// `d·(k-1)` (the adjoint would need negative padding).
+    pub fn adjoint_padding(&self) -> Option<(usize, usize)> {
+        let span = self.dilation * (self.kernel - 1);
+        if self.stride != 1 || self.pad_begin > span || self.pad_end > span {
+            return None;
+        }
+        Some((span - self.pad_begin, span - self.pad_end))
     }
 
     /// Length of the output gradient spread out by the stride (`s - 1` zeros between entries)

@@ -2,6 +2,7 @@
 //! fractional) and the output size of max-unpooling.
 
 use super::AxisWindow;
+use crate::error::{Error, Result};
 
 /// The input taps of one output cell along one axis once taps in the padding are dropped: input
 /// coordinates `first + j*step` for `j in 0..count`. `extent` is the window's length clipped to
@@ -86,7 +87,8 @@ pub fn adaptive_span(o: usize, input: usize, out: usize) -> Span {
 /// Fractional max pooling (Graham 2014) as PyTorch generates it: from one sample `u` in [0, 1),
 /// `alpha = (i - k) / (O - 1)`, window `o < O-1` starts at `int((o + u)*alpha) - int(u*alpha)` and
 /// the last one at `i - k`. Computed in f32 like PyTorch's kernel for f32 input, so the same
-/// samples give the same windows. Callers check `O + k - 1 <= i`.
+/// samples give the same windows. Callers check `O + k - 1 <= i`
+/// ([`check_fractional_fit`]).
 pub fn fractional_starts(u: f32, input: usize, out: usize, kernel: usize) -> Vec<usize> {
     let last = input - kernel;
     let mut starts = vec![last; out];
@@ -99,6 +101,29 @@ pub fn fractional_starts(u: f32, input: usize, out: usize, kernel: usize) -> Vec
         }
     }
     starts
+}
+
+/// Checks that `out` fractional windows of size `kernel` fit in `input` on `axis`
+/// (`O + k - 1 <= i`, the condition [`fractional_starts`] relies on).
+pub fn check_fractional_fit(axis: usize, input: usize, kernel: usize, out: usize) -> Result<()> {
+    let (i, k, o) = (input, kernel, out);
+    if k > i {
+        return Err(Error::arg(
+            "kernel",
+            format!("{k} is larger than the input {i} on axis {axis}; use a smaller kernel"),
+        ));
+    }
+    if o + k - 1 > i {
+        return Err(Error::arg(
+            "output-size",
+            format!(
+                "{o} windows of size {k} do not fit in {i} on axis {axis} (fractional max pooling \
+                 needs output + kernel - 1 <= input); use --output-size <= {} or a smaller kernel",
+                i - k + 1
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Output length of max-unpooling along one axis (PyTorch `_unpool_output_size`):

@@ -1,5 +1,6 @@
 //! Reading and writing tensors: `.npy` files and inline matrix literals for pen-and-paper use.
 
+pub mod atomic;
 pub mod literal;
 pub mod npy;
 

@@ -6,8 +6,8 @@
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use npyz::{DType, Order, TypeChar, WriterBuilder};
-use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::BufReader;
+use std::path::Path;
 
 fn bad(path: &Path, msg: impl Into<String>) -> Error {
     Error::BadFile {
@@ -70,44 +70,12 @@ pub fn read(path: &Path) -> Result<Tensor> {
     Tensor::new(shape, data).map_err(|_| bad(path, "data length does not match the header's shape"))
 }
 
-/// A sibling temporary path for atomic writes: `dir/.name.tmp-<pid>`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Writes `bytes` produced by `fill` to `path` atomically (temporary file, then rename).
-pub fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let io_err = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = temp_path(path);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = BufWriter::new(file);
-        fill(&mut w)?;
-        w.flush()?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(e));
-    }
-    Ok(())
-}
+pub use super::atomic::temp_path;
 
 /// Writes a tensor as a little-endian f32 `.npy` file, atomically.
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
-    write_atomic(path, |w| {
+    super::atomic::write_with(path, |w| {
         let mut writer = npyz::WriteOptions::<f32>::new()
             .default_dtype()
             .shape(&shape)

@@ -56,14 +56,12 @@ pub fn adjoint_problem(s: &ConvShape) -> Option<ConvShape> {
     if s.mode != PaddingMode::Zeros {
         return None;
     }
-    let mut pads = vec![];
-    for a in s.window.real_axes() {
-        let span = a.dilation * (a.kernel - 1);
-        if a.stride != 1 || a.pad_begin > span || a.pad_end > span {
-            return None;
-        }
-        pads.push((span - a.pad_begin, span - a.pad_end));
-    }
+    let pads = s
+        .window
+        .real_axes()
+        .iter()
+        .map(|a| a.adjoint_padding())
+        .collect::<Option<Vec<_>>>()?;
     let real = s.window.real_axes();
     let mut gy_shape = vec![s.batch, s.cout];
     gy_shape.extend(real.iter().map(|a| a.output));

@@ -39,7 +39,7 @@ pub use backward::{
     check_grad_output, conv_backward, ConvGrads, GradRequest,
 };
 pub(crate) use shape::{check_bias, kernel_window, split_input};
-pub use shape::{ConvParams, ConvShape, MAX_ELEMENTS};
+pub use shape::{conv_macs, ConvParams, ConvShape, MAX_ELEMENTS};
 
 /// The algorithm that computes a convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

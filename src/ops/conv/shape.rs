@@ -168,10 +168,20 @@ impl ConvShape {
         s
     }
 
-    /// Multiply-accumulates of the direct sum: `N · Cout · out · Cin/g · taps`.
+    /// Multiply-accumulates of the direct sum ([`conv_macs`]).
     pub fn macs(&self) -> u64 {
-        (self.batch * self.cout * self.window.out_len()) as u64 * self.k_len() as u64
+        conv_macs(self.batch, self.cout, self.cin_g(), &self.window)
     }
+}
+
+/// Multiply-accumulates of a convolution as the direct sum: `N·Cout·out` output values, each a
+/// sum of `Cin/g·taps` products. The one count that analysis, the model summary and the
+/// benchmarks report (FLOPs = 2 · MACs); saturating, so a huge layer cannot overflow it. Pooling
+/// counts its window reads with `cin_g = 1`.
+pub fn conv_macs(batch: usize, cout: usize, cin_g: usize, window: &Window3) -> u64 {
+    [batch, cout, window.out_len(), cin_g, window.taps()]
+        .iter()
+        .fold(1u64, |n, &v| n.saturating_mul(v as u64))
 }
 
 /// Checks the weight's rank (1 to 3 kernel axes, layout described by `layout`) and the input's

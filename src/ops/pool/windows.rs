@@ -4,7 +4,7 @@
 //! up as spans; the positions come from the geometry module. k-max has no windows, only `k`.
 
 use crate::error::{Error, Result};
-use crate::geometry::{adaptive_span, fractional_starts, Span, Window3};
+use crate::geometry::{adaptive_span, check_fractional_fit, fractional_starts, Span, Window3};
 use crate::rng::Rng;
 use crate::tensor::{fmt_shape, Tensor};
 use std::borrow::Cow;
@@ -74,26 +74,7 @@ impl Windows {
         k3[3 - nd..].copy_from_slice(kernel);
         o3[3 - nd..].copy_from_slice(out);
         for a in 3 - nd..3 {
-            let (i, k, o) = (input[a], k3[a], o3[a]);
-            let axis = a + nd - 3;
-            if k > i {
-                return Err(Error::arg(
-                    "kernel",
-                    format!(
-                        "{k} is larger than the input {i} on axis {axis}; use a smaller kernel"
-                    ),
-                ));
-            }
-            if o + k - 1 > i {
-                return Err(Error::arg(
-                    "output-size",
-                    format!(
-                        "{o} windows of size {k} do not fit in {i} on axis {axis} (fractional max pooling \
-                         needs output + kernel - 1 <= input); use --output-size <= {} or a smaller kernel",
-                        i - k + 1
-                    ),
-                ));
-            }
+            check_fractional_fit(a + nd - 3, input[a], k3[a], o3[a])?;
         }
         let samples = match samples {
             Some(t) => torch_samples(t, planes, nd)?,
