@@ -72,12 +72,16 @@ fn tanh_grad(y: f32) -> f32 {
 fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        /// `f` compiled for AVX-512.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F; checked by [`crate::ops::simd::avx512`] below.
         #[target_feature(enable = "avx512f")]
         unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
+        if crate::ops::simd::avx512() {
+            // SAFETY: the CPU supports AVX-512 (checked just above).
             return unsafe { avx512(f) };
         }
     }

@@ -1,5 +1,55 @@
-//! Helpers shared by the AVX-512 direct kernels (`conv::rows`, `conv::blocked`): a 16×16
-//! transpose in registers, and the step from a runtime block size to a const generic one.
+//! The one SIMD gate, and helpers shared by the AVX-512 kernels.
+//!
+//! [`isa`] decides once per process which instruction set stride's own kernels may use: AVX-512
+//! when the CPU has every feature any kernel enables (`avx512f`, `avx512vl`, `avx2`, `fma`), else
+//! the portable code (plain Rust, auto-vectorised for the build target). Setting the environment
+//! variable `STRIDE_SIMD=portable` forces the portable path, so the tests can run both (CI does).
+//! Every kernel asks [`avx512`] before calling a `#[target_feature]` function; none checks a
+//! feature of its own. (The `gemm` crate behind im2col dispatches by itself.)
+//!
+//! Also here: a 16×16 transpose in registers, and the step from a runtime block size to a
+//! const generic one.
+
+use std::sync::OnceLock;
+
+/// The instruction set stride's kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 (F, VL) with AVX2 and FMA.
+    Avx512,
+    /// Plain Rust: the reference-speed fallback for any CPU.
+    Portable,
+}
+
+/// The environment variable that forces the portable kernels (`STRIDE_SIMD=portable`).
+pub const ENV: &str = "STRIDE_SIMD";
+
+/// The instruction set the kernels use, decided on first call: [`Isa::Portable`] when
+/// `STRIDE_SIMD=portable` or the CPU lacks any of the features the kernels enable.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        if std::env::var(ENV).is_ok_and(|v| v.eq_ignore_ascii_case("portable")) {
+            return Isa::Portable;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            return Isa::Avx512;
+        }
+        Isa::Portable
+    })
+}
+
+/// Whether the AVX-512 kernels may run (see [`isa`]): the only check before calling a
+/// `#[target_feature(enable = "avx512f…")]` function.
+#[inline]
+pub fn avx512() -> bool {
+    isa() == Isa::Avx512
+}
 
 /// Runs `$body` with `$c` bound, as a constant, to the runtime size `$v` (1 to 14; larger
 /// values run as 14, so callers pass at most 14): a kernel whose register block size is a const
@@ -72,6 +122,9 @@ pub(crate) use const_dispatch;
 
 /// Transposes a 16×16 block held as 16 row vectors (unpack within 128-bit lanes, then
 /// shuffle the 128-bit lanes twice).
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -109,15 +162,35 @@ pub(crate) unsafe fn transpose16(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_gate_follows_the_environment_and_the_cpu() {
+        if std::env::var(ENV).is_ok_and(|v| v.eq_ignore_ascii_case("portable")) {
+            assert_eq!(isa(), Isa::Portable);
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            avx512(),
+            ["avx512f", "avx512vl", "avx2", "fma"]
+                .iter()
+                .all(|f| match *f {
+                    "avx512f" => std::is_x86_feature_detected!("avx512f"),
+                    "avx512vl" => std::is_x86_feature_detected!("avx512vl"),
+                    "avx2" => std::is_x86_feature_detected!("avx2"),
+                    _ => std::is_x86_feature_detected!("fma"),
+                })
+        );
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn transpose16_transposes() {
         use std::arch::x86_64::*;
-        if !std::is_x86_feature_detected!("avx512f") {
+        if !avx512() {
             return;
         }
         let m: Vec<f32> = (0..256).map(|v| v as f32).collect();
-        // SAFETY: AVX-512F checked above; every load reads 16 values of `m`
+        // SAFETY: AVX-512 checked above; every load reads 16 values of `m`
         unsafe {
             let mut rows = [_mm512_setzero_ps(); 16];
             for (i, r) in rows.iter_mut().enumerate() {

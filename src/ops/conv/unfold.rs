@@ -134,13 +134,18 @@ fn for_each_run(
 /// im2col from padded planes `xp` (see [`pad_planes`]) into `cols` with row stride `ld`.
 pub fn unfold_padded(s: &ConvShape, xp: &[f32], o0: usize, o1: usize, cols: &mut [f32], ld: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::ops::simd::avx512() {
         // SAFETY: the CPU supports the features the function is compiled for.
         return unsafe { unfold_padded_avx512(s, xp, o0, o1, cols, ld) };
     }
     unfold_padded_body(s, xp, o0, o1, cols, ld)
 }
 
+/// [`unfold_padded`] compiled for AVX-512 (the copy loops vectorised 16 wide).
+///
+/// # Safety
+/// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
+/// The body itself is safe code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2")]
 unsafe fn unfold_padded_avx512(
@@ -183,13 +188,18 @@ fn unfold_padded_body(
 /// [`unfold_padded`]).
 pub fn fold_padded(s: &ConvShape, cols: &[f32], o0: usize, o1: usize, gp: &mut [f32], ld: usize) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::ops::simd::avx512() {
         // SAFETY: the CPU supports the features the function is compiled for.
         return unsafe { fold_padded_avx512(s, cols, o0, o1, gp, ld) };
     }
     fold_padded_body(s, cols, o0, o1, gp, ld)
 }
 
+/// [`fold_padded`] compiled for AVX-512 (the add loops vectorised 16 wide).
+///
+/// # Safety
+/// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
+/// The body itself is safe code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2")]
 unsafe fn fold_padded_avx512(

@@ -242,7 +242,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
         let t0 = bi * block;
         let t1 = (t0 + block).min(total);
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
+        if crate::ops::simd::avx512() {
             // SAFETY: the CPU supports the features the function is compiled for.
             unsafe { run_block_avx512(s, x, &u, bias, out, &tiles, t0, t1, inner) };
             return;
@@ -285,6 +285,11 @@ fn tile_origin(tiles: &Tiles, t: usize) -> (usize, [usize; 3]) {
     (n, origin)
 }
 
+/// [`run_block`] compiled for AVX-512 and FMA (the transforms and tile loops vectorised).
+///
+/// # Safety
+/// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
+/// The body itself is safe code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 #[allow(clippy::too_many_arguments)]

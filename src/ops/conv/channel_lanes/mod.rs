@@ -88,7 +88,7 @@ pub fn forward(
         "channel_lanes::forward called on a shape it does not support"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::ops::simd::avx512() {
         return forward_avx512(s, x, w, bias, y);
     }
     y.iter_mut().for_each(|v| {
@@ -173,6 +173,11 @@ struct Job<'a> {
 impl Job<'_> {
     /// Fills `y_p`, the output planes of blocks b0 (and b0+1), from the padded planes `xpi`:
     /// every value (channels of the blocks, all rows, all columns through the column blocks).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+    /// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+    /// file sets up for them.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, xpi: &[f32], y_p: &mut [MaybeUninit<f32>]) {
@@ -227,6 +232,11 @@ impl Job<'_> {
 }
 
 /// Runs the register block for runtime (R, B, SW): a monomorphised [`block`] for each.
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -252,6 +262,11 @@ unsafe fn dispatch(
 /// R output columns (input positions `p + c·SW`) × B channel blocks: for each (input channel,
 /// tap) `i`, B weight vectors `wb[b·k·L + i·L..]` times the broadcast `p[delta_i + c·SW]`.
 /// Writes the sums to `tmp[b][c]` (rows past R untouched).
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]

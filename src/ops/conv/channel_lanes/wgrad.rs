@@ -25,7 +25,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
         "channel_lanes::backward_weight called on a shape it does not support"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if crate::ops::simd::avx512() {
         return backward_weight_avx512(s, x, gy, gw);
     }
     crate::ops::conv::im2col::backward_weight(s, x, gy, gw)
@@ -57,6 +57,12 @@ fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
     });
 }
 
+/// Transposes one output-gradient plane `src` (`lanes` channels × `out_len`) into `dst` as (position, lane).
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_plane(src: &[f32], lanes: usize, out_len: usize, dst: &mut [f32]) {
@@ -164,6 +170,11 @@ struct WgradJob<'a> {
 impl WgradJob<'_> {
     /// The sums as `(pair i, b, lane)` with b < 2: for each image and chunk of output rows,
     /// every run of pairs sweeps the chunk, its accumulators kept in memory between chunks.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+    /// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+    /// file sets up for them.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self) -> Vec<f32> {
@@ -198,6 +209,11 @@ impl WgradJob<'_> {
 
     /// J pairs (offsets `d`) × B blocks: adds Σ over the output positions `rows` (flat
     /// (od, oh, ow) indices) of one image to the accumulators `acc` as (j, b, lane).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+    /// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+    /// file sets up for them.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]

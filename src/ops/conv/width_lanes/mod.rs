@@ -105,7 +105,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
             scratch::with(&PADDED, padded, |xp| {
                 pad_item(s, x, item, plan.dims, xp);
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx512f") {
+                if crate::ops::simd::avx512() {
                     // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
                     unsafe {
                         if s.cout_g() == 1 {
@@ -204,6 +204,11 @@ fn compute_generic(
 }
 
 /// AVX-512 version: OCB zmm accumulators, one input load and OCB broadcast-FMAs per tap.
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn compute_avx512(
@@ -261,6 +266,11 @@ const RB: usize = 8;
 
 /// AVX-512 version for one output channel per group (depthwise): blocks of RB output rows ×
 /// 16 columns, one broadcast weight and RB input loads per tap.
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn compute_avx512_single(
@@ -322,6 +332,12 @@ struct SingleBlock<'a> {
 }
 
 impl SingleBlock<'_> {
+    /// R output rows × 16 columns of one depthwise block.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+    /// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+    /// file sets up for them.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]

@@ -38,7 +38,7 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
                 pad_item(s, x, n * s.groups + g, plan.dims, xp_n);
             }
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
+            if crate::ops::simd::avx512() {
                 // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
                 unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, acc) };
                 return;
@@ -136,6 +136,11 @@ fn wgrad_generic_image(
 }
 
 /// AVX-512 weight-gradient accumulation of one item into the lane partials.
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn wgrad_avx512(
@@ -176,6 +181,11 @@ unsafe fn wgrad_avx512(
 
 /// OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
 /// group `g` of images `ns` (whose padded planes follow each other in `xp`).
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
+/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
+/// file sets up for them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
