@@ -1,12 +1,20 @@
-//! Benchmark support: the timing protocol of `../shared/bench/common.py` (so stride and PyTorch
-//! are timed alike), the standard shapes file, and FLOP counts.
+//! Benchmarks as a library: the timing protocol of the course's `bench/common.py` (so stride and
+//! PyTorch are timed alike), the standard shapes file, FLOP counts, and the timed passes of each
+//! shape ([`time_conv`], [`time_pool`], [`time_gemm`]) that `stride bench` prints.
 //!
 //! Protocol: warm up until ≥ 0.3 s and ≥ 2 calls; calibrate K = ceil(0.2 s / t_call) calls per
 //! run; 7 runs of K back-to-back calls; report the median per-call time (and min, max).
 
 use crate::error::{Error, Result};
-use crate::ops::conv::conv_macs;
+use crate::geometry::PaddingSpec;
+use crate::ops::conv::{
+    auto_algos, conv, conv_backward, conv_macs, ConvAlgo, ConvParams, ConvShape, GradRequest,
+};
+use crate::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
+use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
@@ -117,7 +125,7 @@ pub struct Shapes {
 }
 
 impl Shapes {
-    /// Reads a shapes file (the format of `../shared/bench/shapes.json`).
+    /// Reads a shapes file (the format of `bench/shapes.json`).
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::arg(
@@ -159,4 +167,146 @@ impl ConvBenchShape {
         let macs = conv_macs(self.n, self.cout, self.cin / self.groups, &self.window()?);
         Ok(2.0 * macs as f64)
     }
+}
+
+impl ConvBenchShape {
+    /// The convolution parameters of this shape (symmetric explicit padding).
+    pub fn params(&self) -> ConvParams {
+        ConvParams {
+            stride: self.stride.clone(),
+            padding: PaddingSpec::Explicit(self.pad.iter().map(|&p| (p, p)).collect()),
+            dilation: self.dilation.clone(),
+            groups: self.groups,
+            ..Default::default()
+        }
+    }
+}
+
+/// One timed pass of one shape.
+#[derive(Clone, Debug)]
+pub struct PassTiming {
+    /// The pass: `fwd`, `bwd_input`, `bwd_weight` (convolution) or `fwd`, `bwd` (pooling).
+    pub op: &'static str,
+    /// The kernel that ran (convolution only; for `auto`, the one it picked).
+    pub algo: String,
+    pub timing: Timing,
+}
+
+/// A boxed pass to time.
+type Pass<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
+
+/// Times forward, input gradient and weight gradient of `c` under `algo` on random data
+/// (seed 0), each with [`time`]. The FLOPs of every pass are [`ConvBenchShape::flops`].
+pub fn time_conv(c: &ConvBenchShape, algo: ConvAlgo) -> Result<Vec<PassTiming>> {
+    let mut rng = Rng::new(0);
+    let mut xs = vec![c.n, c.cin];
+    xs.extend(&c.input);
+    let mut ws = vec![c.cout, c.cin / c.groups];
+    ws.extend(&c.kernel);
+    let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
+    let w = Tensor::new(ws.clone(), rng.vec(ws.iter().product(), -1.0, 1.0))?;
+    let p = c.params();
+    let shape = ConvShape::new(x.shape(), w.shape(), None, &p)?;
+    let names = if algo == ConvAlgo::Auto {
+        auto_algos(&shape)
+    } else {
+        [0, 1, 2].map(|_| algo.name().to_string())
+    };
+    let gy = Tensor::new(
+        shape.out_shape(),
+        rng.vec(shape.out_shape().iter().product(), -1.0, 1.0),
+    )?;
+    let grad = |want: GradRequest| conv_backward(&x, &w, &gy, &p, algo, want).expect("valid shape");
+    let only = |input: bool| GradRequest {
+        input,
+        weight: !input,
+        bias: false,
+    };
+    let passes: [Pass; 3] = [
+        (
+            "fwd",
+            Box::new(|| {
+                drop(black_box(
+                    conv(&x, &w, None, &p, algo).expect("valid shape"),
+                ))
+            }),
+        ),
+        ("bwd_input", Box::new(|| drop(black_box(grad(only(true)))))),
+        (
+            "bwd_weight",
+            Box::new(|| drop(black_box(grad(only(false))))),
+        ),
+    ];
+    Ok(passes
+        .iter()
+        .zip(names)
+        .map(|((op, f), algo)| PassTiming {
+            op,
+            algo,
+            timing: time(f),
+        })
+        .collect())
+}
+
+/// Times pooling forward (with indices for max) and backward of `ps` on random data (seed 0).
+pub fn time_pool(ps: &PoolBenchShape) -> Result<Vec<PassTiming>> {
+    let kind = match ps.kind.as_str() {
+        "max" => PoolKind::Max,
+        "avg" => PoolKind::Avg,
+        other => {
+            return Err(Error::arg(
+                "shapes",
+                format!("unknown pool kind '{other}' in the shapes file; use max or avg"),
+            ))
+        }
+    };
+    let mut p = PoolParams::new(kind, &ps.k);
+    p.stride = ps.stride.clone();
+    p.padding = PaddingSpec::Explicit(ps.pad.iter().map(|&v| (v, v)).collect());
+    let mut rng = Rng::new(0);
+    let mut xs = vec![ps.n, ps.c];
+    xs.extend(&ps.input);
+    let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
+    let out = pool_forward(&x, &p)?;
+    let gy = Tensor::new(out.y.shape().to_vec(), rng.vec(out.y.numel(), -1.0, 1.0))?;
+    let passes: [Pass; 2] = [
+        (
+            "fwd",
+            Box::new(|| drop(black_box(pool_forward(&x, &p).expect("valid shape")))),
+        ),
+        (
+            "bwd",
+            Box::new(|| {
+                drop(black_box(
+                    pool_backward(&x, &out, &gy, &p).expect("valid shape"),
+                ))
+            }),
+        ),
+    ];
+    Ok(passes
+        .iter()
+        .map(|(op, f)| PassTiming {
+            op,
+            algo: String::new(),
+            timing: time(f),
+        })
+        .collect())
+}
+
+/// Times the square SGEMM `n×n · n×n` on `threads` threads (random data, seed 1); FLOPs `2n³`.
+pub fn time_gemm(n: usize, threads: usize) -> Timing {
+    use crate::ops::gemm::{matmul, MatRef};
+    let mut rng = Rng::new(1);
+    let (x, w) = (rng.vec(n * n, -1.0, 1.0), rng.vec(n * n, -1.0, 1.0));
+    let mut y = vec![0.0; n * n];
+    time(|| {
+        matmul(
+            &mut y,
+            n,
+            MatRef::row_major(&x, n, n),
+            MatRef::row_major(&w, n, n),
+            false,
+            threads,
+        )
+    })
 }

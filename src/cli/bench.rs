@@ -1,17 +1,15 @@
-//! `stride bench conv`: times convolution passes on the standard shapes with the shared protocol,
-//! prints GFLOP/s and, given PyTorch's results from the same machine, the ratios.
+//! `stride bench conv|gemm|train`: parses the flags, asks the library ([`stride::bench`]) to time
+//! each pass of the standard shapes with the shared protocol, and prints GFLOP/s and, given
+//! PyTorch's results from the same machine, the ratios.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
-use stride::bench::{time, ConvBenchShape, Shapes};
-use stride::geometry::PaddingSpec;
-use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape, GradRequest};
-use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
-use stride::rng::Rng;
-use stride::Tensor;
+use stride::bench::{time_conv, time_gemm, time_pool, PassTiming, Shapes};
+use stride::ops::conv::ConvAlgo;
 
-/// The standard shapes (a copy of ../shared/bench/shapes.json), used when --shapes is not given.
+/// The standard shapes (the course's `bench/shapes.json`, copied into this repository), used
+/// when --shapes is not given.
 const DEFAULT_SHAPES: &str = include_str!("../../bench/shapes.json");
 
 #[derive(Args, Debug)]
@@ -41,7 +39,6 @@ pub struct GemmBenchArgs {
 }
 
 fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
-    use stride::ops::gemm::{matmul, MatRef};
     // the global pool, so the timed calls run on this (main) thread as a library user's
     // would: their tensors come from the main allocator arena, which keeps freed memory
     super::train::set_threads(a.threads)?;
@@ -49,31 +46,20 @@ fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
     println!("stride bench gemm: {threads} thread(s)");
     println!("{:>6} {:>9} {:>8} {:>9}", "n", "ms", "GFLOP/s", "cpu ms");
     for n in stride::geometry::parse_per_axis("sizes", &a.sizes)? {
-        let mut rng = Rng::new(1);
-        let (x, w) = (rng.vec(n * n, -1.0, 1.0), rng.vec(n * n, -1.0, 1.0));
-        let mut y = vec![0.0; n * n];
-        let t = time(|| {
-            matmul(
-                &mut y,
-                n,
-                MatRef::row_major(&x, n, n),
-                MatRef::row_major(&w, n, n),
-                false,
-                threads,
-            )
-        });
+        let t = time_gemm(n, threads);
         let gflops = 2.0 * (n as f64).powi(3) / t.median_s / 1e9;
-        let cpu = t
-            .cpu_s
-            .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
-        println!("{n:>6} {:>9.3} {gflops:>8.1} {cpu:>9}", t.median_s * 1e3);
+        println!(
+            "{n:>6} {:>9.3} {gflops:>8.1} {:>9}",
+            t.median_s * 1e3,
+            cpu_ms(&t)
+        );
     }
     Ok(())
 }
 
 #[derive(Args, Debug)]
 pub struct ConvBenchArgs {
-    /// Shapes file (format of ../shared/bench/shapes.json); default: the built-in copy.
+    /// Shapes file (the format of bench/shapes.json); default: the built-in copy.
     #[arg(long, value_name = "FILE")]
     shapes: Option<PathBuf>,
     /// Threads (default: all cores).
@@ -88,7 +74,7 @@ pub struct ConvBenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// PyTorch results of ../shared/bench/torch_conv.py from this machine: adds ratio columns
+    /// PyTorch results of bench/torch_conv.py from this machine: adds ratio columns
     /// (PyTorch time / stride time; above 1 = stride is faster).
     #[arg(long, value_name = "FILE")]
     pytorch: Option<PathBuf>,
@@ -102,37 +88,147 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// PyTorch's median ms for (shape, op) at `threads`, if present.
-fn torch_ms(doc: &serde_json::Value, threads: usize, name: &str, op: &str) -> Option<f64> {
+/// PyTorch's median ms for (shape, op) in the `section` ("conv" or "pool") at `threads`.
+fn torch_ms(
+    doc: &serde_json::Value,
+    section: &str,
+    threads: usize,
+    name: &str,
+    op: &str,
+) -> Option<f64> {
     doc["runs"]
         .as_array()?
         .iter()
-        .find(|r| r["threads"].as_u64() == Some(threads as u64))?["conv"]
+        .find(|r| r["threads"].as_u64() == Some(threads as u64))?[section]
         .as_array()?
         .iter()
         .find(|e| e["name"] == name && e["op"] == op)?["median_ms"]
         .as_f64()
 }
 
-/// PyTorch's median ms for a pooling (shape, op) at `threads`, if present.
-fn torch_pool_ms(doc: &serde_json::Value, threads: usize, name: &str, op: &str) -> Option<f64> {
-    doc["runs"]
-        .as_array()?
-        .iter()
-        .find(|r| r["threads"].as_u64() == Some(threads as u64))?["pool"]
-        .as_array()?
-        .iter()
-        .find(|e| e["name"] == name && e["op"] == op)?["median_ms"]
-        .as_f64()
+/// CPU ms per call, or `-` where the platform does not say.
+fn cpu_ms(t: &stride::bench::Timing) -> String {
+    t.cpu_s
+        .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3))
 }
 
-fn params_of(c: &ConvBenchShape) -> ConvParams {
-    ConvParams {
-        stride: c.stride.clone(),
-        padding: PaddingSpec::Explicit(c.pad.iter().map(|&p| (p, p)).collect()),
-        dilation: c.dilation.clone(),
-        groups: c.groups,
-        ..Default::default()
+/// What one `bench conv` run prints: the table (or JSON rows) and the PyTorch ratios.
+struct Report {
+    json: bool,
+    threads: usize,
+    torch: Option<serde_json::Value>,
+    conv: Vec<serde_json::Value>,
+    pool: Vec<serde_json::Value>,
+    /// (pass, PyTorch time / stride time)
+    ratios: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// The column header of a table section (`first` names the shape column).
+    fn header(&self, first: &str) {
+        if self.json {
+            return;
+        }
+        let cmp = if self.torch.is_some() {
+            "  torch ms   ratio"
+        } else {
+            ""
+        };
+        if first == "shape" {
+            println!(
+                "{:<10} {:<10} {:<8} {:>9} {:>8} {:>9}{cmp}",
+                "shape", "pass", "algo", "ms", "GFLOP/s", "cpu ms"
+            );
+        } else {
+            println!(
+                "{:<16} {:<5} {:>9} {:>9}{cmp}",
+                first, "pass", "ms", "cpu ms"
+            );
+        }
+    }
+
+    /// PyTorch's time for this pass, recording the ratio; and the ratio columns.
+    fn compare(
+        &mut self,
+        section: &str,
+        name: &str,
+        p: &PassTiming,
+        ms: f64,
+    ) -> (Option<f64>, String) {
+        let tm = self
+            .torch
+            .as_ref()
+            .and_then(|d| torch_ms(d, section, self.threads, name, p.op));
+        if let Some(tm) = tm {
+            let key = if section == "pool" {
+                format!("pool {}", p.op)
+            } else {
+                p.op.to_string()
+            };
+            self.ratios.push((key, tm / ms));
+        }
+        (
+            tm,
+            tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms)),
+        )
+    }
+
+    /// One convolution pass: a table row or a JSON row.
+    fn conv_row(&mut self, name: &str, p: &PassTiming, flops: f64) {
+        let t = &p.timing;
+        let ms = t.median_s * 1e3;
+        let gflops = flops / t.median_s / 1e9;
+        let (tm, cmp) = self.compare("conv", name, p, ms);
+        if !self.json {
+            println!(
+                "{:<10} {:<10} {:<8} {ms:9.3} {gflops:8.1} {:>9}{cmp}",
+                name,
+                p.op,
+                p.algo,
+                cpu_ms(t)
+            );
+        }
+        self.conv
+            .push(json!({"name": name, "op": p.op, "algo": p.algo,
+            "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
+            "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
+    }
+
+    /// One pooling pass: a table row or a JSON row.
+    fn pool_row(&mut self, name: &str, p: &PassTiming) {
+        let t = &p.timing;
+        let ms = t.median_s * 1e3;
+        let (tm, cmp) = self.compare("pool", name, p, ms);
+        if !self.json {
+            println!("{:<16} {:<5} {ms:9.3} {:>9}{cmp}", name, p.op, cpu_ms(t));
+        }
+        self.pool.push(
+            json!({"name": name, "op": p.op, "median_ms": ms, "min_ms": t.min_s * 1e3,
+            "max_ms": t.max_s * 1e3, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}),
+        );
+    }
+
+    /// The JSON document, or the geometric mean of the ratios per pass.
+    fn finish(self) -> anyhow::Result<()> {
+        if self.json {
+            let doc = json!({"threads": self.threads, "conv": self.conv, "pool": self.pool});
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            return Ok(());
+        }
+        for op in ["fwd", "bwd_input", "bwd_weight", "pool fwd", "pool bwd"] {
+            let r: Vec<f64> = self
+                .ratios
+                .iter()
+                .filter(|(o, _)| o == op)
+                .map(|(_, r)| *r)
+                .collect();
+            if !r.is_empty() {
+                let geo = (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
+                let min = r.iter().cloned().fold(f64::INFINITY, f64::min);
+                println!("{op}: geometric mean of PyTorch/stride time ratios {geo:.2} (lowest {min:.2}, {} shapes)", r.len());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -152,206 +248,31 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
     super::train::set_threads(a.threads)?;
     let threads = rayon::current_num_threads();
     let filter: Option<Vec<&str>> = a.filter.as_deref().map(|f| f.split(',').collect());
-    let mut rows = vec![];
+    let wanted = |name: &str| filter.as_ref().is_none_or(|f| f.contains(&name));
+    let mut report = Report {
+        json: a.json,
+        threads,
+        torch,
+        conv: vec![],
+        pool: vec![],
+        ratios: vec![],
+    };
     if !a.json {
-        println!("stride bench conv: {threads} thread(s), median of 7 runs (protocol of ../shared/bench/common.py)");
-        println!(
-            "{:<10} {:<10} {:<8} {:>9} {:>8} {:>9}{}",
-            "shape",
-            "pass",
-            "algo",
-            "ms",
-            "GFLOP/s",
-            "cpu ms",
-            if torch.is_some() {
-                "  torch ms   ratio"
-            } else {
-                ""
-            }
-        );
+        println!("stride bench conv: {threads} thread(s), median of 7 runs (the protocol of bench/common.py)");
     }
-    let mut ratios = vec![];
-    for c in &shapes.conv {
-        if filter
-            .as_ref()
-            .is_some_and(|f| !f.contains(&c.name.as_str()))
-        {
-            continue;
-        }
-        let mut rng = Rng::new(0);
-        let mut xs = vec![c.n, c.cin];
-        xs.extend(&c.input);
-        let mut ws = vec![c.cout, c.cin / c.groups];
-        ws.extend(&c.kernel);
-        let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
-        let w = Tensor::new(ws.clone(), rng.vec(ws.iter().product(), -1.0, 1.0))?;
-        let p = params_of(c);
-        let shape = ConvShape::new(x.shape(), w.shape(), None, &p)?;
-        let used = algo;
-        let names = if algo == ConvAlgo::Auto {
-            stride::ops::conv::auto_algos(&shape)
-        } else {
-            [0, 1, 2].map(|_| algo.name().to_string())
-        };
+    report.header("shape");
+    for c in shapes.conv.iter().filter(|c| wanted(&c.name)) {
         let flops = c.flops()?;
-        let gy = Tensor::new(
-            shape.out_shape(),
-            rng.vec(shape.out_shape().iter().product(), -1.0, 1.0),
-        )?;
-        let grad =
-            |want: GradRequest| conv_backward(&x, &w, &gy, &p, used, want).expect("valid shape");
-        type Op<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
-        let ops: [Op; 3] = [
-            (
-                "fwd",
-                Box::new(|| {
-                    drop(std::hint::black_box(
-                        conv(&x, &w, None, &p, used).expect("valid shape"),
-                    ))
-                }),
-            ),
-            (
-                "bwd_input",
-                Box::new(|| {
-                    drop(std::hint::black_box(grad(GradRequest {
-                        input: true,
-                        ..Default::default()
-                    })))
-                }),
-            ),
-            (
-                "bwd_weight",
-                Box::new(|| {
-                    drop(std::hint::black_box(grad(GradRequest {
-                        weight: true,
-                        ..Default::default()
-                    })))
-                }),
-            ),
-        ];
-        for ((op, f), algo_name) in ops.iter().zip(&names) {
-            let t = time(f);
-            let ms = t.median_s * 1e3;
-            let gflops = flops / t.median_s / 1e9;
-            let tm = torch
-                .as_ref()
-                .and_then(|d| torch_ms(d, threads, &c.name, op));
-            if let Some(tm) = tm {
-                ratios.push((op.to_string(), tm / ms));
-            }
-            if !a.json {
-                let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
-                let cpu = t
-                    .cpu_s
-                    .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
-                println!(
-                    "{:<10} {:<10} {:<8} {ms:9.3} {gflops:8.1} {cpu:>9}{cmp}",
-                    c.name, op, algo_name
-                );
-            }
-            rows.push(json!({"name": c.name, "op": op, "algo": algo_name,
-                "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
-                "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
+        for p in time_conv(c, algo)? {
+            report.conv_row(&c.name, &p, flops);
         }
     }
     // pooling shapes: forward (with indices for max) and backward
-    let mut pool_rows = vec![];
-    if !a.json {
-        println!(
-            "{:<16} {:<5} {:>9} {:>9}{}",
-            "pool",
-            "pass",
-            "ms",
-            "cpu ms",
-            if torch.is_some() {
-                "  torch ms   ratio"
-            } else {
-                ""
-            }
-        );
-    }
-    for ps in &shapes.pool {
-        if filter
-            .as_ref()
-            .is_some_and(|f| !f.contains(&ps.name.as_str()))
-        {
-            continue;
-        }
-        let kind = match ps.kind.as_str() {
-            "max" => PoolKind::Max,
-            "avg" => PoolKind::Avg,
-            other => anyhow::bail!("shapes file: unknown pool kind '{other}'"),
-        };
-        let mut p = PoolParams::new(kind, &ps.k);
-        p.stride = ps.stride.clone();
-        p.padding = PaddingSpec::Explicit(ps.pad.iter().map(|&v| (v, v)).collect());
-        let mut rng = Rng::new(0);
-        let mut xs = vec![ps.n, ps.c];
-        xs.extend(&ps.input);
-        let x = Tensor::new(xs.clone(), rng.vec(xs.iter().product(), -1.0, 1.0))?;
-        let out = pool_forward(&x, &p)?;
-        let gy = Tensor::new(out.y.shape().to_vec(), rng.vec(out.y.numel(), -1.0, 1.0))?;
-        type Op<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
-        let ops: [Op; 2] = [
-            (
-                "fwd",
-                Box::new(|| {
-                    drop(std::hint::black_box(
-                        pool_forward(&x, &p).expect("valid shape"),
-                    ))
-                }),
-            ),
-            (
-                "bwd",
-                Box::new(|| {
-                    drop(std::hint::black_box(
-                        pool_backward(&x, &out, &gy, &p).expect("valid shape"),
-                    ))
-                }),
-            ),
-        ];
-        for (op, f) in ops.iter() {
-            let t = time(f);
-            let ms = t.median_s * 1e3;
-            let tm = torch
-                .as_ref()
-                .and_then(|d| torch_pool_ms(d, threads, &ps.name, op));
-            if let Some(tm) = tm {
-                ratios.push((format!("pool {op}"), tm / ms));
-            }
-            if !a.json {
-                let cmp = tm.map_or(String::new(), |tm| format!("  {tm:8.3} {:7.2}", tm / ms));
-                let cpu = t
-                    .cpu_s
-                    .map_or(String::from("-"), |c| format!("{:.3}", c * 1e3));
-                println!("{:<16} {:<5} {ms:9.3} {cpu:>9}{cmp}", ps.name, op);
-            }
-            pool_rows.push(
-                json!({"name": ps.name, "op": op, "median_ms": ms, "min_ms": t.min_s * 1e3,
-                "max_ms": t.max_s * 1e3, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}),
-            );
+    report.header("pool");
+    for ps in shapes.pool.iter().filter(|ps| wanted(&ps.name)) {
+        for p in time_pool(ps)? {
+            report.pool_row(&ps.name, &p);
         }
     }
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"threads": threads, "conv": rows, "pool": pool_rows})
-            )?
-        );
-    } else {
-        for op in ["fwd", "bwd_input", "bwd_weight", "pool fwd", "pool bwd"] {
-            let r: Vec<f64> = ratios
-                .iter()
-                .filter(|(o, _)| o == op)
-                .map(|(_, r)| *r)
-                .collect();
-            if !r.is_empty() {
-                let geo = (r.iter().map(|r| r.ln()).sum::<f64>() / r.len() as f64).exp();
-                let min = r.iter().cloned().fold(f64::INFINITY, f64::min);
-                println!("{op}: geometric mean of PyTorch/stride time ratios {geo:.2} (lowest {min:.2}, {} shapes)", r.len());
-            }
-        }
-    }
-    Ok(())
+    report.finish()
 }

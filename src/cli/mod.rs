@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod bench_train;
 mod conv;
+mod conv_flags;
 mod conv_transpose;
 mod eval;
 mod grad;

@@ -2,7 +2,7 @@
 //! gradient, the argmax indices, and the worked steps (--explain). No maths here: flags become
 //! `PoolParams`, the library computes, `render` prints.
 
-use super::{args, render};
+use super::{args, grad, render};
 use anyhow::bail;
 use clap::builder::BoolishValueParser;
 use clap::Args;
@@ -14,7 +14,6 @@ use stride::ops::pool::{
     max_unpool, max_unpool_backward, pool_backward, pool_forward, spatial_axes, PoolKind,
     PoolParams,
 };
-use stride::tensor::fmt_shape;
 use stride::{Error, Tensor};
 
 const KINDS: [&str; 12] = [
@@ -282,24 +281,27 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         (out.y, idx, gx, ex)
     };
 
+    // every file or none (the writer shared with conv)
+    let mut files: Vec<(&str, &Path, &Tensor)> = vec![];
+    if let Some(path) = &a.output {
+        files.push(("output", path, &y));
+    }
+    if let (Some(path), Some(idx)) = (write_indices, &idx) {
+        files.push(("indices", path, idx));
+    }
+    if let (Some(path), Some(gx)) = (&a.grad_input, &gx) {
+        files.push(("grad-input", path, gx));
+    }
+    let wrote = grad::save_all(&files)?;
+
     if let Some(ex) = &ex {
         print!("{}", render::explanation(ex));
     }
-    let wrote = |path: &Path, t: &Tensor| -> stride::Result<()> {
-        args::save(path, t)?;
-        println!("wrote {} {}", path.display(), fmt_shape(t.shape()));
-        Ok(())
-    };
-    match &a.output {
-        Some(path) => wrote(path, &y)?,
-        None if ex.is_none() => print!("{}", render::tensor("output", &y, nd)),
-        None => {}
+    if a.output.is_none() && ex.is_none() {
+        print!("{}", render::tensor("output", &y, nd));
     }
-    if let (Some(path), Some(idx)) = (write_indices, &idx) {
-        wrote(path, idx)?;
-    }
-    if let (Some(path), Some(gx)) = (&a.grad_input, &gx) {
-        wrote(path, gx)?;
+    for line in wrote {
+        println!("{line}");
     }
     Ok(())
 }
