@@ -85,15 +85,6 @@ impl Tensor {
         self.data
     }
 
-    /// Row-major strides (in elements) of `shape`.
-    pub fn strides_of(shape: &[usize]) -> Vec<usize> {
-        let mut strides = vec![1; shape.len()];
-        for a in (0..shape.len().saturating_sub(1)).rev() {
-            strides[a] = strides[a + 1] * shape[a + 1];
-        }
-        strides
-    }
-
     /// Flat offset of a multi-index (debug-checked).
     pub fn offset(&self, index: &[usize]) -> usize {
         debug_assert_eq!(index.len(), self.shape.len());
@@ -193,4 +184,21 @@ impl Tensor {
 pub fn fmt_shape(shape: &[usize]) -> String {
     let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     format!("({})", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_index_access_is_row_major() {
+        let mut t = Tensor::new(vec![2, 3, 4], (0..24).map(|v| v as f32).collect()).unwrap();
+        // offset of (i, j, k) = (i·3 + j)·4 + k
+        assert_eq!(t.offset(&[1, 2, 3]), 23);
+        assert_eq!(t.offset(&[1, 0, 2]), 14);
+        assert_eq!(t.at(&[0, 1, 2]), 6.0);
+        t.set(&[1, 1, 1], -1.0);
+        assert_eq!(t.data()[17], -1.0);
+        assert_eq!(t.at(&[1, 1, 1]), -1.0);
+    }
 }

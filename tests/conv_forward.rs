@@ -220,7 +220,7 @@ fn fast_unfold_matches_reference_on_any_tile() {
         let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
             continue;
         };
-        let (k, l) = (s.k_len(), s.window.out_len());
+        let (k, l) = (s.reduction_len(), s.window.out_len());
         let x_g = &x.data()[..s.cin_g() * s.window.in_len()];
         let o0 = rng.below(l);
         let o1 = o0 + 1 + rng.below(l - o0);
@@ -277,6 +277,40 @@ fn winograd_matches_direct_on_3_tap_kernels() {
         assert!(
             err < bound,
             "case {case}: x{xs:?} w{ws:?} {p:?}: err {err} bound {bound}"
+        );
+    }
+}
+
+#[test]
+fn fast_fold_matches_reference_on_any_tile() {
+    // col2im (the adjoint of unfold, used by the input gradient) against the reference that
+    // asks the geometry for every entry, on every padding mode and random tiles
+    use stride::ops::conv::{im2col, ConvShape};
+    let mut rng = Rng::new(78);
+    for case in 0..200 {
+        let (x, w, _, p) = random_case(&mut rng);
+        let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
+            continue;
+        };
+        let (k, l) = (s.reduction_len(), s.window.out_len());
+        let o0 = rng.below(l);
+        let o1 = o0 + 1 + rng.below(l - o0);
+        let cols = rng.vec(k * (o1 - o0), -1.0, 1.0);
+        let in_len = s.cin_g() * s.window.in_len();
+        let (mut fast, mut slow) = (vec![0.5; in_len], vec![0.5; in_len]);
+        im2col::fold(&s, &cols, o0, o1, &mut fast);
+        im2col::fold_reference(&s, &cols, o0, o1, &mut slow);
+        // the same sums in another order: equal to float32 rounding
+        let err = fast
+            .iter()
+            .zip(&slow)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err <= 1e-5 * (1 + k) as f32,
+            "case {case}: {p:?} x{:?} w{:?} tile {o0}..{o1}: max error {err}",
+            x.shape(),
+            w.shape()
         );
     }
 }

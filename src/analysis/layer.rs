@@ -286,7 +286,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_000_question_a() {
+    fn pen_and_paper_question_a() {
         // 200×200×3 image, 12323 kernels of 40×40×3, stride 2, no padding → 81×81×12323
         let q = LayerQuery {
             channels: 3,

@@ -115,7 +115,7 @@ pub fn table(layers: &[RfLayer]) -> Result<Explanation> {
     })
 }
 
-/// The course's comparisons (seed 001) for `c` channels in and out: the stack against one
+/// The course's comparisons ("Convolutional Neural Networks (CNN): High Level") for `c` channels in and out: the stack against one
 /// layer with the same field, and a 1×1 channel reduction in front of that layer.
 pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
     check(layers)?;
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn course_table_3_5_7() {
-        // seed 001: stacked 3×3 layers see 3, 5, 7 pixels
+        // the course notebook: stacked 3×3 layers see 3, 5, 7 pixels
         let rf = through_stack(&[conv(3, 1, 1, 0), conv(3, 1, 1, 0), conv(3, 1, 1, 0)]);
         let sizes: Vec<usize> = rf.iter().map(|r| r.size).collect();
         assert_eq!(sizes, vec![3, 5, 7]);

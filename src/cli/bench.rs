@@ -136,7 +136,7 @@ impl Report {
         };
         if first == "shape" {
             println!(
-                "{:<10} {:<10} {:<8} {:>9} {:>8} {:>9}{cmp}",
+                "{:<10} {:<10} {:<17} {:>9} {:>8} {:>9}{cmp}",
                 "shape", "pass", "algo", "ms", "GFLOP/s", "cpu ms"
             );
         } else {
@@ -181,7 +181,7 @@ impl Report {
         let (tm, cmp) = self.compare("conv", name, p, ms);
         if !self.json {
             println!(
-                "{:<10} {:<10} {:<8} {ms:9.3} {gflops:8.1} {:>9}{cmp}",
+                "{:<10} {:<10} {:<17} {ms:9.3} {gflops:8.1} {:>9}{cmp}",
                 name,
                 p.op,
                 p.algo,

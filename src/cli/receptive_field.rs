@@ -7,9 +7,11 @@ use stride::analysis::receptive::{alternatives, table, RfLayer};
 use stride::geometry::{parse_per_axis, per_axis};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples (seed 001):\n  \
+#[command(
+    after_help = "Examples (the course notebook \"Convolutional Neural Networks (CNN): High Level\"):\n  \
   stride receptive-field --kernels 3,3,3\n  \
-  stride receptive-field --kernels 7,3,3 --strides 2,2,1 --paddings 3,1,1 --channels 64")]
+  stride receptive-field --kernels 7,3,3 --strides 2,2,1 --paddings 3,1,1 --channels 64"
+)]
 pub struct RfArgs {
     /// Kernel size of each layer, first layer first (3,3,3 = three stacked 3×3 layers).
     #[arg(long, value_name = "K,K,...")]

@@ -7,10 +7,12 @@ use stride::geometry::{parse_per_axis, per_axis, PaddingSpec};
 use stride::Error;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Examples (seed 000, question (a)):\n  \
+#[command(
+    after_help = "Examples (the pen-and-paper CNN exercise, question (a)):\n  \
   stride shape --input 200x200x3 --kernel 40x40 --filters 12323 --stride 2\n  \
   stride shape --input 6,28,28 --kernel 2 --stride 2 --op pool\n  \
-  stride shape --input 16,14,14 --kernel 2 --stride 2 --filters 6 --op conv-transpose")]
+  stride shape --input 16,14,14 --kernel 2 --stride 2 --filters 6 --op conv-transpose"
+)]
 pub struct ShapeArgs {
     /// Input size: H×W×C as the course writes it (200x200x3; channels last), or C,H,W in PyTorch order (3,200,200). 1 to 3 spatial axes.
     #[arg(long, value_name = "SHAPE")]

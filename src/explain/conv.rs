@@ -119,7 +119,7 @@ pub fn explain(
     kind: ExplainKind,
 ) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-    let terms = s.batch * s.cout * s.window.out_len() * s.k_len();
+    let terms = s.batch * s.cout * s.window.out_len() * s.reduction_len();
     if terms > MAX_TERMS {
         return Err(Error::TooLarge {
             what: "explain".into(),
@@ -258,7 +258,7 @@ fn im2col_steps(
     y: &Tensor,
     ex: &mut Explanation,
 ) -> Result<()> {
-    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     ex.steps.push(Step::new("im2col").line(format!(
         "each column holds one window, unrolled (rows = input channel × kernel tap = {k}, columns = output cells = {out_len}); \

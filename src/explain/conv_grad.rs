@@ -78,7 +78,7 @@ pub fn explain_grad(
 ) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
     check_grad_output(gy.shape(), &s.out_shape())?;
-    let terms = s.batch * s.cout * s.window.out_len() * s.k_len();
+    let terms = s.batch * s.cout * s.window.out_len() * s.reduction_len();
     if terms > MAX_TERMS {
         return Err(Error::TooLarge {
             what: "explain".into(),

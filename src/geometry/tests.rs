@@ -7,9 +7,9 @@ fn axis(i: usize, k: usize, s: usize, d: usize, p: (usize, usize), ceil: bool) -
 
 #[test]
 fn output_size_formula() {
-    assert_eq!(axis(5, 3, 1, 1, (0, 0), false).output, 3); // seed 004 (a)
-    assert_eq!(axis(5, 3, 2, 1, (0, 0), false).output, 2); // seed 000 (b)
-    assert_eq!(axis(200, 40, 2, 1, (0, 0), false).output, 81); // seed 000 (a)
+    assert_eq!(axis(5, 3, 1, 1, (0, 0), false).output, 3); // DS-GA 1008 homework 2, (a)
+    assert_eq!(axis(5, 3, 2, 1, (0, 0), false).output, 2); // pen-and-paper exercise (b)
+    assert_eq!(axis(200, 40, 2, 1, (0, 0), false).output, 81); // pen-and-paper exercise (a)
     assert_eq!(axis(7, 3, 2, 2, (1, 1), false).output, 3);
     // ceil mode: PyTorch maxpool k2 s2 on 5 -> 3, but the last window may not start in end padding
     assert_eq!(axis(5, 2, 2, 1, (0, 0), true).output, 3);

@@ -30,14 +30,14 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // (LeNet's first layer, depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
     // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
     // comparison tolerances to pick silently.
-    let width_fits = width_lanes::suits(s) && s.k_len() <= WIDTH_LANES_MAX_REDUCTION;
+    let width_fits = width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION;
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
     } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
         && !(width_fits
             && (s.window.axes[2].output.is_multiple_of(16)
-                || s.k_len() < channel_lanes::MIN_REDUCTION))
+                || s.reduction_len() < channel_lanes::MIN_REDUCTION))
     {
         ConvAlgo::ChannelLanes
     } else if width_fits {
@@ -81,10 +81,10 @@ pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
         ConvAlgo::Im2col
     } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
-        && !(width_lanes::suits(s) && s.k_len() < channel_lanes::MIN_REDUCTION)
+        && !(width_lanes::suits(s) && s.reduction_len() < channel_lanes::MIN_REDUCTION)
     {
         ConvAlgo::ChannelLanes
-    } else if width_lanes::suits(s) && s.k_len() <= WIDTH_LANES_MAX_REDUCTION {
+    } else if width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION {
         ConvAlgo::WidthLanes
     } else {
         ConvAlgo::Im2col

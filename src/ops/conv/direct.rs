@@ -3,7 +3,7 @@
 //!
 //! `y[n, oc, o] = b[oc] + Σ_{ic in group(oc)} Σ_{tap} x[n, ic, src(o, tap)] · w[oc, ic - g·Cin/g, tap]`
 //! where `src` comes from the geometry module (padding taps read 0 or the mode's copy).
-//! Backward (seed 003 (3), seed 000 (2)): `backward_input` scatters each term back to the pixel
+//! Backward ("Convolution operation in practice" (3), the pen-and-paper CNN exercise (2)): `backward_input` scatters each term back to the pixel
 //! it read, `backward_weight` correlates the input with the output gradient, `backward_bias` sums.
 
 use super::ConvShape;
@@ -93,7 +93,7 @@ pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
     }
 }
 
-/// Gradient with respect to the weight (seed 000, definition (2)): the correlation of the input
+/// Gradient with respect to the weight (the pen-and-paper CNN exercise, definition (2)): the correlation of the input
 /// with the output gradient, `gw[oc, icg, tap] = Σ_n Σ_o gy[n, oc, o] · x[n, ic, src(o, tap)]`.
 /// Overwrites `gw: (Cout, Cin/g, kd, kh, kw)` (the gradient of the weight as the forward used it).
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {

@@ -8,7 +8,7 @@
 //! the input (col2im, [`fold`]); the weight gradient is `gW_g += gy_g · colsᵀ`, one partial sum
 //! per thread when images run in parallel, added up at the end.
 
-pub use super::unfold::{fold, unfold, unfold_reference, unfold_strided};
+pub use super::unfold::{fold, fold_reference, unfold, unfold_reference, unfold_strided};
 use super::ConvShape;
 use crate::ops::gemm::{matmul, MatRef};
 use crate::ops::scratch;
@@ -25,7 +25,7 @@ thread_local! {
 
 /// Number of output cells per tile for this problem.
 pub fn tile_len(s: &ConvShape) -> usize {
-    let k = s.k_len().max(1);
+    let k = s.reduction_len().max(1);
     (TILE_BYTES / 4 / k).clamp(1, s.window.out_len())
 }
 
@@ -38,7 +38,7 @@ fn forward_image(
     y_n: &mut [f32],
     threads: usize,
 ) {
-    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
     if is_pointwise(s) {
@@ -107,7 +107,7 @@ fn forward_images(
     y_chunk: &mut [f32],
     threads: usize,
 ) {
-    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let nb = y_chunk.len() / (s.cout * out_len);
     let width = nb * out_len;
@@ -172,7 +172,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
 
 /// Input gradient for one image: `gy_n: (Cout, od, oh, ow)`, `gx_n: (Cin, D, H, W)` (overwritten).
 fn backward_input_image(s: &ConvShape, gy_n: &[f32], w: &[f32], gx_n: &mut [f32], threads: usize) {
-    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
     gx_n.fill(0.0);
@@ -221,7 +221,7 @@ pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
 
 /// Adds one image's weight gradient to `gw: (Cout, Cin/g·taps)`.
 fn backward_weight_image(s: &ConvShape, x_n: &[f32], gy_n: &[f32], gw: &mut [f32], threads: usize) {
-    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.k_len());
+    let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
     scratch::with(&COLS, k * tile, |buf| {

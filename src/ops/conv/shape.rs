@@ -143,8 +143,9 @@ impl ConvShape {
         self.cout / self.groups
     }
 
-    /// Rows of the im2col matrix / columns of the reshaped weight: `Cin/g · kd·kh·kw`.
-    pub fn k_len(&self) -> usize {
+    /// The reduction length `Cin/g · kd·kh·kw`: the products summed into one output value (rows
+    /// of the im2col matrix, columns of the reshaped weight).
+    pub fn reduction_len(&self) -> usize {
         self.cin_g() * self.window.taps()
     }
 

@@ -48,7 +48,7 @@ pub fn suits(s: &ConvShape) -> bool {
 /// Weights `(Cout, Cin/g·taps)` packed as `(group, channel block, Cin/g·taps, L)`; lanes past
 /// `Cout/g` are zero.
 fn pack_weights(s: &ConvShape, w: &[f32]) -> Vec<f32> {
-    let (cout_g, k) = (s.cout_g(), s.k_len());
+    let (cout_g, k) = (s.cout_g(), s.reduction_len());
     let nb = cout_g.div_ceil(L);
     let mut packed = vec![0.0; s.groups * nb * k * L];
     for g in 0..s.groups {
@@ -185,7 +185,7 @@ impl Job<'_> {
         let s = self.s;
         let [ad, ah, aw] = &s.window.axes;
         let [_, hp, wp] = self.dims;
-        let (cout_g, k, out_len) = (s.cout_g(), s.k_len(), s.window.out_len());
+        let (cout_g, k, out_len) = (s.cout_g(), s.reduction_len(), s.window.out_len());
         let nb = cout_g.div_ceil(L);
         let blocks = (nb - self.b0).min(2);
         // lanes that hold real channels, and the accumulators' starting values (the bias)

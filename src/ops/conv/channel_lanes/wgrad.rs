@@ -88,7 +88,7 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
     let dims = [ad.padded(), ah.padded(), aw.padded()];
     let item_len = s.cin_g() * dims.iter().product::<usize>();
     let deltas = width_lanes::tap_deltas(s, dims);
-    let (cout_g, k, out_len) = (s.cout_g(), s.k_len(), s.window.out_len());
+    let (cout_g, k, out_len) = (s.cout_g(), s.reduction_len(), s.window.out_len());
     let nb = cout_g.div_ceil(L);
     let pairs = nb.div_ceil(2);
     // images per work item: about two items per thread and (group, pair)

@@ -53,7 +53,7 @@ impl Plan {
         let [ad, ah, aw] = &s.window.axes;
         let dims = [ad.padded(), ah.padded(), aw.padded() + VB];
         let deltas = tap_deltas(s, dims);
-        let (cout_g, k) = (s.cout_g(), s.k_len());
+        let (cout_g, k) = (s.cout_g(), s.reduction_len());
         let mut wt = vec![0.0; w.len()];
         for g in 0..s.groups {
             for ocg in 0..cout_g {
@@ -72,7 +72,7 @@ impl Plan {
 /// `base` reads `xp[base + delta]`.
 pub(super) fn tap_deltas(s: &ConvShape, dims: [usize; 3]) -> Vec<usize> {
     let [ad, ah, aw] = &s.window.axes;
-    let mut deltas = Vec::with_capacity(s.k_len());
+    let mut deltas = Vec::with_capacity(s.reduction_len());
     for icg in 0..s.cin_g() {
         for td in 0..ad.kernel {
             for th in 0..ah.kernel {
