@@ -131,17 +131,47 @@ impl LayerQuery {
         ))
     }
 
-    /// The worked answer.
+    /// The worked answer: the output size with the formula filled in, then parameters and cost.
     pub fn report(&self) -> Result<Explanation> {
         let (win, f) = self.figures()?;
-        let nd = win.nd;
-        let names = axis_names(nd);
-        let dims = |v: &[usize]| {
-            v.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("×")
-        };
+        Ok(Explanation {
+            title: self.title(&win),
+            steps: vec![self.size_step(&win, &f), self.cost_step(&win, &f)],
+        })
+    }
+
+    /// The report's title: the layer, its input and its kernel.
+    fn title(&self, win: &Window3) -> String {
+        let names = axis_names(win.nd);
+        match self.kind {
+            LayerKind::Conv { filters, .. } => format!(
+                "Convolution: input {}×{} ({}×C), {filters} filters of {}×{}",
+                dims(&self.spatial),
+                self.channels,
+                names.join("×"),
+                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
+                self.channels
+            ),
+            LayerKind::ConvTranspose { filters, .. } => format!(
+                "Transposed convolution: input {}×{} ({}×C), {filters} filters of {}",
+                dims(&self.spatial),
+                self.channels,
+                names.join("×"),
+                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
+            ),
+            LayerKind::Pool { .. } => format!(
+                "Pooling: input {}×{} ({}×C), window {}",
+                dims(&self.spatial),
+                self.channels,
+                names.join("×"),
+                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>())
+            ),
+        }
+    }
+
+    /// The output size per axis, the formula filled in, and the output shape.
+    fn size_step(&self, win: &Window3, f: &LayerFigures) -> Step {
+        let names = axis_names(win.nd);
         let mut size = Step::new("Output size");
         if let LayerKind::ConvTranspose { output_padding, .. } = self.kind {
             size = size.line(
@@ -170,33 +200,6 @@ impl LayerQuery {
         }
         let out_sp = &f.out_shape[1..];
         let cout = f.out_shape[0];
-        let mut ex = Explanation {
-            title: match self.kind {
-                LayerKind::Conv { filters, .. } => format!(
-                    "Convolution: input {}×{} ({}×C), {filters} filters of {}×{}",
-                    dims(&self.spatial),
-                    self.channels,
-                    names.join("×"),
-                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
-                    self.channels
-                ),
-                LayerKind::ConvTranspose { filters, .. } => format!(
-                    "Transposed convolution: input {}×{} ({}×C), {filters} filters of {}",
-                    dims(&self.spatial),
-                    self.channels,
-                    names.join("×"),
-                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
-                ),
-                LayerKind::Pool { .. } => format!(
-                    "Pooling: input {}×{} ({}×C), window {}",
-                    dims(&self.spatial),
-                    self.channels,
-                    names.join("×"),
-                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>())
-                ),
-            },
-            steps: vec![],
-        };
         size = size.line(format!(
             "output: {}×{cout} ({}×C; PyTorch layout ({cout}, {}))",
             dims(out_sp),
@@ -207,7 +210,12 @@ impl LayerQuery {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        ex.steps.push(size);
+        size
+    }
+
+    /// Parameters, multiply-accumulates (or window reads) and output memory.
+    fn cost_step(&self, win: &Window3, f: &LayerFigures) -> Step {
+        let cout = f.out_shape[0];
         let mut cost = Step::new("Parameters and cost");
         match self.kind {
             LayerKind::Conv {
@@ -276,9 +284,16 @@ impl LayerQuery {
             thousands(out_values),
             bytes(out_values * 4)
         ));
-        ex.steps.push(cost);
-        Ok(ex)
+        cost
     }
+}
+
+/// Sizes joined by `×` (`28×28`).
+fn dims(v: &[usize]) -> String {
+    v.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Padding as the user writes it (`2`, `1,2`, `0:1,1:0`, `valid`, `same`, `full`) and how it is
 //! filled (PyTorch `padding_mode`), plus the per-axis list parsing shared by every flag.
 
+use super::AxisWindow;
 use crate::error::{Error, Result};
 
 /// How the padding region is filled (PyTorch `padding_mode`).
@@ -120,5 +121,71 @@ pub fn per_axis<T: Copy>(arg: &str, values: &[T], nd: usize) -> Result<Vec<T>> {
             arg,
             format!("{n} values given for {nd} spatial axes; give one value or exactly {nd}"),
         )),
+    }
+}
+
+/// How each axis's padding is filled under a [`PaddingMode`]: which input pixel a padded
+/// coordinate shows, and whether the mode can fill the padding at all.
+impl AxisWindow {
+    /// The input pixel whose value appears at padded coordinate `c` (0 = the first padding
+    /// cell) under `mode`; `None` for zero padding.
+    #[inline]
+    pub fn padded_source(&self, c: usize, mode: PaddingMode) -> Option<usize> {
+        self.map_coord(c as isize - self.pad_begin as isize, mode)
+    }
+
+    /// The input pixel whose value appears at (possibly padded) coordinate `c` under `mode`;
+    /// `None` for zero padding outside the input.
+    #[inline]
+    pub fn map_coord(&self, c: isize, mode: PaddingMode) -> Option<usize> {
+        let n = self.input as isize;
+        if (0..n).contains(&c) {
+            return Some(c as usize);
+        }
+        match mode {
+            PaddingMode::Zeros => None,
+            PaddingMode::Replicate => Some(c.clamp(0, n - 1) as usize),
+            PaddingMode::Circular => Some(c.rem_euclid(n) as usize),
+            PaddingMode::Reflect => {
+                if n == 1 {
+                    return Some(0);
+                }
+                // Reflection is periodic with period 2(n-1).
+                let period = 2 * (n - 1);
+                let m = c.rem_euclid(period);
+                Some(if m < n { m } else { period - m } as usize)
+            }
+        }
+    }
+
+    /// The input pixel read by output cell `o`, tap `t` under padding mode `mode`.
+    #[inline]
+    pub fn source_mode(&self, o: usize, t: usize, mode: PaddingMode) -> Option<usize> {
+        self.map_coord(self.input_coord(o, t), mode)
+    }
+
+    /// Checks that `mode` can fill this axis's padding (PyTorch: reflect needs pad < input,
+    /// circular needs pad <= input).
+    pub fn check_mode(&self, axis: usize, mode: PaddingMode) -> Result<()> {
+        let pad = self.pad_begin.max(self.pad_end);
+        match mode {
+            PaddingMode::Reflect if pad >= self.input => Err(Error::arg(
+                "padding",
+                format!(
+                    "reflect padding {pad} must be smaller than the input size {} on axis {axis}; \
+                     use less padding or --padding-mode replicate",
+                    self.input
+                ),
+            )),
+            PaddingMode::Circular if pad > self.input => Err(Error::arg(
+                "padding",
+                format!(
+                    "circular padding {pad} must not exceed the input size {} on axis {axis}; \
+                     use less padding",
+                    self.input
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 }
