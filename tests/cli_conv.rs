@@ -123,14 +123,7 @@ fn fails(args: &[&str], needle: &str) {
     let y = dir.path().join("y.npy");
     let mut full: Vec<&str> = args.to_vec();
     full.extend(["--output", y.to_str().unwrap()]);
-    let err = usage_error(&full);
-    assert!(err.contains(needle), "expected '{needle}' in: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "a file was left behind"
-    );
+    usage_error_in(dir.path(), &full, needle);
 }
 
 #[test]

@@ -3,11 +3,9 @@
 //! `.npy`, explained, and every class of bad input (exit code 2, one line, no file written).
 
 mod common;
-mod grad_common;
 
-use common::{npy as save, stride};
-use grad_common::rand_tensor;
-use std::path::{Path, PathBuf};
+use common::{files_in, npy as save, rand_tensor, stride};
+use std::path::Path;
 use std::process::Output;
 use stride::io::npy;
 use stride::ops::conv::{conv_backward, ConvAlgo, ConvParams, GradRequest};
@@ -28,24 +26,13 @@ fn stderr(o: &Output) -> String {
 }
 
 /// Asserts a usage error: exit code 2, one line naming `arg`.
+/// The error policy (one line naming `arg`, exit 2, no panic), as the common checker enforces it.
 fn assert_usage_error(o: &Output, arg: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(arg), "expected '{arg}' in: {err}");
+    common::assert_usage_error(o, "stride", arg);
 }
 
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name).to_string_lossy().into_owned()
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

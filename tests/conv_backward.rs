@@ -5,15 +5,12 @@
 mod common;
 mod grad_common;
 
-use grad_common::{assert_torch_close, fd_check, fixtures, rand_tensor, random_conv};
+use common::{rand_tensor, random_conv, t};
+use grad_common::{assert_torch_close, fd_check, fixtures};
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::rng::Rng;
 use stride::Tensor;
-
-fn t(shape: &[usize], data: &[f32]) -> Tensor {
-    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-}
 
 const ALGOS: [ConvAlgo; 7] = [
     ConvAlgo::Direct,

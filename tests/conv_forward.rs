@@ -2,14 +2,12 @@
 //! shapes that sweep every parameter (1-D/2-D/3-D, batch, channels, bias, stride, every padding
 //! form and mode, dilation, groups, flip).
 
-use stride::geometry::{PaddingMode, PaddingSpec};
+mod common;
+use common::{random_conv, t};
+use stride::geometry::PaddingSpec;
 use stride::ops::conv::{conv, ConvAlgo, ConvParams};
 use stride::rng::Rng;
 use stride::Tensor;
-
-fn t(shape: &[usize], data: &[f32]) -> Tensor {
-    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-}
 
 const SEED_A: [f32; 25] = [
     4., 5., 2., 2., 1., 3., 3., 2., 2., 4., 4., 3., 4., 1., 1., 5., 1., 4., 1., 2., 5., 1., 3., 1.,
@@ -78,76 +76,12 @@ fn flip_is_true_convolution() {
     assert_eq!(a, b);
 }
 
-/// A random convolution configuration.
-fn random_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
-    let nd = 1 + rng.below(3);
-    let groups = [1, 1, 2, 3][rng.below(4)];
-    let cin = groups * (1 + rng.below(3));
-    let cout = groups * (1 + rng.below(3));
-    let batched = rng.below(4) != 0;
-    let n = 1 + rng.below(3);
-    let mode = [
-        PaddingMode::Zeros,
-        PaddingMode::Zeros,
-        PaddingMode::Reflect,
-        PaddingMode::Replicate,
-        PaddingMode::Circular,
-    ][rng.below(5)];
-    let mut k = vec![];
-    let mut stride = vec![];
-    let mut dil = vec![];
-    let mut inp = vec![];
-    let mut pads = vec![];
-    for _ in 0..nd {
-        let kk = 1 + rng.below(if nd == 3 { 3 } else { 4 });
-        let d = 1 + rng.below(2);
-        let s = 1 + rng.below(3);
-        let span = d * (kk - 1) + 1;
-        let i = span + rng.below(if nd == 3 { 4 } else { 7 });
-        let pmax = if mode == PaddingMode::Reflect {
-            i - 1
-        } else {
-            i
-        };
-        let pb = rng.below(3).min(pmax);
-        let pe = rng.below(3).min(pmax);
-        k.push(kk);
-        stride.push(s);
-        dil.push(d);
-        inp.push(i);
-        pads.push((pb, pe));
-    }
-    let padding = match rng.below(5) {
-        0 => PaddingSpec::Valid,
-        1 if mode == PaddingMode::Zeros => PaddingSpec::Same,
-        2 if mode == PaddingMode::Zeros => PaddingSpec::Full,
-        _ => PaddingSpec::Explicit(pads),
-    };
-    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
-    xs.extend(&inp);
-    let mut ws = vec![cout, cin / groups];
-    ws.extend(&k);
-    let numel = |s: &[usize]| s.iter().product::<usize>();
-    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
-    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
-    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
-    let p = ConvParams {
-        stride,
-        padding,
-        dilation: dil,
-        groups,
-        padding_mode: mode,
-        flip: rng.below(4) == 0,
-    };
-    (x, w, b, p)
-}
-
 #[test]
 fn algorithms_agree_on_random_shapes() {
     let mut rng = Rng::new(2024);
     let mut checked = 0;
     for case in 0..400 {
-        let (x, w, b, p) = random_case(&mut rng);
+        let (x, w, b, p) = random_conv(&mut rng);
         let reference = match conv(&x, &w, b.as_ref(), &p, ConvAlgo::Direct) {
             Ok(y) => y,
             Err(e) => {
@@ -216,7 +150,7 @@ fn fast_unfold_matches_reference_on_any_tile() {
     use stride::ops::conv::{im2col, ConvShape};
     let mut rng = Rng::new(77);
     for case in 0..200 {
-        let (x, w, _, p) = random_case(&mut rng);
+        let (x, w, _, p) = random_conv(&mut rng);
         let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
             continue;
         };
@@ -288,7 +222,7 @@ fn fast_fold_matches_reference_on_any_tile() {
     use stride::ops::conv::{im2col, ConvShape};
     let mut rng = Rng::new(78);
     for case in 0..200 {
-        let (x, w, _, p) = random_case(&mut rng);
+        let (x, w, _, p) = random_conv(&mut rng);
         let Ok(s) = ConvShape::new(x.shape(), w.shape(), None, &p) else {
             continue;
         };

@@ -5,7 +5,8 @@
 mod common;
 mod grad_common;
 
-use grad_common::{assert_torch_close, fd_check, fixtures, rand_tensor, random_transpose};
+use common::{rand_tensor, random_transpose};
+use grad_common::{assert_torch_close, fd_check, fixtures};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams, GradRequest};
 use stride::ops::conv_transpose::{conv_transpose, conv_transpose_backward, ConvTransposeParams};

@@ -62,12 +62,7 @@ fn run_ok(args: &[String]) {
 
 /// Asserts a usage error: exit 2, one line on stderr that contains `names`.
 fn one_line_error(args: &[&str], names: &str) {
-    let err = usage_error(args);
-    assert_eq!(err.trim().lines().count(), 1, "stride {args:?}: {err}");
-    assert!(
-        err.contains(names),
-        "stride {args:?}: '{names}' not in {err}"
-    );
+    assert_usage_error(&stride(args), &format!("stride {args:?}"), names);
 }
 
 #[test]

@@ -1,15 +1,13 @@
 //! The worked gradient solution: seed 004 (d) narrated, every traced sum adding up to the
 //! value the reference computed (on integer data, so exactly), and the size limit.
 
+mod common;
+use common::t;
 use stride::explain::conv_grad::explain_grad;
 use stride::geometry::{PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::rng::Rng;
 use stride::Tensor;
-
-fn t(shape: &[usize], data: &[f32]) -> Tensor {
-    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-}
 
 fn int_tensor(rng: &mut Rng, shape: &[usize]) -> Tensor {
     let n = shape.iter().product();

@@ -3,15 +3,13 @@
 //! fractional reproducibility, unpooling as the inverse of max pooling, the window rules of the
 //! geometry module, and the bad-input policy.
 
+mod common;
+use common::t;
 use stride::geometry::{adaptive_span, fractional_starts, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams};
 use stride::ops::pool::{max_unpool, pool_backward, pool_forward, PoolKind, PoolParams};
 use stride::rng::Rng;
 use stride::Tensor;
-
-fn t(shape: &[usize], data: &[f32]) -> Tensor {
-    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
-}
 
 fn random(shape: &[usize], seed: u64) -> Tensor {
     let n = shape.iter().product();

@@ -1,10 +1,145 @@
-//! Helpers shared by the integration tests: fixture loading and running the binary.
+//! The one set of helpers the integration tests share: tensor literals and random tensors,
+//! closeness checks, the random convolution configurations, fixture loading, running the
+//! binary, and the usage-error checker that enforces the whole error policy.
 #![allow(dead_code)]
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use stride::geometry::{PaddingMode, PaddingSpec};
+use stride::ops::conv::ConvParams;
+use stride::ops::conv_transpose::ConvTransposeParams;
+use stride::rng::Rng;
 use stride::Tensor;
+
+/// A tensor literal: `t(&[2, 2], &[1., 2., 3., 4.])`.
+pub fn t(shape: &[usize], data: &[f32]) -> Tensor {
+    Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
+}
+
+/// A random tensor with values in [-1, 1).
+pub fn rand_tensor(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), rng.vec(n, -1.0, 1.0)).unwrap()
+}
+
+/// A random convolution: 1-D/2-D/3-D, batched or not, channels, groups (incl. depthwise), bias
+/// or not, stride, every padding form and mode, dilation, flip. Geometry is always valid.
+pub fn random_conv(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
+    let nd = 1 + rng.below(3);
+    let depthwise = rng.below(6) == 0;
+    let mut groups = [1, 1, 2, 3][rng.below(4)];
+    let cin = groups * (1 + rng.below(2));
+    let cout = if depthwise {
+        groups = cin;
+        cin * (1 + rng.below(2))
+    } else {
+        groups * (1 + rng.below(2))
+    };
+    let batched = rng.below(4) != 0;
+    let n = 1 + rng.below(2);
+    let mode = [
+        PaddingMode::Zeros,
+        PaddingMode::Zeros,
+        PaddingMode::Reflect,
+        PaddingMode::Replicate,
+        PaddingMode::Circular,
+    ][rng.below(5)];
+    let (mut k, mut stride, mut dil, mut inp, mut pads) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..nd {
+        let kk = 1 + rng.below(if nd == 3 { 2 } else { 3 });
+        let d = 1 + rng.below(2);
+        let s = 1 + rng.below(3);
+        let span = d * (kk - 1) + 1;
+        let i = (span + rng.below(if nd == 3 { 3 } else { 5 })).max(2);
+        let pmax = if mode == PaddingMode::Reflect {
+            i - 1
+        } else {
+            i
+        };
+        pads.push((rng.below(3).min(pmax), rng.below(3).min(pmax)));
+        k.push(kk);
+        stride.push(s);
+        dil.push(d);
+        inp.push(i);
+    }
+    let padding = match rng.below(6) {
+        0 => PaddingSpec::Valid,
+        1 => PaddingSpec::Same,
+        2 => PaddingSpec::Full,
+        _ => PaddingSpec::Explicit(pads),
+    };
+    // same / full may need more padding than reflect or circular can give; fall back to zeros
+    let mode = match padding {
+        PaddingSpec::Same | PaddingSpec::Full => PaddingMode::Zeros,
+        _ => mode,
+    };
+    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
+    xs.extend(&inp);
+    let mut ws = vec![cout, cin / groups];
+    ws.extend(&k);
+    let x = rand_tensor(rng, &xs);
+    let w = rand_tensor(rng, &ws);
+    let b = (rng.below(2) == 0).then(|| rand_tensor(rng, &[cout]));
+    let p = ConvParams {
+        stride,
+        padding,
+        dilation: dil,
+        groups,
+        padding_mode: mode,
+        flip: rng.below(4) == 0,
+    };
+    (x, w, b, p)
+}
+
+/// A random transposed convolution (stride, padding incl. begin:end, output padding below the
+/// stride or the dilation, dilation, groups, bias or not, batched or not).
+pub fn random_transpose(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvTransposeParams) {
+    let nd = 1 + rng.below(3);
+    let groups = [1, 1, 2, 3][rng.below(4)];
+    let cin = groups * (1 + rng.below(2));
+    let cout = groups * (1 + rng.below(2));
+    let batched = rng.below(4) != 0;
+    let n = 1 + rng.below(2);
+    let (mut k, mut stride, mut dil, mut inp, mut pads, mut op) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..nd {
+        let kk = 1 + rng.below(3);
+        let d = 1 + rng.below(2);
+        let s = 1 + rng.below(3);
+        let i = 1 + rng.below(if nd == 3 { 3 } else { 4 });
+        let o = rng.below(s.max(d));
+        // keep the output non-empty: (i-1)*s + d*(k-1) + op + 1 > pb + pe
+        let room = (i - 1) * s + d * (kk - 1) + o;
+        let pb = rng.below(2).min(room / 2);
+        let pe = if rng.below(3) == 0 {
+            rng.below(2).min(room / 2)
+        } else {
+            pb
+        };
+        k.push(kk);
+        stride.push(s);
+        dil.push(d);
+        inp.push(i);
+        pads.push((pb, pe));
+        op.push(o);
+    }
+    let mut xs = if batched { vec![n, cin] } else { vec![cin] };
+    xs.extend(&inp);
+    let mut ws = vec![cin, cout / groups];
+    ws.extend(&k);
+    let x = rand_tensor(rng, &xs);
+    let w = rand_tensor(rng, &ws);
+    let b = (rng.below(2) == 0).then(|| rand_tensor(rng, &[cout]));
+    let p = ConvTransposeParams {
+        stride,
+        padding: PaddingSpec::Explicit(pads),
+        output_padding: op,
+        dilation: dil,
+        groups,
+    };
+    (x, w, b, p)
+}
 
 /// A tensor as the fixture scripts write it.
 #[derive(Deserialize, Clone, Debug)]
@@ -47,18 +182,66 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Stderr of a run that must fail with exit code 2 and a one-line message without a panic.
-pub fn usage_error(args: &[&str]) -> String {
-    let out = stride(args);
+/// Checks a finished run against the error policy for bad usage: exit code 2, one line on
+/// stderr containing `needle`, no panic, no `wrote` on stdout. Returns stderr.
+pub fn assert_usage_error(out: &Output, what: &str, needle: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(
         out.status.code(),
         Some(2),
-        "stride {args:?}: expected exit 2, stderr: {err}"
+        "{what}: expected exit 2, stderr: {err}"
     );
-    assert!(!err.contains("panicked"), "stride {args:?} panicked: {err}");
-    assert!(out.stdout.is_empty() || !String::from_utf8_lossy(&out.stdout).contains("wrote"));
+    assert!(!err.contains("panicked"), "{what} panicked: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{what}: not one line: {err}");
+    assert!(
+        err.contains(needle),
+        "{what}: expected '{needle}' in: {err}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("wrote"),
+        "{what}: wrote a file"
+    );
     err
+}
+
+/// Stderr of `stride args`, which must be a usage error ([`assert_usage_error`]).
+pub fn usage_error(args: &[&str]) -> String {
+    assert_usage_error(&stride(args), &format!("stride {args:?}"), "")
+}
+
+/// [`usage_error`] naming `needle`, and leaving `dir` as it was: no file created, changed or
+/// removed there.
+pub fn usage_error_in(dir: &Path, args: &[&str], needle: &str) -> String {
+    let before = snapshot(dir);
+    let err = assert_usage_error(&stride(args), &format!("stride {args:?}"), needle);
+    assert_eq!(
+        snapshot(dir),
+        before,
+        "stride {args:?} changed {}",
+        dir.display()
+    );
+    err
+}
+
+/// The files of `dir`, sorted.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file of `dir` with its length and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    files_in(dir)
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap();
+            (p, m.len(), m.modified().unwrap())
+        })
+        .collect()
 }
 
 /// Writes `t` as `.npy` in `dir` and returns the path as a string.
