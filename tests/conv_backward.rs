@@ -5,35 +5,18 @@
 mod common;
 mod grad_common;
 
-use common::{rand_tensor, random_conv, t};
-use grad_common::{assert_torch_close, fd_check, fixtures};
+use common::{fast_algos, rand_tensor, random_conv, t, ALGOS, IMAGE_A, KERNEL_B};
+use grad_common::{assert_grads_match, assert_torch_close, fd_check_grads, fixtures};
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::rng::Rng;
 use stride::Tensor;
 
-const ALGOS: [ConvAlgo; 7] = [
-    ConvAlgo::Direct,
-    ConvAlgo::Im2col,
-    ConvAlgo::Toeplitz,
-    ConvAlgo::WidthLanes,
-    ConvAlgo::ChannelLanes,
-    ConvAlgo::Winograd,
-    ConvAlgo::Auto,
-];
-
 #[test]
 fn seed_004_d_input_gradient_of_all_ones() {
     // 5×5 image A, 3×3 kernel B, ∂E/∂C = ones(3×3): each input pixel collects the kernel taps
     // whose windows cover it (checked against PyTorch).
-    let a = t(
-        &[1, 1, 5, 5],
-        &[
-            4., 5., 2., 2., 1., 3., 3., 2., 2., 4., 4., 3., 4., 1., 1., 5., 1., 4., 1., 2., 5., 1.,
-            3., 1., 4.,
-        ],
-    );
-    let b = t(&[1, 1, 3, 3], &[4., 3., 3., 5., 5., 5., 2., 4., 3.]);
+    let (a, b) = (t(&[1, 1, 5, 5], &IMAGE_A), t(&[1, 1, 3, 3], &KERNEL_B));
     let gy = Tensor::full(&[1, 1, 3, 3], 1.0);
     let want = [
         4., 7., 10., 6., 3., 9., 17., 25., 16., 8., 11., 23., 34., 23., 11., 7., 16., 24., 17., 8.,
@@ -97,30 +80,15 @@ fn gradients_match_finite_differences() {
         let gy = rand_tensor(&mut rng, y.shape());
         let g = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
         let what = format!("case {case} {p:?} x{:?} w{:?}", x.shape(), w.shape());
-        fd_check(
-            &format!("{what} gx"),
+        fd_check_grads(
+            &what,
             &x,
-            g.input.as_ref().unwrap(),
-            12,
-            &mut rng,
-            |x| loss(x, &w, b.as_ref(), &gy, &p),
-        );
-        fd_check(
-            &format!("{what} gw"),
             &w,
-            g.weight.as_ref().unwrap(),
-            12,
+            b.as_ref(),
+            w.shape()[0],
+            &g,
             &mut rng,
-            |w| loss(&x, w, b.as_ref(), &gy, &p),
-        );
-        let b0 = b.clone().unwrap_or_else(|| Tensor::zeros(&[w.shape()[0]]));
-        fd_check(
-            &format!("{what} gb"),
-            &b0,
-            g.bias.as_ref().unwrap(),
-            4,
-            &mut rng,
-            |b| loss(&x, &w, Some(b), &gy, &p),
+            |x, w, b| loss(x, w, b, &gy, &p),
         );
     }
 }
@@ -133,25 +101,16 @@ fn fast_paths_match_the_reference() {
         let y = conv(&x, &w, b.as_ref(), &p, ConvAlgo::Direct).unwrap();
         let gy = rand_tensor(&mut rng, y.shape());
         let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
-        for algo in [
-            ConvAlgo::Im2col,
-            ConvAlgo::Toeplitz,
-            ConvAlgo::WidthLanes,
-            ConvAlgo::ChannelLanes,
-            ConvAlgo::Winograd,
-            ConvAlgo::Auto,
-        ] {
+        for algo in fast_algos() {
             let f = conv_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
             let what = format!(
                 "case {case} {algo:?} {p:?} x{:?} w{:?}",
                 x.shape(),
                 w.shape()
             );
-            let (fi, ri) = (f.input.unwrap(), r.input.as_ref().unwrap());
-            assert!(fi.max_abs_diff(ri) < 1e-4, "{what}: input");
-            let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
-            assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
-            assert_eq!(f.bias.as_ref(), r.bias.as_ref(), "{what}: bias");
+            let fb = f.bias.clone();
+            assert_grads_match(&what, f, &r);
+            assert_eq!(fb.as_ref(), r.bias.as_ref(), "{what}: bias");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! runs the same kernel on the adjoint problem, and the weight gradient (output channels in
 //! the lanes, runs of up to 12 (input channel, tap) pairs).
 
+mod common;
 use stride::geometry::PaddingSpec;
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use stride::rng::Rng;
@@ -140,15 +141,7 @@ fn auto_picks_the_kernels_the_readme_names() {
 
 #[test]
 fn algo_names_round_trip_and_old_names_stay_accepted() {
-    for a in [
-        ConvAlgo::Auto,
-        ConvAlgo::Direct,
-        ConvAlgo::Im2col,
-        ConvAlgo::Toeplitz,
-        ConvAlgo::WidthLanes,
-        ConvAlgo::ChannelLanes,
-        ConvAlgo::Winograd,
-    ] {
+    for a in common::ALGOS {
         assert_eq!(a.name().parse::<ConvAlgo>().unwrap(), a);
     }
     assert_eq!("rows".parse::<ConvAlgo>().unwrap(), ConvAlgo::WidthLanes);

@@ -5,8 +5,8 @@
 mod common;
 mod grad_common;
 
-use common::{rand_tensor, random_transpose};
-use grad_common::{assert_torch_close, fd_check, fixtures};
+use common::{fast_algos, rand_tensor, random_transpose};
+use grad_common::{assert_grads_match, assert_torch_close, fd_check_grads, fixtures};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams, GradRequest};
 use stride::ops::conv_transpose::{conv_transpose, conv_transpose_backward, ConvTransposeParams};
@@ -70,31 +70,15 @@ fn gradients_match_finite_differences() {
         let g =
             conv_transpose_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
         let what = format!("case {case} {p:?} x{:?} w{:?}", x.shape(), w.shape());
-        fd_check(
-            &format!("{what} gx"),
+        fd_check_grads(
+            &what,
             &x,
-            g.input.as_ref().unwrap(),
-            12,
-            &mut rng,
-            |x| loss(x, &w, b.as_ref(), &gy, &p),
-        );
-        fd_check(
-            &format!("{what} gw"),
             &w,
-            g.weight.as_ref().unwrap(),
-            12,
+            b.as_ref(),
+            y.shape()[y.rank() + 1 - w.rank()],
+            &g,
             &mut rng,
-            |w| loss(&x, w, b.as_ref(), &gy, &p),
-        );
-        let cout = y.shape()[y.rank() + 1 - w.rank()];
-        let b0 = b.clone().unwrap_or_else(|| Tensor::zeros(&[cout]));
-        fd_check(
-            &format!("{what} gb"),
-            &b0,
-            g.bias.as_ref().unwrap(),
-            4,
-            &mut rng,
-            |b| loss(&x, &w, Some(b), &gy, &p),
+            |x, w, b| loss(x, w, b, &gy, &p),
         );
     }
 }
@@ -108,21 +92,12 @@ fn fast_paths_match_the_reference() {
         let gy = rand_tensor(&mut rng, y.shape());
         let r =
             conv_transpose_backward(&x, &w, &gy, &p, ConvAlgo::Direct, GradRequest::all()).unwrap();
-        for algo in [
-            ConvAlgo::Im2col,
-            ConvAlgo::Toeplitz,
-            ConvAlgo::WidthLanes,
-            ConvAlgo::ChannelLanes,
-            ConvAlgo::Auto,
-        ] {
+        for algo in fast_algos().filter(|a| *a != ConvAlgo::Winograd) {
             let what = format!("case {case} {algo:?} {p:?}");
             let yf = conv_transpose(&x, &w, b.as_ref(), &p, algo).unwrap();
             assert!(yf.max_abs_diff(&y) < 1e-4, "{what}: forward");
             let f = conv_transpose_backward(&x, &w, &gy, &p, algo, GradRequest::all()).unwrap();
-            let (fi, ri) = (f.input.unwrap(), r.input.as_ref().unwrap());
-            assert!(fi.max_abs_diff(ri) < 1e-4, "{what}: input");
-            let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
-            assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
+            assert_grads_match(&what, f, &r);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! value the reference computed (on integer data, so exactly), and the size limit.
 
 mod common;
-use common::t;
+use common::{t, IMAGE_A, KERNEL_B};
 use stride::explain::conv_grad::explain_grad;
 use stride::geometry::{PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv_backward, ConvAlgo, ConvParams, GradRequest};
@@ -49,14 +49,7 @@ fn check_traced_sums(lines: &[String]) -> (usize, usize) {
 
 #[test]
 fn seed_004_d_narrated() {
-    let a = t(
-        &[1, 1, 5, 5],
-        &[
-            4., 5., 2., 2., 1., 3., 3., 2., 2., 4., 4., 3., 4., 1., 1., 5., 1., 4., 1., 2., 5., 1.,
-            3., 1., 4.,
-        ],
-    );
-    let b = t(&[1, 1, 3, 3], &[4., 3., 3., 5., 5., 5., 2., 4., 3.]);
+    let (a, b) = (t(&[1, 1, 5, 5], &IMAGE_A), t(&[1, 1, 3, 3], &KERNEL_B));
     let gy = Tensor::full(&[1, 1, 3, 3], 1.0);
     let ex = explain_grad(&a, &b, None, &gy, &ConvParams::default()).unwrap();
     let lines: Vec<String> = ex.steps.iter().flat_map(|s| s.lines.clone()).collect();

@@ -7,10 +7,34 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use stride::geometry::{PaddingMode, PaddingSpec};
-use stride::ops::conv::ConvParams;
+use stride::ops::conv::{ConvAlgo, ConvParams};
 use stride::ops::conv_transpose::ConvTransposeParams;
 use stride::rng::Rng;
 use stride::Tensor;
+
+/// Every algorithm, the reference first.
+pub const ALGOS: [ConvAlgo; 7] = [
+    ConvAlgo::Direct,
+    ConvAlgo::Im2col,
+    ConvAlgo::Toeplitz,
+    ConvAlgo::WidthLanes,
+    ConvAlgo::ChannelLanes,
+    ConvAlgo::Winograd,
+    ConvAlgo::Auto,
+];
+
+/// The algorithms checked against the reference (`Direct`).
+pub fn fast_algos() -> impl Iterator<Item = ConvAlgo> {
+    ALGOS.into_iter().skip(1)
+}
+
+/// The worked example of DS-GA 1008 Deep Learning, homework 2: the 5×5 image A ...
+pub const IMAGE_A: [f32; 25] = [
+    4., 5., 2., 2., 1., 3., 3., 2., 2., 4., 4., 3., 4., 1., 1., 5., 1., 4., 1., 2., 5., 1., 3., 1.,
+    4.,
+];
+/// ... and the 3×3 kernel B (their correlation is [[109,92,72],[108,85,74],[110,74,79]]).
+pub const KERNEL_B: [f32; 9] = [4., 3., 3., 5., 5., 5., 2., 4., 3.];
 
 /// A tensor literal: `t(&[2, 2], &[1., 2., 3., 4.])`.
 pub fn t(shape: &[usize], data: &[f32]) -> Tensor {

@@ -5,6 +5,7 @@
 
 use crate::common::{fixture, TensorJson};
 use serde::Deserialize;
+use stride::ops::conv::ConvGrads;
 use stride::rng::Rng;
 use stride::Tensor;
 
@@ -39,6 +40,55 @@ pub fn fd_check(
             "{what}[{i}]: finite difference {fd} vs gradient {g}"
         );
     }
+}
+
+/// Checks the three gradients `g` at `(x, w, b)` against finite differences of
+/// `loss(x, w, b)`: 12 entries each of the input and weight gradients, 4 of the bias gradient
+/// (taken at a zero bias of `cout` values when there is none).
+#[allow(clippy::too_many_arguments)]
+pub fn fd_check_grads(
+    what: &str,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    cout: usize,
+    g: &ConvGrads,
+    rng: &mut Rng,
+    loss: impl Fn(&Tensor, &Tensor, Option<&Tensor>) -> f64,
+) {
+    fd_check(
+        &format!("{what} gx"),
+        x,
+        g.input.as_ref().unwrap(),
+        12,
+        rng,
+        |x| loss(x, w, b),
+    );
+    fd_check(
+        &format!("{what} gw"),
+        w,
+        g.weight.as_ref().unwrap(),
+        12,
+        rng,
+        |w| loss(x, w, b),
+    );
+    let b0 = b.cloned().unwrap_or_else(|| Tensor::zeros(&[cout]));
+    fd_check(
+        &format!("{what} gb"),
+        &b0,
+        g.bias.as_ref().unwrap(),
+        4,
+        rng,
+        |b| loss(x, w, Some(b)),
+    );
+}
+
+/// Asserts that a fast algorithm's input and weight gradients `f` match the reference's `r`.
+pub fn assert_grads_match(what: &str, f: ConvGrads, r: &ConvGrads) {
+    let (fi, ri) = (f.input.unwrap(), r.input.as_ref().unwrap());
+    assert!(fi.max_abs_diff(ri) < 1e-4, "{what}: input");
+    let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
+    assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
 }
 
 /// One PyTorch case: parameters in the CLI's syntax, inputs and expected results.
