@@ -231,12 +231,12 @@ impl LayerQuery {
                     if bias { " + 1 bias" } else { "" },
                     thousands(f.params)
                 ));
-                cost = cost.line(format!(
-                    "multiply-accumulates per image: {} output values × {} = {} (FLOPs = 2·MACs = {})",
-                    thousands((cout * win.out_len()) as u64),
+                let outputs = (cout * win.out_len()) as u64;
+                cost = cost.line(macs_line(
+                    "output",
+                    outputs,
                     self.channels / groups * k,
-                    thousands(f.macs),
-                    thousands(2 * f.macs)
+                    f.macs,
                 ));
             }
             LayerKind::ConvTranspose {
@@ -261,13 +261,8 @@ impl LayerQuery {
                     },
                     thousands(f.params)
                 ));
-                cost = cost.line(format!(
-                    "multiply-accumulates per image: {} input values × {} = {} (FLOPs = 2·MACs = {})",
-                    thousands((self.channels * self.spatial.iter().product::<usize>()) as u64),
-                    filters / groups * k,
-                    thousands(f.macs),
-                    thousands(2 * f.macs)
-                ));
+                let inputs = (self.channels * self.spatial.iter().product::<usize>()) as u64;
+                cost = cost.line(macs_line("input", inputs, filters / groups * k, f.macs));
             }
             LayerKind::Pool { .. } => {
                 cost = cost.line("parameters: 0").line(format!(
@@ -286,6 +281,16 @@ impl LayerQuery {
         ));
         cost
     }
+}
+
+/// `multiply-accumulates per image: N output values × K = M (FLOPs = 2·MACs = F)`.
+fn macs_line(what: &str, values: u64, per_value: usize, macs: u64) -> String {
+    format!(
+        "multiply-accumulates per image: {} {what} values × {per_value} = {} (FLOPs = 2·MACs = {})",
+        thousands(values),
+        thousands(macs),
+        thousands(2 * macs)
+    )
 }
 
 /// Sizes joined by `×` (`28×28`).

@@ -17,6 +17,19 @@ struct Token {
     column: usize,
 }
 
+/// The window arguments that convolution and sliding pooling layers share.
+const WINDOW_ARGS: [&str; 9] = [
+    "k",
+    "kernel",
+    "kernel_size",
+    "s",
+    "stride",
+    "p",
+    "padding",
+    "d",
+    "dilation",
+];
+
 impl Token {
     fn err(&self, msg: impl std::fmt::Display) -> Error {
         Error::arg(
@@ -184,25 +197,8 @@ fn layer(t: &Token) -> Result<LayerSpec> {
     };
     match (base, dims) {
         ("conv", _) => {
-            t.check_args(
-                &[
-                    "k",
-                    "kernel",
-                    "kernel_size",
-                    "s",
-                    "stride",
-                    "p",
-                    "padding",
-                    "d",
-                    "dilation",
-                    "g",
-                    "groups",
-                    "bias",
-                    "out",
-                    "out_channels",
-                ],
-                2,
-            )?;
+            let extra = ["g", "groups", "bias", "out", "out_channels"];
+            t.check_args(&[&WINDOW_ARGS[..], &extra].concat(), 2)?;
             let padding = match t.get(&["p", "padding"], None) {
                 None => PaddingSpec::default(),
                 Some(v) => v.replace('x', ",").parse().map_err(|_| {
@@ -268,25 +264,14 @@ fn pool(t: &Token, base: &str, dims: Option<usize>) -> Result<LayerSpec> {
         .1;
     let mut p = PoolParams::new(kind, &[]);
     if kind.is_sliding() {
-        t.check_args(
-            &[
-                "k",
-                "kernel",
-                "kernel_size",
-                "s",
-                "stride",
-                "p",
-                "padding",
-                "d",
-                "dilation",
-                "ceil",
-                "ceil_mode",
-                "count_include_pad",
-                "norm",
-                "norm_type",
-            ],
-            1,
-        )?;
+        let extra = [
+            "ceil",
+            "ceil_mode",
+            "count_include_pad",
+            "norm",
+            "norm_type",
+        ];
+        t.check_args(&[&WINDOW_ARGS[..], &extra].concat(), 1)?;
         p.kernel = t
             .list(&["k", "kernel", "kernel_size"], Some(0))?
             .ok_or_else(|| t.err("missing the window size, e.g. maxpool(2)"))?;
