@@ -1,24 +1,14 @@
 //! Optimiser steps, batch norm and cross-entropy against PyTorch golden values
 //! (`scripts/gen_nn_fixtures.py` → `tests/fixtures/nn.json`).
 
+mod common;
+use common::{assert_close_each, TensorJson as T};
 use serde::Deserialize;
 use stride::nn::batchnorm::BatchNorm;
 use stride::nn::{Layer, Param};
 use stride::ops::loss::{cross_entropy, cross_entropy_backward};
 use stride::optim::OptimConfig;
 use stride::Tensor;
-
-#[derive(Deserialize)]
-struct T {
-    shape: Vec<usize>,
-    data: Vec<f32>,
-}
-
-impl T {
-    fn tensor(&self) -> Tensor {
-        Tensor::new(self.shape.clone(), self.data.clone()).unwrap()
-    }
-}
 
 #[derive(Deserialize)]
 struct OptimCase {
@@ -65,13 +55,7 @@ fn fixtures() -> Fixtures {
 }
 
 fn close(got: &Tensor, want: &T, tol: f32, what: &str) {
-    assert_eq!(got.shape(), want.shape.as_slice(), "{what}: shape");
-    for (i, (&g, &w)) in got.data().iter().zip(&want.data).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "{what}[{i}]: got {g}, PyTorch {w}"
-        );
-    }
+    assert_close_each(got, &want.tensor(), tol, what);
 }
 
 #[test]

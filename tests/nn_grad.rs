@@ -1,6 +1,8 @@
 //! Finite-difference gradient checks for every layer and the loss: the analytic input and
 //! parameter gradients of `f = Σ r ⊙ layer(x)` (r random) against central differences.
 
+mod common;
+use common::rand_tensor;
 use stride::nn::activation::{Act, Dropout};
 use stride::nn::batchnorm::BatchNorm;
 use stride::nn::linear::{Flatten, Linear};
@@ -11,11 +13,6 @@ use stride::ops::activation::Activation;
 use stride::ops::loss::{cross_entropy, cross_entropy_backward};
 use stride::rng::Rng;
 use stride::Tensor;
-
-fn rand(shape: &[usize], rng: &mut Rng) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::new(shape.to_vec(), rng.vec(n, -1.0, 1.0)).unwrap()
-}
 
 /// `Σ r ⊙ layer(x)` in f64.
 fn objective(layer: &mut dyn Layer, x: &Tensor, r: &Tensor, train: bool) -> f64 {
@@ -38,7 +35,7 @@ fn check(layer: &mut dyn Layer, x: &Tensor, train: bool, name: &str) {
     let eps = 1e-2f32;
     layer.reseed(5);
     let y = layer.forward(x.clone(), train).unwrap();
-    let r = rand(y.shape(), &mut rng);
+    let r = rand_tensor(&mut rng, y.shape());
     let gx = layer.backward(r.clone(), true).unwrap().unwrap();
     let pgrads: Vec<Tensor> = layer.params().iter().map(|p| p.grad.clone()).collect();
     // input gradient: a few coordinates spread over the tensor
@@ -74,19 +71,24 @@ fn check(layer: &mut dyn Layer, x: &Tensor, train: bool, name: &str) {
 fn linear_gradients() {
     let mut rng = Rng::new(1);
     let mut l = Linear::new(7, 5, true);
-    l.weight.value = rand(&[5, 7], &mut rng);
-    l.bias.as_mut().unwrap().value = rand(&[5], &mut rng);
-    check(&mut l, &rand(&[4, 7], &mut rng), true, "linear");
+    l.weight.value = rand_tensor(&mut rng, &[5, 7]);
+    l.bias.as_mut().unwrap().value = rand_tensor(&mut rng, &[5]);
+    check(&mut l, &rand_tensor(&mut rng, &[4, 7]), true, "linear");
     let mut l = Linear::new(3, 2, false);
-    l.weight.value = rand(&[2, 3], &mut rng);
-    check(&mut l, &rand(&[2, 3], &mut rng), true, "linear no bias");
+    l.weight.value = rand_tensor(&mut rng, &[2, 3]);
+    check(
+        &mut l,
+        &rand_tensor(&mut rng, &[2, 3]),
+        true,
+        "linear no bias",
+    );
 }
 
 #[test]
 fn activation_gradients() {
     let mut rng = Rng::new(2);
     // ReLU away from the kink at 0
-    let mut x = rand(&[3, 4, 5], &mut rng);
+    let mut x = rand_tensor(&mut rng, &[3, 4, 5]);
     x.data_mut().iter_mut().for_each(|v| {
         if v.abs() < 0.05 {
             *v = 0.3
@@ -100,7 +102,7 @@ fn activation_gradients() {
 #[test]
 fn dropout_and_flatten_gradients() {
     let mut rng = Rng::new(3);
-    let x = rand(&[4, 2, 3, 3], &mut rng);
+    let x = rand_tensor(&mut rng, &[4, 2, 3, 3]);
     check(&mut Dropout::new(0.4).unwrap(), &x, true, "dropout");
     check(&mut Dropout::new(0.4).unwrap(), &x, false, "dropout eval");
     check(&mut Flatten::default(), &x, true, "flatten");
@@ -129,8 +131,8 @@ fn batch_norm_gradients_train_and_eval() {
     for (spatial, shape) in [(1, vec![6, 3]), (1, vec![4, 3, 5]), (2, vec![3, 2, 3, 3])] {
         let mut bn = BatchNorm::new(spatial, shape[1]);
         bn.weight.value = Tensor::new(vec![shape[1]], rng.vec(shape[1], 0.5, 1.5)).unwrap();
-        bn.bias.value = rand(&[shape[1]], &mut rng);
-        let x = rand(&shape, &mut rng);
+        bn.bias.value = rand_tensor(&mut rng, &[shape[1]]);
+        let x = rand_tensor(&mut rng, &shape);
         check(
             &mut bn,
             &x,
@@ -153,7 +155,7 @@ fn batch_norm_gradients_train_and_eval() {
 #[test]
 fn cross_entropy_gradient() {
     let mut rng = Rng::new(5);
-    let z = rand(&[6, 4], &mut rng);
+    let z = rand_tensor(&mut rng, &[6, 4]);
     let t = [0, 3, 1, 1, 2, 0];
     let ce = cross_entropy(z.data(), 4, &t).unwrap();
     let mut g = vec![0.0; z.numel()];
@@ -179,7 +181,7 @@ fn sequential_mlp_gradient_through_the_loss() {
     .unwrap();
     let mut m = Model::build(&spec, stride::nn::init::Init::XavierUniform, 3).unwrap();
     let mut rng = Rng::new(6);
-    let x = rand(&[5, 12], &mut rng);
+    let x = rand_tensor(&mut rng, &[5, 12]);
     let t = [0, 1, 2, 1, 0];
     let loss = |m: &mut Model| {
         let z = m.net.forward(x.clone(), true).unwrap();
@@ -245,9 +247,14 @@ fn conv_layer_gradients_1d_2d_3d() {
     ];
     for (xs, ws, p) in cases {
         let mut c = Conv::new(&ws, true, p);
-        c.weight.value = rand(&ws, &mut rng);
-        c.bias.as_mut().unwrap().value = rand(&[ws[0]], &mut rng);
-        check(&mut c, &rand(&xs, &mut rng), true, &format!("conv {ws:?}"));
+        c.weight.value = rand_tensor(&mut rng, &ws);
+        c.bias.as_mut().unwrap().value = rand_tensor(&mut rng, &[ws[0]]);
+        check(
+            &mut c,
+            &rand_tensor(&mut rng, &xs),
+            true,
+            &format!("conv {ws:?}"),
+        );
     }
 }
 

@@ -2,6 +2,8 @@
 //! scripts/gen_pool_fixtures.py): forward output, argmax indices and input gradient of max,
 //! avg, lp, adaptive, global, fractional max pooling and max-unpooling in 1-D, 2-D and 3-D.
 
+mod common;
+use common::assert_close_each;
 use serde::Deserialize;
 use stride::geometry::PaddingSpec;
 use stride::ops::pool::{
@@ -95,11 +97,7 @@ fn params(c: &Case, kind: PoolKind) -> PoolParams {
 }
 
 fn close(name: &str, what: &str, got: &Tensor, want: &Tensor, tol: f32) {
-    assert_eq!(got.shape(), want.shape(), "{name}: {what} shape");
-    for (i, (a, b)) in got.data().iter().zip(want.data()).enumerate() {
-        let ok = (a - b).abs() <= tol * (1.0 + b.abs());
-        assert!(ok, "{name}: {what}[{i}] = {a}, PyTorch {b}");
-    }
+    assert_close_each(got, want, tol, &format!("{name}: {what}"));
 }
 
 #[test]

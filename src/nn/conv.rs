@@ -127,12 +127,10 @@ impl Layer for Conv {
     }
 
     fn params(&self) -> Vec<&Param> {
-        std::iter::once(&self.weight).chain(&self.bias).collect()
+        Param::weight_and_bias(&self.weight, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<&mut Param> {
-        std::iter::once(&mut self.weight)
-            .chain(&mut self.bias)
-            .collect()
+        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 }

@@ -29,6 +29,19 @@ pub struct Param {
 }
 
 impl Param {
+    /// A layer's parameters in PyTorch's order: the weight, then the bias if any.
+    pub fn weight_and_bias<'a>(weight: &'a Param, bias: &'a Option<Param>) -> Vec<&'a Param> {
+        std::iter::once(weight).chain(bias).collect()
+    }
+
+    /// [`Param::weight_and_bias`], mutable.
+    pub fn weight_and_bias_mut<'a>(
+        weight: &'a mut Param,
+        bias: &'a mut Option<Param>,
+    ) -> Vec<&'a mut Param> {
+        std::iter::once(weight).chain(bias).collect()
+    }
+
     /// A parameter with a zero gradient.
     pub fn new(name: &'static str, value: Tensor) -> Self {
         let grad = Tensor::zeros(value.shape());

@@ -275,6 +275,18 @@ pub fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Asserts `got ≈ want` entry by entry, `|g - w| ≤ tol·(1 + |w|)` (the PyTorch fixtures'
+/// tolerance), naming the first entry that is off.
+pub fn assert_close_each(got: &Tensor, want: &Tensor, tol: f32, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, (&g, &w)) in got.data().iter().zip(want.data()).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, PyTorch {w}"
+        );
+    }
+}
+
 /// Asserts `a ≈ b` element-wise with a tolerance relative to the magnitude of `b`.
 pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
     assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
