@@ -115,8 +115,9 @@ pub fn table(layers: &[RfLayer]) -> Result<Explanation> {
     })
 }
 
-/// The course's comparisons ("Convolutional Neural Networks (CNN): High Level") for `c` channels in and out: the stack against one
-/// layer with the same field, and a 1×1 channel reduction in front of that layer.
+/// The course's comparisons (the notebook "Convolutional Neural Networks (CNN): High Level")
+/// for `c` channels in and out: the stack against one layer with the same field, and a 1×1
+/// channel reduction in front of that layer.
 pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
     check(layers)?;
     let rf = through_stack(layers).last().copied().expect("non-empty");

@@ -31,7 +31,7 @@ pub fn backward_input_slices(
 }
 
 /// Input gradient into a new buffer `(N, Cin, D, H, W)`; through the adjoint problem it takes
-/// the forward's fresh-buffer path ([`forward_new`]: no zero fill for the blocked kernel).
+/// the forward's fresh-buffer path ([`forward_new`]: no zero fill for the channel-lanes kernel).
 pub fn backward_input_new(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -102,8 +102,8 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
-/// it). Toeplitz, Winograd and the blocked kernel have no weight-gradient form of their own and
-/// use im2col; `Auto` picks by [`weight_algo`].
+/// it). Toeplitz and Winograd have no weight-gradient form of their own and use im2col; `Auto`
+/// picks by [`weight_algo`].
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,

@@ -115,12 +115,12 @@ pub fn forward_slices(
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
         ConvAlgo::WidthLanes if width_lanes::suits(s) => width_lanes::forward(s, x, w, bias, y),
-        // outside its domain the row kernel defers to im2col
+        // outside its domain the width-lanes kernel defers to im2col
         ConvAlgo::WidthLanes => im2col::forward(s, x, w, bias, y),
         ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
             channel_lanes::forward(s, x, w, bias, as_uninit(y))
         }
-        // outside its domain the blocked kernel defers to im2col
+        // outside its domain the channel-lanes kernel defers to im2col
         ConvAlgo::ChannelLanes => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
         // outside its domain Winograd defers to im2col
@@ -136,8 +136,8 @@ fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The blocked kernel writes every output
-/// value, so its buffer skips the zero fill (for big outputs the fill costs 3–10% of the
+/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel writes every
+/// output value, so its buffer skips the zero fill (for big outputs the fill costs 3–10% of the
 /// convolution); the other algorithms get zeros.
 pub fn forward_new(
     s: &ConvShape,

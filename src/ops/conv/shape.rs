@@ -110,7 +110,7 @@ impl ConvShape {
         Ok(shape)
     }
 
-    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the row kernel
+    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the width-lanes kernel
     /// builds) or output `N·Cout·out` would hold more than [`MAX_ELEMENTS`] values; `arg` and
     /// `fix` name the argument to change and how.
     pub fn check_size(&self, arg: &str, fix: &str) -> Result<()> {

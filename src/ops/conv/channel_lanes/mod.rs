@@ -11,7 +11,8 @@
 //! Register block: R ≤ 14 consecutive output columns × B ≤ 2 channel blocks (28 of the 32
 //! AVX-512 registers). For every (input channel, tap) it loads B weight vectors and broadcasts
 //! R input values, for R·B fused multiply-adds: 0.6 loads per FMA, against 1.1 for the
-//! row kernel (which loads one unaligned input vector per 8 FMAs and broadcasts every weight).
+//! width-lanes kernel (which loads one unaligned input vector per 8 FMAs and broadcasts every
+//! weight).
 //! Lanes past `Cout/g` hold zero weights and are not stored.
 
 use super::{width_lanes, ConvShape};
@@ -28,9 +29,9 @@ pub use wgrad::backward_weight;
 
 /// Output channels per vector.
 const L: usize = 16;
-/// Shortest reduction Cin/g·taps for which `auto` prefers this kernel to the row kernel: below
-/// it the per-block transpose and stores outweigh the FMAs (measured on 1 → 32 channels, 3×3
-/// and 5×5, batch 256: rows 1.5–2× faster; at 50 the two tie).
+/// Shortest reduction Cin/g·taps for which `auto` prefers this kernel to the width-lanes
+/// kernel: below it the per-block transpose and stores outweigh the FMAs (measured on 1 → 32
+/// channels, 3×3 and 5×5, batch 256: width-lanes 1.5–2× faster; at 50 the two tie).
 pub const MIN_REDUCTION: usize = 64;
 /// Most output columns per register block.
 const RMAX: usize = 14;

@@ -1,4 +1,4 @@
-//! Weight gradient of the channel-blocked kernel: output channels in the vector lanes, the
+//! Weight gradient of the channel-lanes kernel: output channels in the vector lanes, the
 //! output gradient transposed to `(group, channel block, N, pos, L)` first.
 
 use super::{width_lanes, with_padded, ConvShape, L};
