@@ -56,18 +56,20 @@ pub fn resolve_algo(s: &ConvShape, algo: ConvAlgo) -> ConvAlgo {
     }
 }
 
-/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
-pub fn auto_algos(s: &ConvShape) -> [String; 3] {
-    let name = |a: ConvAlgo| a.name();
-    let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
-        Some(t) => format!("adj-{}", name(choose_algo(&t))),
-        None => "col2im".into(),
-    };
-    [
-        name(choose_algo(s)).into(),
-        bwd_in,
-        name(weight_algo(s)).into(),
-    ]
+/// Input gradient: the forward problem that computes it for `s` under `algo`, if any.
+///
+/// `Auto` (and the direct kernels `WidthLanes`, `ChannelLanes` and `Winograd`, which have no
+/// input-gradient form of their own) use the adjoint problem ([`adjoint_problem`]) wherever it
+/// exists (stride 1, zero padding): the forward kernels it reaches beat col2im on every standard
+/// shape, and `Auto` then picks the adjoint's kernel by [`choose_algo`]. Elsewhere (`None`) the
+/// input gradient is the algorithm's own form (direct scatter, `Tᵀ gy`, col2im for `Auto`).
+pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
+    match algo {
+        ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => {
+            adjoint_problem(s)
+        }
+        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
+    }
 }
 
 /// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): 1×1 as
@@ -91,18 +93,16 @@ pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
     }
 }
 
-/// Input gradient: the forward problem that computes it for `s` under `algo`, if any.
-///
-/// `Auto` (and the direct kernels `WidthLanes`, `ChannelLanes` and `Winograd`, which have no
-/// input-gradient form of their own) use the adjoint problem ([`adjoint_problem`]) wherever it
-/// exists (stride 1, zero padding): the forward kernels it reaches beat col2im on every standard
-/// shape, and `Auto` then picks the adjoint's kernel by [`choose_algo`]. Elsewhere (`None`) the
-/// input gradient is the algorithm's own form (direct scatter, `Tᵀ gy`, col2im for `Auto`).
-pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
-    match algo {
-        ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => {
-            adjoint_problem(s)
-        }
-        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
-    }
+/// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
+pub fn auto_algos(s: &ConvShape) -> [String; 3] {
+    let name = |a: ConvAlgo| a.name();
+    let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
+        Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        None => "col2im".into(),
+    };
+    [
+        name(choose_algo(s)).into(),
+        bwd_in,
+        name(weight_algo(s)).into(),
+    ]
 }
