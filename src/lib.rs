@@ -15,7 +15,7 @@
 //! - [`analysis`]: shapes, parameters, MACs/FLOPs, memory, receptive fields;
 //! - [`explain`]: step-by-step narration of an op on small inputs;
 //! - [`io`]: `.npy` files, inline literals, atomic writes;
-//! - [`bench`]: the timing protocol, the standard shapes and their timed passes;
+//! - [`bench`](mod@bench): the timing protocol, the standard shapes and their timed passes;
 //! - [`rng`]: the seeded random numbers; [`error`]: the typed errors.
 //!
 //! The library never prints; the `stride` binary (`src/main.rs`, `src/cli/`) parses arguments,

@@ -1,7 +1,7 @@
 //! The convolution problem: PyTorch's parameters ([`ConvParams`]) and the validated sizes every
 //! algorithm takes ([`ConvShape`]), with the checks that turn bad shapes into one-line errors
-//! naming the argument. Shared with the transposed convolution ([`split_input`], [`check_bias`],
-//! [`kernel_window`]).
+//! naming the argument. Shared with the transposed convolution (`split_input`, `check_bias`,
+//! `kernel_window`).
 
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, PaddingSpec, Window3, WindowSpec};
