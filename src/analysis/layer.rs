@@ -4,7 +4,7 @@
 
 use super::{bytes, thousands};
 use crate::error::{Error, Result};
-use crate::explain::conv::{axis_names, size_formula};
+use crate::explain::{axis_names, size_formula};
 use crate::explain::{Explanation, Step};
 use crate::geometry::{PaddingSpec, Window3, WindowSpec};
 
@@ -162,7 +162,7 @@ impl LayerQuery {
                 "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1",
             );
             for (n, a) in names.iter().zip(win.real_axes()) {
-                size = size.line(size_formula(n, a));
+                size = size.line(size_formula(n, a, false));
             }
         }
         let out_sp = &f.out_shape[1..];
