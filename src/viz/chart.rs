@@ -54,7 +54,7 @@ where
         .x_label_formatter(&int_label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
-        .light_line_style(RGBColor(238, 238, 238))
+        .light_line_style(WHITE)
         .bold_line_style(RGBColor(215, 215, 215))
         .draw()
         .map_err(draw_err)?;

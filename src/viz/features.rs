@@ -101,12 +101,23 @@ fn kernel_grid(layer: usize, describe: &str, w: &Tensor) -> Grid {
     let k = &w.shape()[2..];
     let (rows_n, cols_n) = (cout.min(MAX_FILTERS), cin.min(MAX_FILTERS));
     let per = cin * k.iter().product::<usize>();
-    let rows = (0..rows_n)
-        .map(|f| Row {
-            label: format!("filter {}", f + 1),
-            cells: cells(&w.data()[f * per..][..per], k, cols_n, |c| format!("in {}", c + 1)),
-        })
-        .collect();
+    let rows = if cin == 1 {
+        // one kernel per filter: the filters side by side, wrapped
+        let all = cells(&w.data()[..rows_n * per], k, rows_n, |f| format!("filter {}", f + 1));
+        all.chunks(WRAP)
+            .map(|c| Row {
+                label: String::new(),
+                cells: c.to_vec(),
+            })
+            .collect()
+    } else {
+        (0..rows_n)
+            .map(|f| Row {
+                label: format!("filter {}", f + 1),
+                cells: cells(&w.data()[f * per..][..per], k, cols_n, |c| format!("in {}", c + 1)),
+            })
+            .collect()
+    };
     Grid {
         title: format!(
             "Layer {layer} kernels: {describe}, weight {}{}{}",
