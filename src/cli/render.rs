@@ -1,6 +1,6 @@
 //! Text rendering of tensors and explanations: matrices with aligned columns.
 
-use stride::explain::{fmt_num, Explanation};
+use stride::explain::{fmt_num, Explanation, NUMBERING};
 use stride::tensor::fmt_shape;
 use stride::Tensor;
 
@@ -48,7 +48,7 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
 
 /// Renders an explanation: numbered steps, their text, then their tensors.
 pub fn explanation(ex: &Explanation) -> String {
-    let mut out = format!("== {} ==\n", ex.title);
+    let mut out = format!("== {} ==\n({NUMBERING})\n", ex.title);
     for (i, st) in ex.steps.iter().enumerate() {
         out.push_str(&format!("\nStep {}. {}\n", i + 1, st.heading));
         for l in &st.lines {
