@@ -4,6 +4,7 @@
 use super::{args, grad, render};
 use clap::Args;
 use std::path::PathBuf;
+use stride::explain::conv_transpose::explain;
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::conv::ConvAlgo;
 use stride::ops::conv_transpose::{
@@ -73,6 +74,12 @@ pub struct ConvTransposeArgs {
     /// Write the output to this .npy file instead of printing it.
     #[arg(long, value_name = "Y.npy")]
     output: Option<PathBuf>,
+    /// Print the worked computation: each input value scattering a scaled kernel, and the sums.
+    #[arg(long)]
+    explain: bool,
+    /// With --explain: only input cell I,J's scatter (1-based), for large inputs.
+    #[arg(long, value_name = "I,J", requires = "explain")]
+    cell: Option<String>,
     #[command(flatten)]
     grad: grad::GradArgs,
 }
@@ -106,6 +113,16 @@ pub fn run(a: ConvTransposeArgs) -> anyhow::Result<()> {
         .map(|gy| conv_transpose_backward(&x, &w, gy, &p, algo, a.grad.want(b.is_some())))
         .transpose()?
         .unwrap_or_default();
+    let text = if a.explain {
+        let cell = a
+            .cell
+            .as_deref()
+            .map(|c| parse_per_axis("cell", c))
+            .transpose()?;
+        render::explanation(&explain(&x, &w, b.as_ref(), &p, cell.as_deref())?)
+    } else {
+        String::new()
+    };
     let mut files = vec![];
     if let Some(path) = &a.output {
         files.push(("output", path.as_path(), &y));
@@ -113,7 +130,8 @@ pub fn run(a: ConvTransposeArgs) -> anyhow::Result<()> {
     files.extend(a.grad.outputs(&grads));
     let wrote = grad::save_all(&files)?;
 
-    if a.output.is_none() {
+    print!("{text}");
+    if a.output.is_none() && !a.explain {
         print!("{}", render::tensor("output", &y, nd));
     }
     if a.grad.print_mode() {
