@@ -4,8 +4,9 @@
 use super::{args, grad, render};
 use clap::Args;
 use std::path::PathBuf;
-use stride::explain::conv::{explain, ExplainKind};
-use stride::explain::conv_grad::explain_grad;
+use stride::explain::conv::{explain_at, ExplainKind};
+use stride::explain::conv_grad::explain_grad_at;
+use stride::explain::conv_grad_matrix::{explain_grad_im2col, explain_grad_toeplitz};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape};
 
@@ -75,6 +76,10 @@ pub struct ConvArgs {
     /// with --grad-output, the gradients too.
     #[arg(long, value_name = "HOW", num_args = 0..=1, default_missing_value = "direct")]
     explain: Option<String>,
+    /// With --explain: only output cell I,J (1-based) of the forward, and only ∂E/∂x at I,J of the
+    /// input gradient, for large inputs.
+    #[arg(long, value_name = "I,J", requires = "explain")]
+    cell: Option<String>,
     #[command(flatten)]
     grad: grad::GradArgs,
 }
@@ -134,10 +139,21 @@ pub fn run(a: ConvArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let mut text = String::new();
     if let Some(kind) = explain_kind {
-        text += &render::explanation(&explain(&x, &w, b.as_ref(), &p, kind)?);
+        let cell = a
+            .cell
+            .as_deref()
+            .map(|c| parse_per_axis("cell", c))
+            .transpose()?;
+        let cell = cell.as_deref();
+        text += &render::explanation(&explain_at(&x, &w, b.as_ref(), &p, kind, cell)?);
         if let Some(gy) = &gy {
             text += "\n";
-            text += &render::explanation(&explain_grad(&x, &w, b.as_ref(), gy, &p)?);
+            let ex = match kind {
+                ExplainKind::Direct => explain_grad_at(&x, &w, b.as_ref(), gy, &p, cell)?,
+                ExplainKind::Im2col => explain_grad_im2col(&x, &w, gy, &p)?,
+                ExplainKind::Toeplitz => explain_grad_toeplitz(&x, &w, gy, &p)?,
+            };
+            text += &render::explanation(&ex);
         }
     }
     let mut files = vec![];

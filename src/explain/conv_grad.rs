@@ -38,7 +38,7 @@ pub(crate) fn traced(terms: &[Term], value: f32) -> String {
     )
 }
 
-fn check_size(s: &ConvShape, gy: &Tensor) -> Result<()> {
+pub(crate) fn check_size(s: &ConvShape, gy: &Tensor) -> Result<()> {
     check_grad_output(gy.shape(), &s.out_shape())?;
     let terms = s.batch * s.cout * s.window.out_len() * s.k_len();
     if terms > MAX_TERMS {

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod conv_grad;
+pub mod conv_grad_matrix;
 pub mod conv_transpose;
 pub mod pool;
 pub mod pool_grad;
