@@ -6,7 +6,8 @@
 
 use super::conv::focus_index;
 use super::conv_grad::{traced, Term};
-use super::{axis_names, fmt_num, label, position, Explanation, Step, MAX_TERMS};
+use super::{axis_names, fmt_num, label, position, transposed_size_formula, TRANSPOSED_RULE};
+use super::{Explanation, Step, MAX_TERMS};
 use crate::error::{Error, Result};
 use crate::geometry::PaddingMode;
 use crate::ops::conv::ConvAlgo;
@@ -46,13 +47,11 @@ pub fn explain(
             fmt_shape(x.shape()),
             fmt_shape(w.shape())
         ))
-        .line("per axis: out = (in − 1)·stride − pad_begin − pad_end + dilation·(kernel − 1) + output_padding + 1");
+        .line(TRANSPOSED_RULE);
     for (name, a) in axis_names(nd).iter().zip(win.real_axes()) {
+        // the output padding is what the output size has beyond the uncropped formula
         let op = a.input + a.pad_begin + a.pad_end - ((a.output - 1) * a.stride + a.dilation * (a.kernel - 1) + 1);
-        size = size.line(format!(
-            "{name}: ({} − 1)·{} − {} − {} + {}·({} − 1) + {op} + 1 = {}",
-            a.output, a.stride, a.pad_begin, a.pad_end, a.dilation, a.kernel, a.input
-        ));
+        size = size.line(transposed_size_formula(name, a, op));
     }
     let mut ex = Explanation {
         title: "Transposed convolution, step by step".into(),

@@ -113,6 +113,20 @@ pub fn size_formula(name: &str, a: &AxisWindow, ceil: bool) -> String {
     )
 }
 
+/// The per-axis output-size rule of a transposed convolution.
+pub const TRANSPOSED_RULE: &str =
+    "per axis: out = (in - 1)·stride - pad_begin - pad_end + dilation·(kernel-1) + output_padding + 1";
+
+/// The transposed-convolution size formula of one axis with the numbers filled in; `a` is the
+/// adjoint convolution's window (its `output` is the transposed input, its `input` the
+/// transposed output), `op` the output padding.
+pub fn transposed_size_formula(name: &str, a: &AxisWindow, op: usize) -> String {
+    format!(
+        "{name}: ({} - 1)·{} - {} - {} + {}·({}-1) + {op} + 1 = {}",
+        a.output, a.stride, a.pad_begin, a.pad_end, a.dilation, a.kernel, a.input
+    )
+}
+
 /// Axis names for `nd` spatial axes.
 pub fn axis_names(nd: usize) -> &'static [&'static str] {
     &["D", "H", "W"][3 - nd..]
