@@ -9,6 +9,7 @@ use stride::explain::conv_grad::explain_grad_at;
 use stride::explain::conv_grad_matrix::{explain_grad_im2col, explain_grad_toeplitz};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape};
+use stride::Tensor;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -103,6 +104,45 @@ pub fn params(
     })
 }
 
+/// For pen-and-paper literals, says what to write when the input and the kernel disagree in
+/// rank or channels (`[1,-1]` is a 1-D kernel: a 1×2 kernel is `[[1,-1]]`; a kernel over two
+/// input channels is a 4-D literal).
+fn literal_hint(e: stride::Error, input: &str, weight: &str, x: &Tensor, w: &Tensor) -> stride::Error {
+    let literal = |s: &str| s.trim_start().starts_with('[');
+    if !literal(input) && !literal(weight) {
+        return e;
+    }
+    let ws = w.rank().saturating_sub(2);
+    // the input's channels: (N, C, *spatial) or unbatched (C, *spatial)
+    let channels = match x.rank() {
+        r if r == ws + 2 => Some(x.shape()[1]),
+        r if r == ws + 1 => Some(x.shape()[0]),
+        _ => None,
+    };
+    let xs = x.rank().saturating_sub(2);
+    let hint = if channels.is_none() && ws == 1 && xs == 2 {
+        let k: Vec<String> = w.data().iter().map(|v| stride::explain::fmt_num(*v)).collect();
+        format!(
+            "the kernel is a 1-D literal but the input is 2-D; for a 1×{n} kernel write [[{}]] (two brackets)",
+            k.join(","),
+            n = k.len()
+        )
+    } else if channels.is_none() {
+        format!(
+            "the input has {xs} spatial axes and the kernel {ws}; write both with the same number of brackets \
+             (a 2-D literal [[..]] is one single-channel image or kernel)"
+        )
+    } else if let Some(c) = channels.filter(|&c| c != w.shape()[1] && c > 1) {
+        format!(
+            "the input has {c} channels, so a kernel over all of them is a 4-D literal (Cout, Cin, kH, kW): \
+             [[ [[..]], [[..]] ]] with one [[..]] per input channel"
+        )
+    } else {
+        return e;
+    };
+    stride::Error::arg("kernel", format!("{e}; {hint}"))
+}
+
 pub fn run(a: ConvArgs) -> anyhow::Result<()> {
     a.grad.check()?;
     let p = params(
@@ -126,7 +166,8 @@ pub fn run(a: ConvArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| args::load_vector("bias", s))
         .transpose()?;
-    let shape = ConvShape::new(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), &p)?;
+    let shape = ConvShape::new(x.shape(), w.shape(), b.as_ref().map(|b| b.shape()), &p)
+        .map_err(|e| literal_hint(e, &a.input, &a.weight, &x, &w))?;
     let nd = shape.window.nd;
     let gy = a.grad.load(&shape.out_shape())?;
 

@@ -75,7 +75,10 @@ pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
         let [1, h, w] = input_shape[..] else {
             return Err(Error::arg(
                 "input",
-                format!("the model takes {input_shape:?}; --input handles one grayscale image (1, H, W)"),
+                format!(
+                    "the model takes {}; --input handles one grayscale image (1, H, W)",
+                    stride::tensor::fmt_shape(&input_shape)
+                ),
             )
             .into());
         };

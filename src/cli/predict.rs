@@ -33,8 +33,8 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
         return Err(stride::Error::arg(
             "checkpoint",
             format!(
-                "the model takes input {:?}; predict handles one grayscale image (1, H, W)",
-                input
+                "the model takes input {}; predict handles one grayscale image (1, H, W)",
+                stride::tensor::fmt_shape(&input)
             ),
         )
         .into());
