@@ -86,6 +86,16 @@ impl Grid {
         }
     }
 
+    /// The top-left pixel of cell `col` of row `row`.
+    pub fn cell_origin(&self, row: usize, col: usize) -> (usize, usize) {
+        let (h, w) = self.cell_dims();
+        let scale = self.layout().scale;
+        (
+            MARGIN + self.row_label_w() + col * (w * scale + GAP),
+            MARGIN + TITLE_H + row * (h * scale + LABEL_H + GAP),
+        )
+    }
+
     /// The value range the colours span (shared by every cell; symmetric for diverging maps).
     pub fn range(&self) -> (f32, f32) {
         let (lo, hi) = finite_range(self.rows.iter().flat_map(|r| &r.cells).flat_map(|c| &c.values));
@@ -104,17 +114,15 @@ impl Grid {
             }
         };
         // the cells: each value a scale×scale square (nearest-neighbour upscaling)
-        let (cell_h, cell_w) = self.cell_dims();
-        let (cw, ch) = (cell_w * lay.scale, cell_h * lay.scale + LABEL_H);
-        let x0 = MARGIN + self.row_label_w();
+        let cell_h = self.cell_dims().0;
         let mut labels: Vec<(String, usize, usize, u32)> = vec![(self.title.clone(), MARGIN, MARGIN, 18)];
         for (ri, row) in self.rows.iter().enumerate() {
-            let y = MARGIN + TITLE_H + ri * (ch + GAP);
+            let y = self.cell_origin(ri, 0).1;
             if !row.label.is_empty() {
                 labels.push((row.label.clone(), MARGIN, y + (cell_h * lay.scale) / 2 - 7, 14));
             }
             for (ci, cell) in row.cells.iter().enumerate() {
-                let x = x0 + ci * (cw + GAP);
+                let x = self.cell_origin(ri, ci).0;
                 for (i, &v) in cell.values.iter().enumerate() {
                     let c = self.map.color(v, range);
                     let (py, px) = (i / cell.w.max(1), i % cell.w.max(1));
