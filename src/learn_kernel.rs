@@ -67,7 +67,10 @@ fn check(x: &Tensor, y: &Tensor, cfg: &LearnConfig) -> Result<Vec<usize>> {
         ));
     }
     if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
-        return Err(Error::arg("lr", "give a positive learning rate such as 0.03"));
+        return Err(Error::arg(
+            "lr",
+            "give a positive learning rate such as 0.03",
+        ));
     }
     let mut w_shape = vec![1, 1];
     w_shape.extend(&cfg.kernel);
@@ -106,9 +109,19 @@ fn params(nd: usize) -> ConvParams {
 }
 
 /// `(L, ∂L/∂Ŷ)` for kernel `k`: the squared error and its output gradient `2(Ŷ − Y)`.
-fn loss_and_grad(x: &Tensor, y: &Tensor, k: &Tensor, p: &ConvParams) -> Result<(f32, Tensor, Tensor)> {
+fn loss_and_grad(
+    x: &Tensor,
+    y: &Tensor,
+    k: &Tensor,
+    p: &ConvParams,
+) -> Result<(f32, Tensor, Tensor)> {
     let y_hat = conv(x, k, None, p, ConvAlgo::Direct)?;
-    let r: Vec<f32> = y_hat.data().iter().zip(y.data()).map(|(a, b)| a - b).collect();
+    let r: Vec<f32> = y_hat
+        .data()
+        .iter()
+        .zip(y.data())
+        .map(|(a, b)| a - b)
+        .collect();
     let loss = r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() as f32;
     let gy = Tensor::new(y.shape().to_vec(), r.iter().map(|v| 2.0 * v).collect())?;
     Ok((loss, y_hat, gy))
@@ -140,7 +153,10 @@ pub fn learn(x: &Tensor, y: &Tensor, cfg: &LearnConfig) -> Result<Learned> {
         let g = conv_backward(x, &k, &gy, &p, ConvAlgo::Direct, want)?
             .weight
             .expect("weight gradient requested");
-        k.data_mut().iter_mut().zip(g.data()).for_each(|(kv, gv)| *kv -= cfg.lr * gv);
+        k.data_mut()
+            .iter_mut()
+            .zip(g.data())
+            .for_each(|(kv, gv)| *kv -= cfg.lr * gv);
         steps.push(Record {
             step,
             loss,
@@ -183,22 +199,49 @@ pub fn explain_first_step(x: &Tensor, y: &Tensor, cfg: &LearnConfig) -> Result<E
     };
     let grad = conv_grad::explain_weight_grad(x, &k, &gy, &p)?;
     ex.steps.extend(grad.steps);
-    let g = conv_backward(x, &k, &gy, &p, ConvAlgo::Direct, GradRequest { weight: true, ..Default::default() })?
-        .weight
-        .expect("weight gradient requested");
-    let new: Vec<f32> = k.data().iter().zip(g.data()).map(|(a, b)| a - cfg.lr * b).collect();
+    let g = conv_backward(
+        x,
+        &k,
+        &gy,
+        &p,
+        ConvAlgo::Direct,
+        GradRequest {
+            weight: true,
+            ..Default::default()
+        },
+    )?
+    .weight
+    .expect("weight gradient requested");
+    let new: Vec<f32> = k
+        .data()
+        .iter()
+        .zip(g.data())
+        .map(|(a, b)| a - cfg.lr * b)
+        .collect();
     let terms: Vec<String> = k
         .data()
         .iter()
         .zip(g.data())
         .zip(&new)
-        .map(|((a, b), c)| format!("{} − {}·{} = {}", fmt_num(*a), fmt_num(cfg.lr), paren(*b), fmt_num(*c)))
+        .map(|((a, b), c)| {
+            format!(
+                "{} − {}·{} = {}",
+                fmt_num(*a),
+                fmt_num(cfg.lr),
+                paren(*b),
+                fmt_num(*c)
+            )
+        })
         .collect();
     ex.steps.push(
         Step::new("Update")
             .line(format!("K ← K − lr·∂L/∂K with lr = {}", fmt_num(cfg.lr)))
             .line(terms.join("; "))
-            .show("K after one step", Tensor::new(k.shape().to_vec(), new)?, nd),
+            .show(
+                "K after one step",
+                Tensor::new(k.shape().to_vec(), new)?,
+                nd,
+            ),
     );
     Ok(ex)
 }
@@ -229,7 +272,10 @@ mod tests {
         let y = conv(&x, &k, None, &params(2), ConvAlgo::Direct).unwrap();
         let out = learn(&x, &y, &LearnConfig::default()).unwrap();
         let got = out.kernel().data();
-        assert!((got[0] - 1.0).abs() < 0.1 && (got[1] + 1.0).abs() < 0.1, "{got:?}");
+        assert!(
+            (got[0] - 1.0).abs() < 0.1 && (got[1] + 1.0).abs() < 0.1,
+            "{got:?}"
+        );
         assert!(out.final_loss < out.steps[0].loss / 10.0);
     }
 }

@@ -54,7 +54,10 @@ fn grid_upscales_nearest_neighbour_with_the_colour_map() {
         }
     }
     // the last square ends exactly at its edge (the gap after it is background)
-    assert_ne!(at(x0 + 30, y0 + 15), ColorMap::Viridis.color(5.0, (0.0, 5.0)));
+    assert_ne!(
+        at(x0 + 30, y0 + 15),
+        ColorMap::Viridis.color(5.0, (0.0, 5.0))
+    );
 }
 
 #[test]
@@ -108,18 +111,46 @@ fn features_writes_labelled_pictures_and_keeps_earlier_ones() {
     assert!(h1 > 2 * 28 * 3, "{h1}");
     // a second run into the same folder is refused, the pictures untouched
     let before = std::fs::read(out_dir.join(files[0])).unwrap();
-    let e = usage_error(&["features", &s(&run), "--data", &s(&data), "--out", &s(&out_dir)]);
+    let e = usage_error(&[
+        "features",
+        &s(&run),
+        "--data",
+        &s(&data),
+        "--out",
+        &s(&out_dir),
+    ]);
     assert!(e.contains("already exists"), "{e}");
     assert_eq!(std::fs::read(out_dir.join(files[0])).unwrap(), before);
     // bad layer numbers and images name the fix
-    let e = usage_error(&["features", &s(&run), "--data", &s(&data), "--layers", "9", "--out", &s(&dir.path().join("x"))]);
+    let e = usage_error(&[
+        "features",
+        &s(&run),
+        "--data",
+        &s(&data),
+        "--layers",
+        "9",
+        "--out",
+        &s(&dir.path().join("x")),
+    ]);
     assert!(e.contains("layers 1 to 7"), "{e}");
-    let e = usage_error(&["features", &s(&run), "--data", &s(&data), "--image", "99", "--out", &s(&dir.path().join("y"))]);
+    let e = usage_error(&[
+        "features",
+        &s(&run),
+        "--data",
+        &s(&data),
+        "--image",
+        "99",
+        "--out",
+        &s(&dir.path().join("y")),
+    ]);
     assert!(e.contains("past the test set"), "{e}");
     // the training chart is a plotters-drawn PNG of the documented size
     let (w, h, px) = decode(&std::fs::read(run.join("chart.png")).unwrap());
     assert_eq!((w as u32, h as u32), stride::viz::chart::SIZE);
     // anti-aliased text and lines: grey levels between black and white occur
-    let greys = px.chunks(3).filter(|p| p[0] == p[1] && p[1] == p[2] && p[0] > 40 && p[0] < 200).count();
+    let greys = px
+        .chunks(3)
+        .filter(|p| p[0] == p[1] && p[1] == p[2] && p[0] > 40 && p[0] < 200)
+        .count();
     assert!(greys > 100, "{greys}");
 }

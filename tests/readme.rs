@@ -83,7 +83,11 @@ fn readme_examples_run() {
         }) || ["train", "bench", "eval", "predict", "features"].contains(&w[0].as_str())
     };
     // the exercise table: at least 30 rows, and every command but training ones runs
-    assert!(table.len() >= 30, "only {} commands in the exercise table", table.len());
+    assert!(
+        table.len() >= 30,
+        "only {} commands in the exercise table",
+        table.len()
+    );
     commands.extend(table);
     let mut ran = 0;
     for c in &commands {

@@ -4,7 +4,9 @@
 
 use super::{bytes, count, thousands};
 use crate::error::{Error, Result};
-use crate::explain::{axis_names, size_formula, size_rule, transposed_size_formula, TRANSPOSED_RULE};
+use crate::explain::{
+    axis_names, size_formula, size_rule, transposed_size_formula, TRANSPOSED_RULE,
+};
 use crate::explain::{Explanation, Step};
 use crate::geometry::{PaddingSpec, Window3, WindowSpec};
 

@@ -107,7 +107,13 @@ pub fn params(
 /// For pen-and-paper literals, says what to write when the input and the kernel disagree in
 /// rank or channels (`[1,-1]` is a 1-D kernel: a 1×2 kernel is `[[1,-1]]`; a kernel over two
 /// input channels is a 4-D literal).
-fn literal_hint(e: stride::Error, input: &str, weight: &str, x: &Tensor, w: &Tensor) -> stride::Error {
+fn literal_hint(
+    e: stride::Error,
+    input: &str,
+    weight: &str,
+    x: &Tensor,
+    w: &Tensor,
+) -> stride::Error {
     let literal = |s: &str| s.trim_start().starts_with('[');
     if !literal(input) && !literal(weight) {
         return e;
@@ -121,7 +127,11 @@ fn literal_hint(e: stride::Error, input: &str, weight: &str, x: &Tensor, w: &Ten
     };
     let xs = x.rank().saturating_sub(2);
     let hint = if channels.is_none() && ws == 1 && xs == 2 {
-        let k: Vec<String> = w.data().iter().map(|v| stride::explain::fmt_num(*v)).collect();
+        let k: Vec<String> = w
+            .data()
+            .iter()
+            .map(|v| stride::explain::fmt_num(*v))
+            .collect();
         format!(
             "the kernel is a 1-D literal but the input is 2-D; for a 1×{n} kernel write [[{}]] (two brackets)",
             k.join(","),

@@ -60,7 +60,11 @@ pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
             if i >= test.n {
                 return Err(Error::arg(
                     "image",
-                    format!("{i} is past the test set's {} images; give 0 to {}", test.n, test.n - 1),
+                    format!(
+                        "{i} is past the test set's {} images; give 0 to {}",
+                        test.n,
+                        test.n - 1
+                    ),
                 )
                 .into());
             }
@@ -89,27 +93,51 @@ pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {
         if a.invert {
             x.data_mut().iter_mut().for_each(|v| *v = 1.0 - *v);
         }
-        let name = path.file_name().map_or("image".into(), |s| s.to_string_lossy().into_owned());
+        let name = path
+            .file_name()
+            .map_or("image".into(), |s| s.to_string_lossy().into_owned());
         inputs.push(Input { label: name, x });
     }
     let pics = features(&mut model, &inputs, a.layers.as_deref())?;
     // render everything before writing anything
-    let pngs = pics.iter().map(|p| p.png()).collect::<stride::Result<Vec<_>>>()?;
-    if let Some(p) = pics.iter().map(|p| a.out.join(&p.file)).find(|p| p.exists()) {
+    let pngs = pics
+        .iter()
+        .map(|p| p.png())
+        .collect::<stride::Result<Vec<_>>>()?;
+    if let Some(p) = pics
+        .iter()
+        .map(|p| a.out.join(&p.file))
+        .find(|p| p.exists())
+    {
         return Err(Error::arg(
             "out",
-            format!("{} already exists; give a new folder so earlier pictures are kept", p.display()),
+            format!(
+                "{} already exists; give a new folder so earlier pictures are kept",
+                p.display()
+            ),
         )
         .into());
     }
     std::fs::create_dir_all(&a.out).map_err(|e| {
-        Error::arg("out", format!("cannot create {}: {e}; give a writable folder", a.out.display()))
+        Error::arg(
+            "out",
+            format!(
+                "cannot create {}: {e}; give a writable folder",
+                a.out.display()
+            ),
+        )
     })?;
     for (p, png) in pics.iter().zip(&pngs) {
         let path = a.out.join(&p.file);
         checkpoint::write_atomic(&path, png)?;
         let lay = p.grid.layout();
-        println!("wrote {} ({}×{}): {}", path.display(), lay.width, lay.height, p.about);
+        println!(
+            "wrote {} ({}×{}): {}",
+            path.display(),
+            lay.width,
+            lay.height,
+            p.about
+        );
     }
     Ok(())
 }

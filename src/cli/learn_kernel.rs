@@ -10,9 +10,11 @@ use stride::geometry::parse_per_axis;
 use stride::learn_kernel::{explain_first_step, learn, LearnConfig};
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example (d2l 6.2.4: the edge detector [1, -1] learned from an image and its edges):\n  \
+#[command(
+    after_help = "Example (d2l 6.2.4: the edge detector [1, -1] learned from an image and its edges):\n  \
   stride learn-kernel --input '[[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1]]' \\\n      \
-  --target '[[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0]]' --kernel-size 1,2")]
+  --target '[[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0]]' --kernel-size 1,2"
+)]
 pub struct LearnKernelArgs {
     /// Input X: one single-channel image (inline literal or .npy).
     #[arg(long, value_name = "X")]
@@ -58,7 +60,10 @@ pub fn run(a: LearnKernelArgs) -> anyhow::Result<()> {
     let x = args::load_tensor("input", &a.input)?;
     let y = args::load_tensor("target", &a.target)?;
     if a.explain {
-        print!("{}", render::explanation(&explain_first_step(&x, &y, &cfg)?));
+        print!(
+            "{}",
+            render::explanation(&explain_first_step(&x, &y, &cfg)?)
+        );
         return Ok(());
     }
     let out = learn(&x, &y, &cfg)?;
@@ -72,19 +77,43 @@ pub fn run(a: LearnKernelArgs) -> anyhow::Result<()> {
     }
     println!(
         "learning a {} kernel: loss = Σ (X ⋆ K − Y)², lr {}, {} steps; start K = {}",
-        cfg.kernel.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("×"),
+        cfg.kernel
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join("×"),
         fmt_num(cfg.lr),
         cfg.steps,
         kernel_text(&out.start)
     );
     let every = a.every.max(1);
-    for r in out.steps.iter().filter(|r| r.step % every == 0 || r.step == cfg.steps) {
-        println!("step {:>3}: loss {:>10.4}  K = {}", r.step, r.loss, kernel_text(&r.kernel));
+    for r in out
+        .steps
+        .iter()
+        .filter(|r| r.step % every == 0 || r.step == cfg.steps)
+    {
+        println!(
+            "step {:>3}: loss {:>10.4}  K = {}",
+            r.step,
+            r.loss,
+            kernel_text(&r.kernel)
+        );
     }
     println!("final loss {:.6}", out.final_loss);
-    print!("{}", render::tensor("learned kernel", out.kernel(), cfg.kernel.len()));
+    print!(
+        "{}",
+        render::tensor("learned kernel", out.kernel(), cfg.kernel.len())
+    );
     if let Some(path) = &a.output {
-        println!("wrote {} (1, 1, {})", path.display(), cfg.kernel.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "wrote {} (1, 1, {})",
+            path.display(),
+            cfg.kernel
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }

@@ -70,7 +70,11 @@ pub fn run(a: RfArgs) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or_default();
     if let Some(&bad) = pools.iter().find(|&&l| l == 0 || l > n) {
-        return Err(Error::arg("pools", format!("layer {bad} does not exist; give layer numbers from 1 to {n}")).into());
+        return Err(Error::arg(
+            "pools",
+            format!("layer {bad} does not exist; give layer numbers from 1 to {n}"),
+        )
+        .into());
     }
     let layers: Vec<RfLayer> = (0..n)
         .map(|i| RfLayer {

@@ -35,7 +35,13 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
     let cells: Vec<String> = t
         .data()
         .iter()
-        .map(|&v| if sparse && v == 0.0 { "·".into() } else { fmt_num(v) })
+        .map(|&v| {
+            if sparse && v == 0.0 {
+                "·".into()
+            } else {
+                fmt_num(v)
+            }
+        })
         .collect();
     let width = cells.iter().map(|c| c.chars().count()).max().unwrap_or(1);
     // wide matrices print in bands of columns that fit a terminal line
@@ -51,7 +57,11 @@ pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {
             rem /= lead[a];
         }
         if bi == 0 {
-            let note = if column_as_row { ", a column shown as a row" } else { "" };
+            let note = if column_as_row {
+                ", a column shown as a row"
+            } else {
+                ""
+            };
             out.push_str(&format!("{name} {}{note}:\n", fmt_shape(shape)));
         }
         if nblocks > 1 {

@@ -27,9 +27,12 @@ fn read_image(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
             path: path.to_path_buf(),
             source,
         })?;
-    let img = reader
-        .decode()
-        .map_err(|e| bad(path, format!("is not a readable image ({e}); give a PNG, JPEG or BMP file")))?;
+    let img = reader.decode().map_err(|e| {
+        bad(
+            path,
+            format!("is not a readable image ({e}); give a PNG, JPEG or BMP file"),
+        )
+    })?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut notes = Vec::new();
     let colour = img.color();

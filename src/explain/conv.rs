@@ -81,7 +81,10 @@ pub fn focus_index(cell: &[usize], dims: &[usize]) -> Result<usize> {
             ),
         ));
     }
-    Ok(cell.iter().zip(dims).fold(0, |acc, (&c, &d)| acc * d + c - 1))
+    Ok(cell
+        .iter()
+        .zip(dims)
+        .fold(0, |acc, (&c, &d)| acc * d + c - 1))
 }
 
 /// Explains `conv(x, w, b)` step by step.

@@ -122,7 +122,12 @@ pub fn explain_grad_at(
 
 /// Only the kernel gradient of `y = conv(x, w)` (for learning a kernel): the chain rule and
 /// `∂E/∂w` entry by entry.
-pub fn explain_weight_grad(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams) -> Result<Explanation> {
+pub fn explain_weight_grad(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
     check_size(&s, gy)?;
     let want = GradRequest {
@@ -255,7 +260,8 @@ struct InputTrace {
 /// each image, output channel and output cell, spread `g` and send `g·w` to every tap.
 fn input_terms(s: &ConvShape, w: &Tensor, gy: &Tensor, p: &ConvParams) -> InputTrace {
     let win = &s.window;
-    let (in_len, out_len, taps, cin_g, nd) = (win.in_len(), win.out_len(), win.taps(), s.cin_g(), win.nd);
+    let (in_len, out_len, taps, cin_g, nd) =
+        (win.in_len(), win.out_len(), win.taps(), s.cin_g(), win.nd);
     let out_dims = win.axes.map(|a| a.output);
     let k_dims = win.axes.map(|a| a.kernel);
     let pad_dims = win.axes.map(|a| a.padded());
@@ -278,18 +284,27 @@ fn input_terms(s: &ConvShape, w: &Tensor, gy: &Tensor, p: &ConvParams) -> InputT
                 let oi = split3(o, out_dims);
                 let at = [0, 1, 2].map(|a| win.axes[a].padded_coord(oi[a], win.axes[a].kernel - 1));
                 tr.spread[(n * s.cout + oc) * spread_len + flat(at, spread_dims)] = g;
-                let g_label = label("g", &[("n", n, s.batch > 1), ("c", oc, s.cout > 1)], &position(o, out_dims, nd));
+                let g_label = label(
+                    "g",
+                    &[("n", n, s.batch > 1), ("c", oc, s.cout > 1)],
+                    &position(o, out_dims, nd),
+                );
                 for icg in 0..cin_g {
                     let ic = ic0 + icg;
                     for t in 0..taps {
                         let wv = w_used.data()[(oc * cin_g + icg) * taps + t];
                         let ti = split3(t, k_dims);
                         let c = [0, 1, 2].map(|a| win.axes[a].padded_coord(oi[a], ti[a]));
-                        tr.gx_pad[(n * s.cin + ic) * pad_len + flat(c, pad_dims)] += g as f64 * wv as f64;
+                        tr.gx_pad[(n * s.cin + ic) * pad_len + flat(c, pad_dims)] +=
+                            g as f64 * wv as f64;
                         if let Some(src) = win.source(o, t, s.mode) {
                             // the weight as the user gave it (the mirrored tap for --flip)
                             let wt = if p.flip { taps - 1 - t } else { t };
-                            let w_label = label("w", &[("", oc, s.cout > 1), ("", icg, cin_g > 1)], &position(wt, k_dims, nd));
+                            let w_label = label(
+                                "w",
+                                &[("", oc, s.cout > 1), ("", icg, cin_g > 1)],
+                                &position(wt, k_dims, nd),
+                            );
                             tr.terms[(n * s.cin + ic) * in_len + src].push(Term {
                                 a: (g_label.clone(), g),
                                 b: (w_label, wv),

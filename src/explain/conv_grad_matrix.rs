@@ -16,14 +16,18 @@ fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     (0..m * n)
         .map(|ij| {
             let (i, j) = (ij / n, ij % n);
-            (0..k).map(|t| a[i * k + t] as f64 * b[t * n + j] as f64).sum::<f64>() as f32
+            (0..k)
+                .map(|t| a[i * k + t] as f64 * b[t * n + j] as f64)
+                .sum::<f64>() as f32
         })
         .collect()
 }
 
 /// The transpose of a row-major `rows × cols` matrix.
 fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..rows * cols).map(|ij| a[(ij % rows) * cols + ij / rows]).collect()
+    (0..rows * cols)
+        .map(|ij| a[(ij % rows) * cols + ij / rows])
+        .collect()
 }
 
 fn tag(s: &ConvShape, n: usize, g: usize) -> String {
@@ -42,13 +46,20 @@ fn result(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams, nd: usize) -> Res
         bias: false,
     };
     let grads = conv_backward(x, w, gy, p, ConvAlgo::Direct, want)?;
-    Ok(Step::new("Result (the library's backward pass, for comparison)")
-        .show("∂E/∂x", grads.input.expect("input gradient"), nd)
-        .show("∂E/∂w", grads.weight.expect("weight gradient"), nd))
+    Ok(
+        Step::new("Result (the library's backward pass, for comparison)")
+            .show("∂E/∂x", grads.input.expect("input gradient"), nd)
+            .show("∂E/∂w", grads.weight.expect("weight gradient"), nd),
+    )
 }
 
 /// The im2col form: per image and group, `∂E/∂K = G · colsᵀ` and `∂E/∂cols = Kᵀ · G`.
-pub fn explain_grad_im2col(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams) -> Result<Explanation> {
+pub fn explain_grad_im2col(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
     check_grad_output(gy.shape(), &s.out_shape())?;
     super::conv_grad::check_size(&s, gy)?;
@@ -69,7 +80,8 @@ pub fn explain_grad_im2col(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams) 
             let x_g = &x.data()[(n * s.cin + g * cin_g) * in_len..][..cin_g * in_len];
             let mut cols = vec![0.0; k * out_len];
             im2col::unfold(&s, x_g, 0, out_len, &mut cols);
-            let gm: Vec<f32> = gy.data()[(n * s.cout + g * cout_g) * out_len..][..cout_g * out_len].to_vec();
+            let gm: Vec<f32> =
+                gy.data()[(n * s.cout + g * cout_g) * out_len..][..cout_g * out_len].to_vec();
             let km = w_used.data()[g * cout_g * k..][..cout_g * k].to_vec();
             let dk = matmul(&gm, &transpose(&cols, k, out_len), cout_g, out_len, k);
             let dcols = matmul(&transpose(&km, cout_g, k), &gm, k, cout_g, out_len);
@@ -93,7 +105,12 @@ pub fn explain_grad_im2col(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams) 
 }
 
 /// The Toeplitz form: per image `∂E/∂x = Tᵀ · g`.
-pub fn explain_grad_toeplitz(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams) -> Result<Explanation> {
+pub fn explain_grad_toeplitz(
+    x: &Tensor,
+    w: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
     check_grad_output(gy.shape(), &s.out_shape())?;
     super::conv_grad::check_size(&s, gy)?;
@@ -114,14 +131,21 @@ pub fn explain_grad_toeplitz(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams
     for n in 0..s.batch {
         let g = &gy.data()[n * rows..][..rows];
         let gx = matmul(&tt, g, cols, rows, 1);
-        let label = if s.batch > 1 { format!(" (image {})", n + 1) } else { String::new() };
+        let label = if s.batch > 1 {
+            format!(" (image {})", n + 1)
+        } else {
+            String::new()
+        };
         ex.steps.push(
             Step::new(format!("Matrix-vector product{label}"))
                 .show("g (flattened)", Tensor::new(vec![rows, 1], g.to_vec())?, 2)
                 .show("∂E/∂x = Tᵀ · g", Tensor::new(vec![cols, 1], gx.clone())?, 2)
                 .conclude(format!(
                     "reshaped to the input: [{}]",
-                    gx.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+                    gx.iter()
+                        .map(|v| fmt_num(*v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
         );
     }

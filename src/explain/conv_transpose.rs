@@ -50,7 +50,8 @@ pub fn explain(
         .line(TRANSPOSED_RULE);
     for (name, a) in axis_names(nd).iter().zip(win.real_axes()) {
         // the output padding is what the output size has beyond the uncropped formula
-        let op = a.input + a.pad_begin + a.pad_end - ((a.output - 1) * a.stride + a.dilation * (a.kernel - 1) + 1);
+        let op = a.input + a.pad_begin + a.pad_end
+            - ((a.output - 1) * a.stride + a.dilation * (a.kernel - 1) + 1);
         size = size.line(transposed_size_formula(name, a, op));
     }
     let mut ex = Explanation {
@@ -81,14 +82,26 @@ pub fn explain(
             let co0 = (ci / s.cout_g()) * cin_g;
             for o in 0..x_len {
                 let v = x.data()[(n * s.cout + ci) * x_len + o];
-                let x_label = label("x", &[("n", n, s.batch > 1), ("c", ci, s.cout > 1)], &position(o, x3, nd));
+                let x_label = label(
+                    "x",
+                    &[("n", n, s.batch > 1), ("c", ci, s.cout > 1)],
+                    &position(o, x3, nd),
+                );
                 let mut lines = vec![];
-                let mut copies = Step::new(format!("{x_label} = {} scatters {} × kernel", fmt_num(v), fmt_num(v)));
+                let mut copies = Step::new(format!(
+                    "{x_label} = {} scatters {} × kernel",
+                    fmt_num(v),
+                    fmt_num(v)
+                ));
                 for cog in 0..cin_g {
                     let co = co0 + cog;
                     let k = &w.data()[(ci * cin_g + cog) * taps..][..taps];
                     for (t, &kv) in k.iter().enumerate() {
-                        let w_label = label("w", &[("", ci, s.cout > 1), ("", cog, cin_g > 1)], &position(t, k_dims, nd));
+                        let w_label = label(
+                            "w",
+                            &[("", ci, s.cout > 1), ("", cog, cin_g > 1)],
+                            &position(t, k_dims, nd),
+                        );
                         let y_lead = [("n", n, s.batch > 1), ("c", co, cout_t > 1)];
                         match win.source(o, t, PaddingMode::Zeros) {
                             Some(at) => {
@@ -102,7 +115,10 @@ pub fn explain(
                                     b: (w_label, kv),
                                 });
                             }
-                            None => lines.push(format!("{w_label}: {} → padding (cropped)", fmt_num(v * kv))),
+                            None => lines.push(format!(
+                                "{w_label}: {} → padding (cropped)",
+                                fmt_num(v * kv)
+                            )),
                         }
                     }
                     let scaled = k.iter().map(|&kv| v * kv).collect();
@@ -123,10 +139,16 @@ pub fn explain(
         for co in 0..cout_t {
             for i in 0..y_len {
                 let at = (n * cout_t + co) * y_len + i;
-                let bias = b.map_or(String::new(), |b| format!(" (bias {} included)", fmt_num(b.data()[co])));
+                let bias = b.map_or(String::new(), |b| {
+                    format!(" (bias {} included)", fmt_num(b.data()[co]))
+                });
                 st = st.line(format!(
                     "{} = {}{bias}",
-                    label("y", &[("n", n, s.batch > 1), ("c", co, cout_t > 1)], &position(i, y3, nd)),
+                    label(
+                        "y",
+                        &[("n", n, s.batch > 1), ("c", co, cout_t > 1)],
+                        &position(i, y3, nd)
+                    ),
                     traced(&sums[at], y.data()[at])
                 ));
             }

@@ -325,12 +325,13 @@ fn kmax_steps(s: &PoolShape, x: &Tensor, y: &Tensor, ex: &mut Explanation) {
     for (r, (row, kept)) in x.data().chunks(len).zip(y.data().chunks(k)).enumerate() {
         let mut sorted = kept.to_vec();
         sorted.sort_by(|a, b| b.total_cmp(a));
-        ex.steps.push(Step::new(format!("Row {}", r + 1)).line(format!(
-            "[{}]: the {k} largest are {}; in their original order → [{}]",
-            list(row),
-            list(&sorted),
-            list(kept)
-        )));
+        ex.steps
+            .push(Step::new(format!("Row {}", r + 1)).line(format!(
+                "[{}]: the {k} largest are {}; in their original order → [{}]",
+                list(row),
+                list(&sorted),
+                list(kept)
+            )));
     }
 }
 

@@ -30,7 +30,12 @@ fn rule(kind: PoolKind) -> &'static str {
 
 /// Explains `∂E/∂x` of `pool_forward(x, p)` for the output gradient `gy`; with `cell`
 /// (1-based, `--cell I,J`) only that output cell's contributions are listed.
-pub fn explain_backward(x: &Tensor, p: &PoolParams, gy: &Tensor, cell: Option<&[usize]>) -> Result<Explanation> {
+pub fn explain_backward(
+    x: &Tensor,
+    p: &PoolParams,
+    gy: &Tensor,
+    cell: Option<&[usize]>,
+) -> Result<Explanation> {
     let s = PoolShape::new(x.shape(), p)?;
     let out = pool_forward(x, p)?;
     if gy.shape() != out.y.shape() {
@@ -82,7 +87,11 @@ pub fn explain_backward(x: &Tensor, p: &PoolParams, gy: &Tensor, cell: Option<&[
                     "g at {} = {} → {}",
                     cell_name(&s, plane, o),
                     fmt_num(gy.data()[at]),
-                    if to.is_empty() { "nothing (0)".to_string() } else { to.join(", ") }
+                    if to.is_empty() {
+                        "nothing (0)".to_string()
+                    } else {
+                        to.join(", ")
+                    }
                 ));
             }
         }

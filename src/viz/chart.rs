@@ -107,7 +107,9 @@ pub fn render(title: &str, history: &[EpochMetrics]) -> Result<Vec<u8>> {
         let (tl, vl) = (col(|m| m.train_loss), col(|m| m.test_loss));
         let (ta, va) = (col(|m| m.train_acc), col(|m| m.test_acc));
         let finite = |v: &[f64], init: f64, f: fn(f64, f64) -> f64| {
-            v.iter().filter(|x| x.is_finite()).fold(init, |a, &b| f(a, b))
+            v.iter()
+                .filter(|x| x.is_finite())
+                .fold(init, |a, &b| f(a, b))
         };
         let lmax = round_up(finite(&tl, 0.0, f64::max).max(finite(&vl, 0.0, f64::max)));
         let amin = finite(&ta, 1.0, f64::min).min(finite(&va, 1.0, f64::min));

@@ -74,14 +74,26 @@ fn batch_rows(y: &Tensor, inputs: &[Input], take: usize, prefix: &str) -> Vec<Ro
     let per: usize = c * sp.iter().product::<usize>();
     let mut rows = vec![];
     for (i, input) in inputs.iter().enumerate().take(n) {
-        let all = cells(&y.data()[i * per..][..per], sp, take, |k| format!("{prefix}{}", k + 1));
+        let all = cells(&y.data()[i * per..][..per], sp, take, |k| {
+            format!("{prefix}{}", k + 1)
+        });
         if inputs.len() == 1 {
             for (j, chunk) in all.chunks(WRAP).enumerate() {
-                let label = if j == 0 { input.label.clone() } else { String::new() };
-                rows.push(Row { label, cells: chunk.to_vec() });
+                let label = if j == 0 {
+                    input.label.clone()
+                } else {
+                    String::new()
+                };
+                rows.push(Row {
+                    label,
+                    cells: chunk.to_vec(),
+                });
             }
         } else {
-            rows.push(Row { label: input.label.clone(), cells: all });
+            rows.push(Row {
+                label: input.label.clone(),
+                cells: all,
+            });
         }
     }
     rows
@@ -103,7 +115,9 @@ fn kernel_grid(layer: usize, describe: &str, w: &Tensor) -> Grid {
     let per = cin * k.iter().product::<usize>();
     let rows = if cin == 1 {
         // one kernel per filter: the filters side by side, wrapped
-        let all = cells(&w.data()[..rows_n * per], k, rows_n, |f| format!("filter {}", f + 1));
+        let all = cells(&w.data()[..rows_n * per], k, rows_n, |f| {
+            format!("filter {}", f + 1)
+        });
         all.chunks(WRAP)
             .map(|c| Row {
                 label: String::new(),
@@ -114,7 +128,9 @@ fn kernel_grid(layer: usize, describe: &str, w: &Tensor) -> Grid {
         (0..rows_n)
             .map(|f| Row {
                 label: format!("filter {}", f + 1),
-                cells: cells(&w.data()[f * per..][..per], k, cols_n, |c| format!("in {}", c + 1)),
+                cells: cells(&w.data()[f * per..][..per], k, cols_n, |c| {
+                    format!("in {}", c + 1)
+                }),
             })
             .collect()
     };
@@ -134,7 +150,11 @@ fn kernel_grid(layer: usize, describe: &str, w: &Tensor) -> Grid {
 /// Runs `inputs` through `model` and returns the pictures: the input, then per selected layer
 /// (1-based numbers as in `stride summary`; all convolution and pooling layers when `layers`
 /// is `None`) its feature maps, and for convolutions its kernels.
-pub fn features(model: &mut Model, inputs: &[Input], layers: Option<&[usize]>) -> Result<Vec<Picture>> {
+pub fn features(
+    model: &mut Model,
+    inputs: &[Input],
+    layers: Option<&[usize]>,
+) -> Result<Vec<Picture>> {
     let n_layers = model.spec.layers.len();
     if let Some(sel) = layers {
         if let Some(&bad) = sel.iter().find(|&&l| l == 0 || l > n_layers) {
@@ -149,7 +169,10 @@ pub fn features(model: &mut Model, inputs: &[Input], layers: Option<&[usize]>) -
     }
     let want = |i: usize| match layers {
         Some(sel) => sel.contains(&(i + 1)),
-        None => matches!(model.spec.layers[i], LayerSpec::Conv { .. } | LayerSpec::Pool { .. }),
+        None => matches!(
+            model.spec.layers[i],
+            LayerSpec::Conv { .. } | LayerSpec::Pool { .. }
+        ),
     };
     let last = (0..n_layers).rev().find(|&i| want(i)).map_or(0, |i| i + 1);
     let mut shape = vec![inputs.len()];
@@ -159,7 +182,12 @@ pub fn features(model: &mut Model, inputs: &[Input], layers: Option<&[usize]>) -
         if input.x.shape() != model.spec.input.as_slice() {
             return Err(Error::arg(
                 "input",
-                format!("{} is {} but the model takes {}", input.label, fmt_shape(input.x.shape()), fmt_shape(&model.spec.input)),
+                format!(
+                    "{} is {} but the model takes {}",
+                    input.label,
+                    fmt_shape(input.x.shape()),
+                    fmt_shape(&model.spec.input)
+                ),
             ));
         }
         data.extend_from_slice(input.x.data());
@@ -172,7 +200,11 @@ pub fn features(model: &mut Model, inputs: &[Input], layers: Option<&[usize]>) -
         grid: Grid {
             title: format!("Input {}", fmt_shape(&model.spec.input)),
             rows: batch_rows(&x, inputs, c_in.min(MAX_CHANNELS), "channel "),
-            map: if c_in == 1 { ColorMap::Gray } else { ColorMap::Viridis },
+            map: if c_in == 1 {
+                ColorMap::Gray
+            } else {
+                ColorMap::Viridis
+            },
             cell_px: 112,
         },
     }];

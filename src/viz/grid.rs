@@ -77,8 +77,12 @@ impl Grid {
         let (cw, ch) = (w * scale, h * scale + LABEL_H);
         let grid_w = self.row_label_w() + cols * cw + cols.saturating_sub(1) * GAP;
         let width = 2 * MARGIN + grid_w.max(BAR_W + 120).max(self.title.chars().count() * 9);
-        let height =
-            MARGIN + TITLE_H + self.rows.len() * ch + self.rows.len().saturating_sub(1) * GAP + LEGEND_H + MARGIN;
+        let height = MARGIN
+            + TITLE_H
+            + self.rows.len() * ch
+            + self.rows.len().saturating_sub(1) * GAP
+            + LEGEND_H
+            + MARGIN;
         Layout {
             width,
             height,
@@ -98,7 +102,12 @@ impl Grid {
 
     /// The value range the colours span (shared by every cell; symmetric for diverging maps).
     pub fn range(&self) -> (f32, f32) {
-        let (lo, hi) = finite_range(self.rows.iter().flat_map(|r| &r.cells).flat_map(|c| &c.values));
+        let (lo, hi) = finite_range(
+            self.rows
+                .iter()
+                .flat_map(|r| &r.cells)
+                .flat_map(|c| &c.values),
+        );
         self.map.range(lo, hi)
     }
 
@@ -115,11 +124,17 @@ impl Grid {
         };
         // the cells: each value a scale×scale square (nearest-neighbour upscaling)
         let cell_h = self.cell_dims().0;
-        let mut labels: Vec<(String, usize, usize, u32)> = vec![(self.title.clone(), MARGIN, MARGIN, 18)];
+        let mut labels: Vec<(String, usize, usize, u32)> =
+            vec![(self.title.clone(), MARGIN, MARGIN, 18)];
         for (ri, row) in self.rows.iter().enumerate() {
             let y = self.cell_origin(ri, 0).1;
             if !row.label.is_empty() {
-                labels.push((row.label.clone(), MARGIN, y + (cell_h * lay.scale) / 2 - 7, 14));
+                labels.push((
+                    row.label.clone(),
+                    MARGIN,
+                    y + (cell_h * lay.scale) / 2 - 7,
+                    14,
+                ));
             }
             for (ci, cell) in row.cells.iter().enumerate() {
                 let x = self.cell_origin(ri, ci).0;
@@ -128,7 +143,12 @@ impl Grid {
                     let (py, px) = (i / cell.w.max(1), i % cell.w.max(1));
                     for dy in 0..lay.scale {
                         for dx in 0..lay.scale {
-                            put(&mut buf, x + px * lay.scale + dx, y + py * lay.scale + dy, c);
+                            put(
+                                &mut buf,
+                                x + px * lay.scale + dx,
+                                y + py * lay.scale + dy,
+                                c,
+                            );
                         }
                     }
                 }
@@ -145,7 +165,9 @@ impl Grid {
             }
         }
         labels.push(("colour scale".into(), MARGIN, ly, 13));
-        let tick = |v: f32| lx + (((v - range.0) / (range.1 - range.0)) * (BAR_W - 1) as f32).round() as usize;
+        let tick = |v: f32| {
+            lx + (((v - range.0) / (range.1 - range.0)) * (BAR_W - 1) as f32).round() as usize
+        };
         let mut ticks = vec![range.0, range.1];
         if range.0 < 0.0 && range.1 > 0.0 {
             ticks.push(0.0);
@@ -157,7 +179,13 @@ impl Grid {
         encode_png(w, h, &buf)
     }
 
-    fn draw_text(&self, buf: &mut [u8], w: usize, h: usize, labels: &[(String, usize, usize, u32)]) -> Result<()> {
+    fn draw_text(
+        &self,
+        buf: &mut [u8],
+        w: usize,
+        h: usize,
+        labels: &[(String, usize, usize, u32)],
+    ) -> Result<()> {
         register_font();
         let root = BitMapBackend::with_buffer(buf, (w as u32, h as u32)).into_drawing_area();
         for (text, x, y, size) in labels {

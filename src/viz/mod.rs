@@ -23,11 +23,8 @@ static REGISTER: Once = Once::new();
 pub fn register_font() {
     REGISTER.call_once(|| {
         // the embedded file is a valid TTF (a test checks that pictures contain text)
-        let _ = plotters::style::register_font(
-            FONT,
-            plotters::style::FontStyle::Normal,
-            FONT_BYTES,
-        );
+        let _ =
+            plotters::style::register_font(FONT, plotters::style::FontStyle::Normal, FONT_BYTES);
     });
 }
 

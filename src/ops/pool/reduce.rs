@@ -228,7 +228,10 @@ fn reduce_cell(r: &Reduce, x: &[f32], cell: &Cell) -> (f32, u32) {
             }
             let mut sum = 0.0f64;
             cell.for_each(|i| sum += (x[i] as f64 / m).powf(p));
-            ((m * (sum / div.of(cell) * numel as f64).powf(1.0 / p)) as f32, 0)
+            (
+                (m * (sum / div.of(cell) * numel as f64).powf(1.0 / p)) as f32,
+                0,
+            )
         }
         Reduce::Soft => {
             let s = SoftStats::of(x, cell);
