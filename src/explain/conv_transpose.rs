@@ -10,7 +10,7 @@ use super::{axis_names, fmt_num, label, position, transposed_size_formula, TRANS
 use super::{Explanation, Step, MAX_TERMS};
 use crate::error::{Error, Result};
 use crate::geometry::PaddingMode;
-use crate::ops::conv::ConvAlgo;
+use crate::ops::conv::{ConvAlgo, ConvShape};
 use crate::ops::conv_transpose::{adjoint_shape, conv_transpose, ConvTransposeParams};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -72,6 +72,45 @@ pub fn explain(
                 .show("kernel", w.clone(), nd),
         ],
     };
+    let cout_t = s.cin;
+    let y3 = win.axes.map(|a| a.input);
+    let sums = scatter_steps(&s, x, w, focus, &mut ex)?;
+    let mut st = Step::new("Each output entry: the sum of the copies that overlap it");
+    for n in 0..s.batch {
+        for co in 0..cout_t {
+            for i in 0..y_len {
+                let at = (n * cout_t + co) * y_len + i;
+                let bias = b.map_or(String::new(), |b| {
+                    format!(" (bias {} included)", fmt_num(b.data()[co]))
+                });
+                st = st.line(format!(
+                    "{} = {}{bias}",
+                    label(
+                        "y",
+                        &[("n", n, s.batch > 1), ("c", co, cout_t > 1)],
+                        &position(i, y3, nd)
+                    ),
+                    traced(&sums[at], y.data()[at])
+                ));
+            }
+        }
+    }
+    ex.steps.push(st);
+    ex.steps.push(Step::new("Result").show("output", y, nd));
+    Ok(ex)
+}
+
+/// One step per input cell: the kernel scaled by its value and where each product lands.
+/// Returns, per output entry, the products that sum to it.
+fn scatter_steps(
+    s: &ConvShape,
+    x: &Tensor,
+    w: &Tensor,
+    focus: Option<usize>,
+    ex: &mut Explanation,
+) -> Result<Vec<Vec<Term>>> {
+    let (win, nd, taps) = (&s.window, s.window.nd, s.window.taps());
+    let (x_len, y_len) = (win.out_len(), win.in_len());
     let (cout_t, cin_g) = (s.cin, s.cin_g());
     let k_dims = win.axes.map(|a| a.kernel);
     let (x3, y3) = (win.axes.map(|a| a.output), win.axes.map(|a| a.input));
@@ -134,27 +173,5 @@ pub fn explain(
             }
         }
     }
-    let mut st = Step::new("Each output entry: the sum of the copies that overlap it");
-    for n in 0..s.batch {
-        for co in 0..cout_t {
-            for i in 0..y_len {
-                let at = (n * cout_t + co) * y_len + i;
-                let bias = b.map_or(String::new(), |b| {
-                    format!(" (bias {} included)", fmt_num(b.data()[co]))
-                });
-                st = st.line(format!(
-                    "{} = {}{bias}",
-                    label(
-                        "y",
-                        &[("n", n, s.batch > 1), ("c", co, cout_t > 1)],
-                        &position(i, y3, nd)
-                    ),
-                    traced(&sums[at], y.data()[at])
-                ));
-            }
-        }
-    }
-    ex.steps.push(st);
-    ex.steps.push(Step::new("Result").show("output", y, nd));
-    Ok(ex)
+    Ok(sums)
 }
