@@ -197,8 +197,14 @@ pub fn explain_first_step(x: &Tensor, y: &Tensor, cfg: &LearnConfig) -> Result<E
                 .conclude(format!("L = Σ (Ŷ − Y)² = {}", fmt_num(loss))),
         ],
     };
-    let grad = conv_grad::explain_weight_grad(x, &k, &gy, &p)?;
-    ex.steps.extend(grad.steps);
+    let mut grad = conv_grad::explain_weight_grad(x, &k, &gy, &p)?.steps;
+    if let Some(first) = grad.first_mut() {
+        first.lines.insert(
+            0,
+            "the convolution's kernel gradient with E = L, y = Ŷ and g = ∂L/∂Ŷ; w is K".into(),
+        );
+    }
+    ex.steps.extend(grad);
     let g = conv_backward(
         x,
         &k,
