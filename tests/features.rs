@@ -144,6 +144,32 @@ fn features_writes_labelled_pictures_and_keeps_earlier_ones() {
         &s(&dir.path().join("y")),
     ]);
     assert!(e.contains("past the test set"), "{e}");
+    // an image file instead of a test image: a 14×14 RGB PNG, converted and resized
+    let png_path = dir.path().join("item.png");
+    {
+        let f = std::fs::File::create(&png_path).unwrap();
+        let mut enc = png::Encoder::new(f, 14, 14);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let px: Vec<u8> = (0..14 * 14 * 3).map(|i| ((i * 7) % 256) as u8).collect();
+        enc.write_header().unwrap().write_image_data(&px).unwrap();
+    }
+    let one = dir.path().join("one");
+    let out = ok(&[
+        "features",
+        &s(&run),
+        "--input",
+        &s(&png_path),
+        "--layers",
+        "1",
+        "--out",
+        &s(&one),
+    ]);
+    assert!(
+        out.contains("00-input.png") && out.contains("01-layer1-features.png"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(&one).unwrap().count(), 3, "{out}");
     // the training chart is a plotters-drawn PNG of the documented size
     let (w, h, px) = decode(&std::fs::read(run.join("chart.png")).unwrap());
     assert_eq!((w as u32, h as u32), stride::viz::chart::SIZE);
