@@ -23,19 +23,20 @@
 
 pub mod analysis;
 pub mod bench;
-pub mod chart;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod explain;
 pub mod geometry;
 pub mod io;
+pub mod learn_kernel;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod tensor;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;

@@ -283,7 +283,7 @@ pub fn save_run(dir: &Path, s: &Session) -> Result<()> {
     let title = format!("{} ({} lr {}{schedule})", s.meta.model, o.kind, o.lr);
     checkpoint::write_atomic(
         &dir.join("chart.png"),
-        &crate::chart::render(&title, &s.meta.history)?,
+        &crate::viz::chart::render(&title, &s.meta.history)?,
     )
 }
 

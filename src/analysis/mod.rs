@@ -19,6 +19,15 @@ pub fn thousands(v: u64) -> String {
     out
 }
 
+/// A count with its noun, singular for 1 and thousands separated: `1 filter`, `12,323 filters`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
 /// A byte count in the largest fitting binary unit (`12.5 MiB`).
 pub fn bytes(b: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -41,6 +50,8 @@ mod tests {
     fn formats() {
         assert_eq!(super::thousands(61706), "61,706");
         assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::count(1, "filter"), "1 filter");
+        assert_eq!(super::count(12323, "channel"), "12,323 channels");
         assert_eq!(super::bytes(3 << 20), "3.0 MiB");
     }
 }

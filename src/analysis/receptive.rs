@@ -7,6 +7,7 @@
 //! `first = tap_coord(0, 0) = -p`, `last = tap_coord(0, k-1) = d(k-1) - p`,
 //! `size' = size + (last - first)·jump`, `jump' = jump·s`, `start' = start + first·jump`.
 
+use super::{count, thousands};
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, Step};
 use crate::geometry::tap_coord;
@@ -19,6 +20,8 @@ pub struct RfLayer {
     pub stride: usize,
     pub dilation: usize,
     pub pad_begin: usize,
+    /// A pooling window: it grows the field but has no weights.
+    pub pool: bool,
 }
 
 /// The receptive field of one output cell along one axis.
@@ -105,9 +108,9 @@ pub fn table(layers: &[RfLayer]) -> Result<Explanation> {
         rf = next;
     }
     st = st.conclude(format!(
-        "one output cell sees {0}×{0} input pixels (per axis {0}); neighbouring cells are {1} pixel(s) apart; \
-         cell 0's field starts at input coordinate {2}",
-        rf.size, rf.jump, rf.start
+        "one output cell sees {0}×{0} input pixels (per axis {0}); neighbouring cells are {1} apart; \
+         the first output cell's field starts at input coordinate {2} (0 = the first pixel, negative = in the padding)",
+        rf.size, count(rf.jump as u64, "pixel"), rf.start
     ));
     Ok(Explanation {
         title: "Receptive field".into(),
@@ -122,44 +125,71 @@ pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
     check(layers)?;
     let rf = through_stack(layers).last().copied().expect("non-empty");
     let c = c as u64;
-    let stack_params: u64 = layers
+    let weighted: Vec<&RfLayer> = layers.iter().filter(|l| !l.pool).collect();
+    let stack_params: u64 = weighted
         .iter()
         .map(|l| c * c * (l.kernel * l.kernel) as u64)
         .sum();
     let f = rf.size as u64;
     let single = c * c * f * f;
     let mut steps = vec![];
+    if weighted.is_empty() {
+        return Ok(steps);
+    }
     let plain = layers.iter().all(|l| l.stride == 1 && l.dilation == 1);
-    let mut st = Step::new(format!("Stacked layers against one {f}×{f} layer ({c} channels in and out, 2-D)"))
-        .line(format!(
-            "the stack: {} = {stack_params} weights",
-            layers
-                .iter()
-                .map(|l| format!("{c}·{c}·{}²", l.kernel))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        ))
-        .line(format!("one {f}×{f} layer: {c}·{c}·{f}² = {single} weights"))
-        .line(format!(
-            "the single layer needs {:.2}× the weights of the stack; the stack also adds {} more non-linearit{}",
-            single as f64 / stack_params as f64,
-            layers.len() - 1,
-            if layers.len() == 2 { "y" } else { "ies" }
-        ));
+    let terms: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            if l.pool {
+                format!("0 ({}: pooling, no weights)", l.name)
+            } else {
+                format!("{c}·{c}·{}²", l.kernel)
+            }
+        })
+        .collect();
+    let extra = weighted.len() - 1;
+    let mut st = Step::new(format!(
+        "Stacked layers against one {f}×{f} layer ({} in and out, 2-D)",
+        count(c, "channel")
+    ))
+    .line(format!(
+        "the stack: {} = {}",
+        terms.join(" + "),
+        count(stack_params, "weight")
+    ))
+    .line(format!("one {f}×{f} layer: {c}·{c}·{f}² = {}", count(single, "weight")))
+    .line(format!(
+        "the single layer needs {:.2}× the weights of the stack; the stack also adds {extra} more non-linearit{}",
+        single as f64 / stack_params as f64,
+        if extra == 1 { "y" } else { "ies" }
+    ));
     if plain {
         st = st.line(format!(
-            "at stride 1 each weight is one multiply-accumulate per output pixel: {stack_params} against {single} MACs per pixel"
+            "at stride 1 each weight is one multiply-accumulate per output pixel: {} against {} MACs per pixel",
+            thousands(stack_params),
+            thousands(single)
         ));
     }
     steps.push(st);
-    let r = (c / 4).max(1);
+    // a 1×1 reduction to a quarter of the channels; with fewer than 4 channels there is
+    // nothing to reduce
+    let r = c / 4;
+    if r == 0 {
+        return Ok(steps);
+    }
     let reduced = c * r + r * c * f * f;
     steps.push(
-        Step::new(format!("A 1×1 reduction to {r} channels before the {f}×{f} layer"))
-            .line(format!("1×1: {c}·{r} = {} weights; then {f}×{f}: {r}·{c}·{f}² = {} weights", c * r, r * c * f * f))
+        Step::new(format!("A 1×1 reduction to {} before the {f}×{f} layer", count(r, "channel")))
             .line(format!(
-                "total {reduced} against {single} without the reduction ({:.2}×); the 1×1 layer keeps the spatial size \
+                "1×1: {c}·{r} = {}; then {f}×{f}: {r}·{c}·{f}² = {}",
+                count(c * r, "weight"),
+                count(r * c * f * f, "weight")
+            ))
+            .line(format!(
+                "total {} against {} without the reduction ({:.2}×); the 1×1 layer keeps the spatial size \
                  and changes only the number of feature maps",
+                thousands(reduced),
+                thousands(single),
                 single as f64 / reduced as f64
             )),
     );
@@ -177,6 +207,7 @@ mod tests {
             stride: s,
             dilation: d,
             pad_begin: p,
+            pool: false,
         }
     }
 

@@ -195,6 +195,7 @@ fn rf_layers(name: &str, axes: &[AxisWindow]) -> Vec<RfLayer> {
             stride: a.stride,
             dilation: a.dilation,
             pad_begin: a.pad_begin,
+            pool: false,
         })
         .collect()
 }
@@ -302,6 +303,7 @@ fn adaptive_rf(name: &str, shape: &PoolShape) -> RfEffect {
             stride: i / o,
             dilation: 1,
             pad_begin: 0,
+            pool: true,
         });
     }
     RfEffect::Through(layers)

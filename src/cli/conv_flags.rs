@@ -84,14 +84,15 @@ impl ConvFlags {
 
     /// The common tail, once everything is computed: writes the output and gradient files (all
     /// or none), then prints `text` (the explanation, if any), the output and the gradients
-    /// where no file takes them (and nothing is explained), and the `wrote` lines.
+    /// where no file takes them and no explanation already shows them, and the `wrote` lines.
     pub fn finish(
         &self,
         text: &str,
         y: &Tensor,
         grads: &ConvGrads,
         nd: usize,
-        explained: bool,
+        output_explained: bool,
+        grads_explained: bool,
     ) -> Result<()> {
         let mut files = vec![];
         if let Some(path) = &self.output {
@@ -101,13 +102,11 @@ impl ConvFlags {
         let wrote = grad::save_all(&files)?;
 
         print!("{text}");
-        if !explained {
-            if self.output.is_none() {
-                print!("{}", render::tensor("output", y, nd));
-            }
-            if self.grad.print_mode() {
-                print!("{}", grad::render_grads(grads, nd));
-            }
+        if self.output.is_none() && !output_explained {
+            print!("{}", render::tensor("output", y, nd));
+        }
+        if self.grad.print_mode() && !grads_explained {
+            print!("{}", grad::render_grads(grads, nd));
         }
         for line in wrote {
             println!("{line}");

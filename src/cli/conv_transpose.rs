@@ -2,7 +2,9 @@
 //! printed or written as `.npy` (all files or none).
 
 use super::conv_flags::ConvFlags;
+use super::render;
 use clap::Args;
+use stride::explain::conv_transpose::explain;
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::conv_transpose::{
     adjoint_shape, conv_transpose, conv_transpose_backward, ConvTransposeParams,
@@ -24,6 +26,12 @@ pub struct ConvTransposeArgs {
         allow_hyphen_values = true
     )]
     output_padding: String,
+    /// Print the worked computation: each input value scattering a scaled kernel, and the sums.
+    #[arg(long)]
+    explain: bool,
+    /// With --explain: only input cell I,J's scatter (1-based), for large inputs.
+    #[arg(long, value_name = "I,J", requires = "explain")]
+    cell: Option<String>,
 }
 
 pub fn run(a: ConvTransposeArgs) -> anyhow::Result<()> {
@@ -49,6 +57,17 @@ pub fn run(a: ConvTransposeArgs) -> anyhow::Result<()> {
         .map(|gy| conv_transpose_backward(&x, &w, gy, &p, algo, f.grad.want(b.is_some())))
         .transpose()?
         .unwrap_or_default();
-    f.finish("", &y, &grads, shape.window.nd, false)?;
+    let text = if a.explain {
+        let cell = a
+            .cell
+            .as_deref()
+            .map(|c| parse_per_axis("cell", c))
+            .transpose()?;
+        render::explanation(&explain(&x, &w, b.as_ref(), &p, cell.as_deref())?)
+    } else {
+        String::new()
+    };
+    // the explanation narrates the forward only: the gradients are still printed
+    f.finish(&text, &y, &grads, shape.window.nd, a.explain, false)?;
     Ok(())
 }

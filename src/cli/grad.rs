@@ -13,7 +13,8 @@ use stride::{Error, Result, Tensor};
 /// Gradient flags.
 #[derive(Args, Debug)]
 pub struct GradArgs {
-    /// Output gradient ∂E/∂y (the output's shape): .npy or inline literal. Alone it prints the gradients; with
+    /// Output gradient ∂E/∂y (the output's shape): .npy, inline literal, `ones` or a number (that
+    /// constant in every cell). Alone it prints the gradients; with
     /// --grad-input / --grad-weight / --grad-bias it writes those.
     #[arg(long, value_name = "GY", allow_hyphen_values = true)]
     pub grad_output: Option<String>,
@@ -67,6 +68,9 @@ impl GradArgs {
         let Some(s) = &self.grad_output else {
             return Ok(None);
         };
+        if let Some(t) = args::constant_grad(s, out_shape) {
+            return Ok(Some(t));
+        }
         let (t, src) = io::load("grad-output", s)?;
         let n: usize = out_shape.iter().product();
         Ok(Some(match src {

@@ -8,7 +8,9 @@ mod conv;
 mod conv_flags;
 mod conv_transpose;
 mod eval;
+mod features;
 mod grad;
+mod learn_kernel;
 mod pool;
 mod predict;
 mod receptive_field;
@@ -49,6 +51,10 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
+    /// PNG pictures of a trained model's input, feature maps (per conv and pooling layer) and kernels.
+    Features(features::FeaturesArgs),
+    /// Learn a kernel from an input and its target by gradient descent (d2l 6.2.4).
+    LearnKernel(learn_kernel::LearnKernelArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
     Pool(pool::PoolArgs),
 }
@@ -143,5 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Pool(a) => pool::run(a),
+        Command::Features(a) => features::run(a),
+        Command::LearnKernel(a) => learn_kernel::run(a),
     }
 }

@@ -7,7 +7,8 @@ use anyhow::bail;
 use clap::builder::BoolishValueParser;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use stride::explain::pool::{explain, explain_unpool};
+use stride::explain::pool::{explain_at, explain_unpool};
+use stride::explain::pool_grad::explain_backward;
 use stride::geometry::{parse_per_axis, PaddingSpec};
 use stride::ops::pool::select::indices_from_tensor;
 use stride::ops::pool::{
@@ -96,15 +97,20 @@ pub struct PoolArgs {
     /// Write the output to this .npy file instead of printing it.
     #[arg(long, value_name = "Y.npy")]
     output: Option<PathBuf>,
-    /// Gradient of the loss with respect to the output (.npy or literal); needs --grad-input.
-    #[arg(long, value_name = "GY.npy", requires = "grad_input")]
+    /// Gradient of the loss with respect to the output: .npy, literal, `ones` or a number (that
+    /// constant everywhere). Alone it prints ∂E/∂x; with --grad-input it writes it.
+    #[arg(long, value_name = "GY", allow_hyphen_values = true)]
     grad_output: Option<String>,
     /// Write the gradient with respect to the input to this .npy file; needs --grad-output.
     #[arg(long, value_name = "GX.npy", requires = "grad_output")]
     grad_input: Option<PathBuf>,
-    /// Print the worked computation: each window and its result.
+    /// Print the worked computation: each window and its result; with --grad-output, where each
+    /// output's gradient goes.
     #[arg(long)]
     explain: bool,
+    /// With --explain: only output cell I,J (1-based), for large inputs.
+    #[arg(long, value_name = "I,J", requires = "explain")]
+    cell: Option<String>,
 }
 
 /// The flags each kind uses; any other given flag is an error rather than silently ignored
@@ -188,6 +194,11 @@ fn params(a: &PoolArgs, kind: PoolKind) -> stride::Result<PoolParams> {
     let list = |name: &str, v: &Option<String>| {
         v.as_deref().map_or(Ok(vec![]), |s| parse_per_axis(name, s))
     };
+    // LP pooling with p = ∞ is max pooling (the limit of (Σ x^p)^(1/p) over non-negative x)
+    let kind = match (kind, a.norm_type) {
+        (PoolKind::Lp, Some(n)) if n == f64::INFINITY => PoolKind::Max,
+        _ => kind,
+    };
     let mut p = PoolParams::new(kind, &list("kernel", &a.kernel)?);
     p.stride = list("stride", &a.stride)?;
     if let Some(s) = &a.padding {
@@ -244,12 +255,28 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         ("grad-input", a.grad_input.as_deref()),
     ])?;
     let x = args::load_tensor("input", &a.input)?;
-    let gy = a
-        .grad_output
-        .as_deref()
-        .map(|s| args::load_tensor("grad-output", s))
-        .transpose()?;
     let nd = spatial_axes(x.rank(), &p)?;
+    let cell = a
+        .cell
+        .as_deref()
+        .map(|c| parse_per_axis("cell", c))
+        .transpose()?;
+    // ∂E/∂y in the output's shape: a constant, or a tensor (a literal with the output's
+    // number of values takes its shape, as for conv)
+    let load_gy = |out_shape: &[usize]| -> stride::Result<Option<Tensor>> {
+        let Some(s) = a.grad_output.as_deref() else {
+            return Ok(None);
+        };
+        if let Some(t) = args::constant_grad(s, out_shape) {
+            return Ok(Some(t));
+        }
+        let t = args::load_tensor("grad-output", s)?;
+        Ok(Some(if t.numel() == out_shape.iter().product::<usize>() {
+            t.reshape(out_shape)?
+        } else {
+            t
+        }))
+    };
 
     // compute everything first: nothing is written unless every step succeeded
     let (y, idx, gx, ex) = if unpool {
@@ -261,6 +288,7 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         };
         let idx = indices_from_tensor(&args::load_tensor("indices", src)?)?;
         let y = max_unpool(&x, &idx, &p)?;
+        let gy = load_gy(y.shape())?;
         let gx = gy
             .as_ref()
             .map(|gy| max_unpool_backward(&x, &idx, gy, &p))
@@ -272,11 +300,19 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         (y, None, gx, ex)
     } else {
         let out = pool_forward(&x, &p)?;
+        let gy = load_gy(out.y.shape())?;
         let gx = gy
             .as_ref()
             .map(|gy| pool_backward(&x, &out, gy, &p))
             .transpose()?;
-        let ex = a.explain.then(|| explain(&x, &p)).transpose()?;
+        let mut ex = a
+            .explain
+            .then(|| explain_at(&x, &p, cell.as_deref()))
+            .transpose()?;
+        if let (Some(ex), Some(gy)) = (&mut ex, &gy) {
+            let back = explain_backward(&x, &p, gy, cell.as_deref())?;
+            ex.steps.extend(back.steps);
+        }
         let idx = out.indices_tensor();
         (out.y, idx, gx, ex)
     };
@@ -299,6 +335,11 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
     }
     if a.output.is_none() && ex.is_none() {
         print!("{}", render::tensor("output", &y, nd));
+    }
+    if let (None, Some(gx)) = (&a.grad_input, &gx) {
+        if ex.is_none() {
+            print!("{}", render::tensor("grad_input", gx, nd));
+        }
     }
     for line in wrote {
         println!("{line}");

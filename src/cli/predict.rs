@@ -15,7 +15,7 @@ pub struct PredictArgs {
     /// A checkpoint file, or a run folder containing checkpoint.safetensors.
     #[arg(value_name = "CHECKPOINT")]
     checkpoint: PathBuf,
-    /// A 28×28 grayscale PNG (others are converted and resized) or a .npy array in [0, 1].
+    /// An image: PNG, JPEG or BMP (converted to grayscale and resized to the model's input) or a .npy array in [0, 1].
     #[arg(value_name = "IMAGE")]
     image: PathBuf,
     /// How many classes to show.
@@ -33,8 +33,8 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
         return Err(stride::Error::arg(
             "checkpoint",
             format!(
-                "the model takes input {:?}; predict handles one grayscale image (1, H, W)",
-                input
+                "the model takes input {}; predict handles one grayscale image (1, H, W)",
+                stride::tensor::fmt_shape(&input)
             ),
         )
         .into());
@@ -45,10 +45,8 @@ pub fn run(a: PredictArgs) -> anyhow::Result<()> {
     }
     if a.invert {
         x.data_mut().iter_mut().for_each(|v| *v = 1.0 - *v);
-    }
-    let mean = x.data().iter().sum::<f32>() / x.numel() as f32;
-    if mean > 0.5 {
-        eprintln!("note: the image is mostly bright; Fashion-MNIST items are light on black — try --invert");
+    } else if image::light_background(&x) {
+        eprintln!("note: the image has a light background; Fashion-MNIST items are light on black — try --invert");
     }
     let logits = predict(&mut loaded.model, x.unsqueeze0())?;
     let classes = logits.shape()[1];

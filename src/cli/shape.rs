@@ -49,7 +49,8 @@ pub struct ShapeArgs {
     ceil_mode: bool,
 }
 
-/// Parses `200x200x3` (spatial…, C) or `3,200,200` (C, spatial…) into (C, spatial).
+/// Parses `200x200x3` (spatial…, C), `5x5` (a one-channel H×W image) or `3,200,200`
+/// (C, spatial…) into (C, spatial).
 fn parse_input(s: &str) -> stride::Result<(usize, Vec<usize>)> {
     let v = parse_per_axis("input", s)?;
     if !(2..=4).contains(&v.len()) {
@@ -59,7 +60,13 @@ fn parse_input(s: &str) -> stride::Result<(usize, Vec<usize>)> {
         ));
     }
     Ok(if s.contains('x') {
-        (v[v.len() - 1], v[..v.len() - 1].to_vec())
+        // H×W is a one-channel image (5x5 is 5×5, not width 5 with 5 channels); H×W×C and
+        // D×H×W×C name the channels last
+        if v.len() == 2 {
+            (1, v)
+        } else {
+            (v[v.len() - 1], v[..v.len() - 1].to_vec())
+        }
     } else {
         (v[0], v[1..].to_vec())
     })

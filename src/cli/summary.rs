@@ -198,10 +198,21 @@ fn notes(s: &Summary, bullet: &str) -> Vec<String> {
             bytes(t.param_bytes)
         ),
         format!(
-            "per image: forward {} MACs = {} FLOPs; backward ≈ {} FLOPs",
+            "per image: forward {} MACs = {} FLOPs; backward ≈ {} FLOPs{}",
             thousands(t.macs),
             thousands(t.flops_forward),
-            thousands(t.flops_backward)
+            thousands(t.flops_backward),
+            // the first layer's input gradient is never computed: nothing before it needs one
+            match s.layers.first() {
+                Some(first) if s.layers.len() == 1 && first.params > 0 => {
+                    " (= forward: a one-layer network computes only its weight gradient; the first layer needs no \
+                     input gradient, since nothing before it learns)"
+                }
+                Some(first) if first.params > 0 => {
+                    " (layer 1 computes no input gradient, since nothing before it learns: its backward equals its forward)"
+                }
+                _ => "",
+            }
         ),
         format!(
             "training step on a batch of {}: {} FLOPs; activation memory kept for backward {} ({} per image)",

@@ -162,9 +162,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (tr, te) = load_data(&a.data, s.meta.limit)?;
     let m = &s.meta;
     println!(
-        "{}: {} parameters, {} lr {}{}{}, batch {}, {} training / {} test images, {} threads → {}",
+        "{}: {}, {} lr {}{}{}, batch {}, {} training / {} test images, {} → {}",
         m.model,
-        s.model.net.num_params(),
+        stride::analysis::count(s.model.net.num_params() as u64, "parameter"),
         m.optim.kind,
         m.optim.lr,
         if m.optim.schedule != "constant" {
@@ -182,9 +182,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             String::new()
         },
         m.batch_size,
-        tr.n,
-        te.n,
-        rayon::current_num_threads(),
+        stride::analysis::thousands(tr.n as u64),
+        stride::analysis::thousands(te.n as u64),
+        stride::analysis::count(rayon::current_num_threads() as u64, "thread"),
         dir.display()
     );
     if m.epoch >= m.epochs {

@@ -1,5 +1,5 @@
-//! Single images for `stride predict`: a PNG (any colour type or bit depth: converted to 8-bit
-//! grayscale, alpha composited on black, resized by area averaging when its size differs) or a
+//! Single images for `stride predict` and `stride features`: a PNG, JPEG or BMP (decoded by the
+//! `image` crate; any colour type or bit depth: converted to grayscale, alpha composited on black, resized by area averaging when its size differs) or a
 //! `.npy` array `(H, W)`, `(1, H, W)` or `(1, 1, H, W)`. Result: `(1, H, W)` in `[0, 1]`, plus
 //! notes describing any conversion (the library does not print; the CLI shows them).
 
@@ -14,51 +14,64 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Decodes a PNG into grayscale `[0, 1]` values, row-major, with its width and height.
-fn read_png(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+/// Decodes an image file (PNG, JPEG, BMP: whatever the `image` crate reads, recognised by its
+/// contents) into grayscale `[0, 1]` values, row-major, with its width and height.
+fn read_image(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
+    let reader = image::ImageReader::open(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .with_guessed_format()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let img = reader.decode().map_err(|e| {
+        bad(
+            path,
+            format!("is not a readable image ({e}); give a PNG, JPEG or BMP file"),
+        )
     })?;
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec
-        .read_info()
-        .map_err(|e| bad(path, format!("is not a readable PNG ({e})")))?;
-    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| bad(path, format!("is not a readable PNG ({e})")))?;
-    let (w, h) = (info.width as usize, info.height as usize);
+    let (w, h) = (img.width() as usize, img.height() as usize);
     let mut notes = Vec::new();
-    let ch = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err(bad(path, "has an unexpanded palette")),
-    };
-    if ch >= 3 {
+    let colour = img.color();
+    if colour.has_color() {
         notes.push("converted colour to grayscale (ITU-R 601 luma)".to_string());
     }
-    if ch == 2 || ch == 4 {
+    if colour.has_alpha() {
         notes.push("composited the alpha channel on black".to_string());
     }
-    let px: Vec<f32> = buf[..w * h * ch]
-        .chunks(ch)
+    let rgba = img.to_rgba32f();
+    let px = rgba
+        .pixels()
         .map(|p| {
-            let g = match ch {
-                1 | 2 => p[0] as f32,
-                _ => 0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32,
-            } / 255.0;
-            if ch == 2 || ch == 4 {
-                g * p[ch - 1] as f32 / 255.0
+            let [r, g, b, a] = p.0;
+            let luma = if colour.has_color() {
+                0.299 * r + 0.587 * g + 0.114 * b
             } else {
-                g
-            }
+                r
+            };
+            luma * a
         })
         .collect();
     Ok((px, w, h, notes))
+}
+
+/// True when the image's border is mostly bright: a dark item on a light background, the
+/// opposite of Fashion-MNIST (light items on black), so inverting it would help. The border
+/// (outermost rows and columns) is the background of a centred item; the mean of the whole
+/// image is not (a bright pullover fills most of a real Fashion-MNIST image).
+pub fn light_background(x: &Tensor) -> bool {
+    let s = x.shape();
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let px = &x.data()[..h * w];
+    let border: Vec<f32> = (0..h)
+        .flat_map(|r| (0..w).map(move |c| (r, c)))
+        .filter(|&(r, c)| r == 0 || c == 0 || r + 1 == h || c + 1 == w)
+        .map(|(r, c)| px[r * w + c])
+        .collect();
+    border.iter().sum::<f32>() / border.len().max(1) as f32 > 0.5
 }
 
 /// Resizes a grayscale image by area averaging (each output pixel is the mean of the input
@@ -105,7 +118,7 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     let (px, iw, ih, mut notes) = match ext.as_str() {
-        "png" => read_png(path)?,
+        "png" | "jpg" | "jpeg" | "bmp" => read_image(path)?,
         "npy" => {
             let t = crate::io::npy::read(path)?;
             let s = t.shape().to_vec();
@@ -134,7 +147,7 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
             return Err(Error::arg(
                 "image",
                 format!(
-                    "{} is neither .png nor .npy; convert it to a {w}×{h} grayscale PNG",
+                    "{} is not an image file stride reads (.png, .jpg, .bmp or .npy); convert it to a {w}×{h} grayscale PNG",
                     path.display()
                 ),
             ))
@@ -159,5 +172,20 @@ mod tests {
         let out = resize_area(&px, 4, 4, 2, 2);
         assert_eq!(out, vec![2.5, 4.5, 10.5, 12.5]);
         assert_eq!(resize_area(&px, 4, 4, 4, 4), px);
+    }
+
+    #[test]
+    fn light_background_looks_at_the_border() {
+        // a bright item filling the middle of a black image: not a light background
+        let mut px = vec![0.0f32; 36];
+        for r in 1..5 {
+            for c in 1..5 {
+                px[r * 6 + c] = 1.0;
+            }
+        }
+        let item = Tensor::new(vec![1, 6, 6], px.clone()).unwrap();
+        assert!(!light_background(&item));
+        let inverted = Tensor::new(vec![1, 6, 6], px.iter().map(|v| 1.0 - v).collect()).unwrap();
+        assert!(light_background(&inverted));
     }
 }

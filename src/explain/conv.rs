@@ -3,11 +3,12 @@
 //! by hand); or the im2col matrix times the reshaped kernel; or the Toeplitz matrix times the
 //! flattened input. Every number comes from the geometry module and the direct reference.
 
+use super::{axis_names, is_padded, label, padded_plane, position, size_formula, size_rule};
 use super::{fmt_num, fmt_products, Explanation, Step, MAX_TERMS};
 use crate::error::{Error, Result};
-use crate::geometry::{AxisWindow, PaddingMode};
+use crate::geometry::PaddingMode;
 use crate::ops::conv::{conv, im2col, toeplitz, ConvAlgo, ConvParams, ConvShape};
-use crate::tensor::Tensor;
+use crate::tensor::{fmt_shape, Tensor};
 
 /// Which worked solution to produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -36,78 +37,54 @@ impl std::str::FromStr for ExplainKind {
     }
 }
 
-/// The output-size formula of one axis with the numbers filled in.
-pub fn size_formula(name: &str, a: &AxisWindow) -> String {
-    format!(
-        "{name}: floor(({i} + {pb} + {pe} - {d}·({k}-1) - 1) / {s}) + 1 = {o}",
-        i = a.input,
-        pb = a.pad_begin,
-        pe = a.pad_end,
-        d = a.dilation,
-        k = a.kernel,
-        s = a.stride,
-        o = a.output
-    )
-}
-
-/// Axis names for `nd` spatial axes.
-pub fn axis_names(nd: usize) -> &'static [&'static str] {
-    &["D", "H", "W"][3 - nd..]
-}
-
 /// The input of one image with its padding filled in as `mode` fills it: `(Cin, *padded)`.
 pub fn padded_input(s: &ConvShape, x_n: &[f32]) -> Tensor {
-    let win = &s.window;
-    let [ad, ah, aw] = &win.axes;
-    let (pd, ph, pw) = (ad.padded(), ah.padded(), aw.padded());
-    let mut out = Vec::with_capacity(s.cin * pd * ph * pw);
-    for c in 0..s.cin {
-        let plane = &x_n[c * win.in_len()..][..win.in_len()];
-        for d in 0..pd {
-            for h in 0..ph {
-                for w in 0..pw {
-                    let src = (
-                        ad.padded_source(d, s.mode),
-                        ah.padded_source(h, s.mode),
-                        aw.padded_source(w, s.mode),
-                    );
-                    out.push(match src {
-                        (Some(d), Some(h), Some(w)) => plane[(d * ah.input + h) * aw.input + w],
-                        _ => 0.0,
-                    });
-                }
-            }
-        }
-    }
+    let in_len = s.window.in_len();
     let mut shape = vec![s.cin];
-    shape.extend(win.real_axes().iter().map(|a| a.padded()));
-    Tensor::new(shape, out).expect("padded shape")
+    let mut data = vec![];
+    for c in 0..s.cin {
+        let t = padded_plane(&s.window, s.mode, &x_n[c * in_len..][..in_len], 0.0);
+        if c == 0 {
+            shape.extend(t.shape());
+        }
+        data.extend(t.into_data());
+    }
+    Tensor::new(shape, data).expect("padded shape")
 }
 
+/// `c=2 (1,1)`: output cell `o` of image `n`, channel `oc`, 1-based, leading indices only
+/// where they vary.
 fn cell_name(s: &ConvShape, n: usize, oc: usize, o: usize) -> String {
-    let [_, ah, aw] = &s.window.axes;
-    let idx = [
-        o / (ah.output * aw.output),
-        (o / aw.output) % ah.output,
-        o % aw.output,
-    ];
-    let spatial: Vec<String> = idx[3 - s.window.nd..]
-        .iter()
-        .map(|v| (v + 1).to_string())
-        .collect();
-    let mut parts = vec![];
-    if s.batch > 1 {
-        parts.push(format!("n={n}"));
-    }
-    if s.cout > 1 {
-        parts.push(format!("c={oc}"));
-    }
-    let lead = if parts.is_empty() {
-        String::new()
+    let dims = s.window.axes.map(|a| a.output);
+    let at = position(o, dims, s.window.nd);
+    let lead = label("", &[("n", n, s.batch > 1), ("c", oc, s.cout > 1)], "");
+    if lead.is_empty() {
+        at
     } else {
-        format!("{} ", parts.join(", "))
-    };
-    format!("{lead}({})", spatial.join(", "))
+        format!("{} {at}", &lead[1..lead.len() - 1])
+    }
+}
+
+/// The flat in-plane index of a 1-based cell `(i, j)` given on the command line (`--cell`),
+/// checked against the output's spatial sizes.
+pub fn focus_index(cell: &[usize], dims: &[usize]) -> Result<usize> {
+    if cell.len() != dims.len() || cell.iter().zip(dims).any(|(&c, &d)| c == 0 || c > d) {
+        let sizes: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+        return Err(Error::arg(
+            "cell",
+            format!(
+                "{:?} is not a cell of the {} output; give {} numbers from 1, such as {}",
+                cell,
+                sizes.join("×"),
+                dims.len(),
+                vec!["1"; dims.len()].join(",")
+            ),
+        ));
+    }
+    Ok(cell
+        .iter()
+        .zip(dims)
+        .fold(0, |acc, (&c, &d)| acc * d + c - 1))
 }
 
 /// Explains `conv(x, w, b)` step by step.
@@ -118,7 +95,22 @@ pub fn explain(
     p: &ConvParams,
     kind: ExplainKind,
 ) -> Result<Explanation> {
+    explain_at(x, w, b, p, kind, None)
+}
+
+/// [`explain`], with the window-by-window steps limited to one output cell when `cell`
+/// (1-based spatial position, `--cell I,J`) is given.
+pub fn explain_at(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    p: &ConvParams,
+    kind: ExplainKind,
+    cell: Option<&[usize]>,
+) -> Result<Explanation> {
     let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+    let out_dims: Vec<usize> = s.window.real_axes().iter().map(|a| a.output).collect();
+    let focus = cell.map(|c| focus_index(c, &out_dims)).transpose()?;
     let terms = s.batch * s.cout * s.window.out_len() * s.reduction_len();
     if terms > MAX_TERMS {
         return Err(Error::TooLarge {
@@ -139,17 +131,17 @@ pub fn explain(
 
     let mut shapes = Step::new("Output size")
         .line(format!(
-            "input {:?}, weight {:?} (Cout, Cin/groups, kernel), groups {}",
-            x.shape(),
-            w.shape(),
+            "input {}, weight {} (Cout, Cin/groups, kernel), groups {}",
+            fmt_shape(x.shape()),
+            fmt_shape(w.shape()),
             s.groups
         ))
-        .line("per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1");
+        .line(size_rule(false));
     for (name, a) in axis_names(nd).iter().zip(s.window.real_axes()) {
-        shapes = shapes.line(size_formula(name, a));
+        shapes = shapes.line(size_formula(name, a, false));
     }
     ex.steps
-        .push(shapes.line(format!("output shape {:?}", y.shape())));
+        .push(shapes.line(format!("output shape {}", fmt_shape(y.shape()))));
     ex.steps.push(
         Step::new("Input and kernel")
             .show("input", x.clone(), nd)
@@ -165,11 +157,7 @@ pub fn explain(
                 .show("flipped kernel", w_used.clone(), nd),
         );
     }
-    let padded = s
-        .window
-        .real_axes()
-        .iter()
-        .any(|a| a.pad_begin + a.pad_end > 0);
+    let padded = is_padded(&s.window);
     let in_img = s.cin * s.window.in_len();
     let x_flat = x.data();
     if padded {
@@ -182,7 +170,7 @@ pub fn explain(
         let mut st = Step::new(format!("Padded input ({mode} padding)"));
         for n in 0..s.batch {
             st = st.show(
-                format!("image {n}"),
+                format!("image {}", n + 1),
                 padded_input(&s, &x_flat[n * in_img..][..in_img]),
                 nd,
             );
@@ -190,7 +178,7 @@ pub fn explain(
         ex.steps.push(st);
     }
     match kind {
-        ExplainKind::Direct => direct_steps(&s, x_flat, &w_used, b, &y, &mut ex),
+        ExplainKind::Direct => direct_steps(&s, x_flat, &w_used, b, &y, focus, &mut ex),
         ExplainKind::Im2col => im2col_steps(&s, x_flat, &w_used, b, &y, &mut ex)?,
         ExplainKind::Toeplitz => toeplitz_steps(&s, x_flat, &w_used, b, &y, &mut ex)?,
     }
@@ -205,6 +193,7 @@ fn direct_steps(
     w: &Tensor,
     b: Option<&Tensor>,
     y: &Tensor,
+    focus: Option<usize>,
     ex: &mut Explanation,
 ) {
     let win = &s.window;
@@ -213,7 +202,7 @@ fn direct_steps(
     for n in 0..s.batch {
         for oc in 0..s.cout {
             let g = oc / s.cout_g();
-            for o in 0..out_len {
+            for o in (0..out_len).filter(|&o| focus.is_none_or(|f| f == o)) {
                 let mut st = Step::new(format!("Output cell {}", cell_name(s, n, oc, o)));
                 let mut all_terms = vec![];
                 for icg in 0..cin_g {
@@ -225,7 +214,7 @@ fn direct_steps(
                         .collect();
                     all_terms.extend(window.iter().zip(w_taps).map(|(&a, &b)| (a, b)));
                     let label = if s.cin > 1 {
-                        format!("window (input channel {ic})")
+                        format!("window (input channel {})", ic + 1)
                     } else {
                         "window".into()
                     };
@@ -279,9 +268,9 @@ fn im2col_steps(
                 })
                 .collect();
             let tag = match (s.batch > 1, s.groups > 1) {
-                (true, true) => format!(" (image {n}, group {g})"),
-                (true, false) => format!(" (image {n})"),
-                (false, true) => format!(" (group {g})"),
+                (true, true) => format!(" (image {}, group {})", n + 1, g + 1),
+                (true, false) => format!(" (image {})", n + 1),
+                (false, true) => format!(" (group {})", g + 1),
                 _ => String::new(),
             };
             let mut st = Step::new(format!("Matrix product{tag}"))
@@ -331,7 +320,7 @@ fn toeplitz_steps(
         let xv = Tensor::new(vec![cols, 1], x[n * cols..][..cols].to_vec())?;
         let yv = Tensor::new(vec![rows, 1], y.data()[n * rows..][..rows].to_vec())?;
         let tag = if s.batch > 1 {
-            format!(" (image {n})")
+            format!(" (image {})", n + 1)
         } else {
             String::new()
         };

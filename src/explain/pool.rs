@@ -4,10 +4,11 @@
 //! max-unpooling value by value. Windows come from the same spans the computation walks, and
 //! every result shown is the one `pool_forward` returns.
 
-use super::conv::axis_names;
+use super::conv::focus_index;
+use super::{axis_names, is_padded, padded_plane, position, size_formula, size_rule};
 use super::{fmt_num, Explanation, Step, MAX_TERMS};
 use crate::error::{Error, Result};
-use crate::geometry::{AxisWindow, PaddingMode};
+use crate::geometry::PaddingMode;
 use crate::ops::pool::reduce::{sweep, Cell};
 use crate::ops::pool::select::unpool_shape;
 use crate::ops::pool::{
@@ -15,7 +16,7 @@ use crate::ops::pool::{
 };
 use crate::tensor::{fmt_shape, Tensor};
 
-fn too_large(terms: usize) -> Error {
+pub(crate) fn too_large(terms: usize) -> Error {
     Error::TooLarge {
         what: "explain".into(),
         msg: format!(
@@ -25,56 +26,29 @@ fn too_large(terms: usize) -> Error {
     }
 }
 
-/// `out = floor(...)` (or `ceil`, with PyTorch's last-window rule) with the numbers filled in.
-fn size_formula(name: &str, a: &AxisWindow, ceil: bool) -> String {
-    let (f, raw) = if ceil {
-        ("ceil", a.ceil_count())
-    } else {
-        ("floor", a.output)
-    };
-    let note = if raw != a.output {
-        format!(
-            ", but window {raw} would start in the end padding, so {}",
-            a.output
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "{name}: {f}(({} + {} + {} - {}·({}-1) - 1) / {}) + 1 = {raw}{note}",
-        a.input, a.pad_begin, a.pad_end, a.dilation, a.kernel, a.stride
-    )
-}
-
-/// 1-based position `(h, w)` of flat in-plane index `i` over the real axes of `input`.
-fn position(i: usize, input: &[usize; 3], nd: usize) -> String {
-    let c = [
-        i / (input[1] * input[2]),
-        (i / input[2]) % input[1],
-        i % input[2],
-    ];
-    let parts: Vec<String> = c[3 - nd..].iter().map(|v| (v + 1).to_string()).collect();
-    format!("({})", parts.join(", "))
-}
-
-/// Name of output cell `o` of plane `plane`: `n=0, c=1 (2, 1)` (1-based spatial position).
-fn cell_name(s: &PoolShape, plane: usize, o: usize) -> String {
+/// Name of output cell `o` of plane `plane`: `n=1, c=2 (2,1)` (1-based).
+pub(crate) fn cell_name(s: &PoolShape, plane: usize, o: usize) -> String {
     let c = *s.lead.last().unwrap_or(&1);
-    let mut lead = String::new();
+    let mut parts = vec![];
     if s.planes > c {
-        lead += &format!("n={} ", plane / c);
+        parts.push(format!("n={}", plane / c + 1));
     }
     if c > 1 {
-        lead += &format!("c={} ", plane % c);
+        parts.push(format!("c={}", plane % c + 1));
     }
-    format!("{lead}{}", position(o, &s.output, s.nd))
+    let at = position(o, s.output, s.nd);
+    if parts.is_empty() {
+        at
+    } else {
+        format!("{} {at}", parts.join(", "))
+    }
 }
 
-fn list(v: &[f32]) -> String {
+pub(crate) fn list(v: &[f32]) -> String {
     v.iter().map(|&x| fmt_num(x)).collect::<Vec<_>>().join(", ")
 }
 
-fn paren(v: f32) -> String {
+pub(crate) fn paren(v: f32) -> String {
     if v < 0.0 {
         format!("({})", fmt_num(v))
     } else {
@@ -84,7 +58,16 @@ fn paren(v: f32) -> String {
 
 /// Explains `pool_forward(x, p)` step by step.
 pub fn explain(x: &Tensor, p: &PoolParams) -> Result<Explanation> {
+    explain_at(x, p, None)
+}
+
+/// [`explain`], with the window-by-window steps limited to one output cell when `cell`
+/// (1-based spatial position, `--cell I,J`) is given.
+pub fn explain_at(x: &Tensor, p: &PoolParams, cell: Option<&[usize]>) -> Result<Explanation> {
     let s = PoolShape::new(x.shape(), p)?;
+    let focus = cell
+        .map(|c| focus_index(c, &s.output[3 - s.nd..]))
+        .transpose()?;
     let taps = match (&s.window, &s.windows) {
         (Some(w), _) => w.taps(),
         (None, Windows::KMax { .. }) => s.input[2],
@@ -99,15 +82,13 @@ pub fn explain(x: &Tensor, p: &PoolParams) -> Result<Explanation> {
         title: format!("{} pooling, step by step", p.kind.name()),
         steps: vec![size_step(&s, p, x, &out.y)],
     };
-    if let Some(w) = &s.window {
-        if w.real_axes().iter().any(|a| a.pad_begin + a.pad_end > 0) {
-            ex.steps.push(padded_step(&s, x));
-        }
+    if s.window.as_ref().is_some_and(is_padded) {
+        ex.steps.push(padded_step(&s, x));
     }
     if p.kind == PoolKind::KMax {
         kmax_steps(&s, x, &out.y, &mut ex);
     } else {
-        window_steps(&s, x, &out.y, out.indices.as_deref(), &mut ex);
+        window_steps(&s, x, &out.y, out.indices.as_deref(), focus, &mut ex);
     }
     let mut result = Step::new("Result").show("output", out.y.clone(), s.nd);
     if let Some(idx) = out.indices_tensor() {
@@ -125,12 +106,7 @@ fn size_step(s: &PoolShape, p: &PoolParams, x: &Tensor, y: &Tensor) -> Step {
     let mut st = Step::new("Output size").line(format!("input {}", fmt_shape(x.shape())));
     match (&s.window, &s.windows) {
         (Some(w), _) => {
-            st = st.line(if p.ceil_mode {
-                "per axis: out = ceil((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1 \
-                 (the last window must start inside the input or the begin padding)"
-            } else {
-                "per axis: out = floor((in + pad_begin + pad_end - dilation·(kernel-1) - 1) / stride) + 1"
-            });
+            st = st.line(size_rule(p.ceil_mode));
             for (n, a) in names.iter().zip(w.real_axes()) {
                 st = st.line(size_formula(n, a, p.ceil_mode));
             }
@@ -172,7 +148,8 @@ fn size_step(s: &PoolShape, p: &PoolParams, x: &Tensor, y: &Tensor) -> Step {
                     let starts: Vec<String> =
                         spans[ax].iter().map(|w| w.first.to_string()).collect();
                     st = st.line(format!(
-                        "plane {plane}, {n}: u = {}, kernel {}, {} → {}, starts [{}]",
+                        "plane {}, {n}: u = {}, kernel {}, {} → {}, starts [{}]",
+                        plane + 1,
                         fmt_num(u[ax]),
                         kernel[ax],
                         s.input[ax],
@@ -204,33 +181,15 @@ fn pad_value(r: &Reduce) -> f32 {
 fn padded_step(s: &PoolShape, x: &Tensor) -> Step {
     let w = s.window.as_ref().expect("sliding");
     let fill = pad_value(&s.reduce);
-    let [ad, ah, aw] = &w.axes;
     let mut st = Step::new(format!(
         "Padded input (padding counts as {})",
         fmt_num(fill)
     ));
     for plane in 0..s.planes {
         let xp = &x.data()[plane * s.in_len()..][..s.in_len()];
-        let mut v = Vec::new();
-        for d in 0..ad.padded() {
-            for h in 0..ah.padded() {
-                for wi in 0..aw.padded() {
-                    let src = (
-                        ad.padded_source(d, PaddingMode::Zeros),
-                        ah.padded_source(h, PaddingMode::Zeros),
-                        aw.padded_source(wi, PaddingMode::Zeros),
-                    );
-                    v.push(match src {
-                        (Some(d), Some(h), Some(wi)) => xp[(d * ah.input + h) * aw.input + wi],
-                        _ => fill,
-                    });
-                }
-            }
-        }
-        let shape: Vec<usize> = w.real_axes().iter().map(|a| a.padded()).collect();
         st = st.show(
-            format!("plane {plane}"),
-            Tensor::new(shape, v).expect("padded"),
+            format!("plane {}", plane + 1),
+            padded_plane(w, PaddingMode::Zeros, xp, fill),
             s.nd,
         );
     }
@@ -238,12 +197,22 @@ fn padded_step(s: &PoolShape, x: &Tensor) -> Step {
 }
 
 /// One step per output cell: its window and the reduction.
-fn window_steps(s: &PoolShape, x: &Tensor, y: &Tensor, idx: Option<&[u32]>, ex: &mut Explanation) {
+fn window_steps(
+    s: &PoolShape,
+    x: &Tensor,
+    y: &Tensor,
+    idx: Option<&[u32]>,
+    focus: Option<usize>,
+    ex: &mut Explanation,
+) {
     let (in_len, out_len) = (s.in_len(), s.out_len());
     for plane in 0..s.planes {
         let xp = &x.data()[plane * in_len..][..in_len];
         let spans = s.windows.spans(plane, &s.input);
         sweep(&spans, &s.input, |o, cell| {
+            if focus.is_some_and(|f| f != o) {
+                return;
+            }
             let at = plane * out_len + o;
             let (shape, window) = shown_window(s, xp, o, &cell);
             let mut vals = Vec::with_capacity(cell.count());
@@ -295,10 +264,10 @@ fn reduction_line(s: &PoolShape, vals: &[f32], cell: &Cell, y: f32, idx: Option<
             };
             let i = idx.unwrap_or(0) as usize;
             format!(
-                "{f}({}) = {} at input {} (flat index {i})",
+                "{f}({}) = {} at input {} (flat index {i}, 0-based as PyTorch's indices)",
                 list(vals),
                 fmt_num(y),
-                position(i, &s.input, s.nd)
+                position(i, s.input, s.nd)
             )
         }
         Reduce::Avg(div) => {
@@ -356,12 +325,13 @@ fn kmax_steps(s: &PoolShape, x: &Tensor, y: &Tensor, ex: &mut Explanation) {
     for (r, (row, kept)) in x.data().chunks(len).zip(y.data().chunks(k)).enumerate() {
         let mut sorted = kept.to_vec();
         sorted.sort_by(|a, b| b.total_cmp(a));
-        ex.steps.push(Step::new(format!("Row {r}")).line(format!(
-            "[{}]: the {k} largest are {}; in their original order → [{}]",
-            list(row),
-            list(&sorted),
-            list(kept)
-        )));
+        ex.steps
+            .push(Step::new(format!("Row {}", r + 1)).line(format!(
+                "[{}]: the {k} largest are {}; in their original order → [{}]",
+                list(row),
+                list(&sorted),
+                list(kept)
+            )));
     }
 }
 
@@ -384,9 +354,9 @@ pub fn explain_unpool(x: &Tensor, indices: &[u32], p: &PoolParams) -> Result<Exp
     for (j, (&v, &i)) in x.data().iter().zip(indices).enumerate() {
         st = st.line(format!(
             "plane {}: {} → output {} (flat index {i})",
-            j / in_len,
+            j / in_len + 1,
             fmt_num(v),
-            position(i as usize, &out3, nd)
+            position(i as usize, out3, nd)
         ));
     }
     Ok(Explanation {

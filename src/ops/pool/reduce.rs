@@ -83,7 +83,7 @@ impl Reduce {
                 if !(p.norm_type.is_finite() && p.norm_type > 0.0) {
                     return Err(Error::arg(
                         "norm-type",
-                        format!("{} is not a positive number; LP pooling needs p > 0 (p = 2 is the usual choice)", p.norm_type),
+                        format!("{} is not a positive finite number; LP pooling needs p > 0 (p = 2 is the usual choice; p = inf is max pooling: use `stride pool max`)", p.norm_type),
                     ));
                 }
                 Reduce::Lp {
@@ -217,9 +217,21 @@ fn reduce_cell(r: &Reduce, x: &[f32], cell: &Cell) -> (f32, u32) {
             ((sum / div.of(cell)) as f32, 0)
         }
         Reduce::Lp { p, numel, div } => {
+            // y = m·(Σ (x/m)^p · numel/div)^(1/p) with m = max |x|: the same value as
+            // (Σ x^p · numel/div)^(1/p), without overflow for large p (x^200 is inf)
+            let mut m = 0.0f64;
+            cell.for_each(|i| m = m.max((x[i] as f64).abs()));
+            if m == 0.0 || !m.is_finite() {
+                let mut sum = 0.0f64;
+                cell.for_each(|i| sum += (x[i] as f64).powf(p));
+                return ((sum / div.of(cell) * numel as f64).powf(1.0 / p) as f32, 0);
+            }
             let mut sum = 0.0f64;
-            cell.for_each(|i| sum += (x[i] as f64).powf(p));
-            ((sum / div.of(cell) * numel as f64).powf(1.0 / p) as f32, 0)
+            cell.for_each(|i| sum += (x[i] as f64 / m).powf(p));
+            (
+                (m * (sum / div.of(cell) * numel as f64).powf(1.0 / p)) as f32,
+                0,
+            )
         }
         Reduce::Soft => {
             let s = SoftStats::of(x, cell);
@@ -290,8 +302,13 @@ pub fn backward_reference(s: &PoolShape, x: &[f32], y: &[f32], gy: &[f32], gx: &
                     cell.for_each(|i| gxp[i] += share);
                 }
                 Reduce::Lp { p, numel, div } => {
-                    let c = g * (yp[o] as f64).powf(1.0 - p) * numel as f64 / div.of(&cell);
-                    cell.for_each(|i| gxp[i] += (c * (xp[i] as f64).powf(p - 1.0)) as f32);
+                    // ∂y/∂x_i = (x_i/y)^(p−1) · numel/div, written as a ratio so a large p
+                    // neither overflows x^(p−1) nor underflows y^(1−p)
+                    let (c, y) = (g * numel as f64 / div.of(&cell), yp[o] as f64);
+                    cell.for_each(|i| {
+                        let r = (xp[i] as f64 / y).powf(p - 1.0);
+                        gxp[i] += (c * if y == 0.0 { 0.0 } else { r }) as f32;
+                    });
                 }
                 Reduce::Soft => {
                     let st = SoftStats::of(xp, &cell);
