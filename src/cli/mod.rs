@@ -50,6 +50,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
     Pool(pool::PoolArgs),
+    /// A local web page showing convolution, pooling, their gradients and models step by step.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -142,5 +144,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Pool(a) => pool::run(a),
+        Command::Serve(a) => crate::serve::run(a),
     }
 }

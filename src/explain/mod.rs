@@ -5,6 +5,8 @@
 pub mod conv;
 pub mod conv_grad;
 pub mod pool;
+pub mod trace;
+pub mod trace_pool;
 
 use crate::tensor::Tensor;
 
