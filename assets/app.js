@@ -295,13 +295,17 @@ function renderConv(j, out) {
     radios.append(r, el("label", { for: "view-" + v, text: v }));
   }
   const outLen = T.output.shape.slice(-j.nd).reduce((a, b) => a * b, 1);
+  const kshape = T.kernel.shape.slice(2);
+  const taps = kshape.reduce((a, b) => a * b, 1);
   const set = (k) => {
     const c = j.cells[k];
     mark(g.padded, c.a, "win"); mark(g.kernel, c.b, "tap"); mark(g.output, [k], "cur");
-    sum.textContent = "⟨window, kernel⟩ = " + c.sum;
+    // the element-wise products as the API lists them (window value · kernel tap), kernel-shaped
+    const prods = { shape: [c.a.length / taps, ...kshape], text: c.a.map((a, t) => `${T.padded.text[a]}·${T.kernel.text[c.b[t]]}`) };
     step.textContent = "";
     const st = j.first_cell_step != null ? j.explain.direct.steps[j.first_cell_step + k] : null;
-    if (st) step.append(el("h4", { text: st.heading }), lines(st.after));
+    step.append(el("div", { class: "row" }, panel(st ? `${st.heading}: products` : "products", grid("products", prods).el)));
+    sum.textContent = "⟨window, kernel⟩ = " + c.sum;
     for (const [name, gg] of viewGrids) {
       const rows = gg.cells.length / gg.width;
       if (name === "columns") mark(gg, [...Array(rows).keys()].map((r) => r * gg.width + (k % outLen)), "cur");

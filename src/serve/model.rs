@@ -120,7 +120,7 @@ fn describe(dir: &Path, req: ModelRequest) -> Result<Value, ApiError> {
         for (i, layer) in loaded.model.net.layers.iter_mut().enumerate() {
             h = layer.forward(h, false)?;
             let spec = loaded.model.spec.layers.get(i).map(|l| l.to_string()).unwrap_or_default();
-            let shown = h.reshape(&h.shape()[1..])?;
+            let shown = h.clone().reshape(&h.shape()[1..])?;
             layers.push(json!({"layer": spec, "output": tensor(&shown)}));
         }
         let classes = h.numel();
