@@ -1,0 +1,173 @@
+//! `stride serve`'s JSON API without a browser: the server started on port 0, requests sent
+//! over a plain TCP socket, answers checked against the library's own results.
+
+mod serve_common;
+
+use serde_json::json;
+use serve_common::{api, http, texts, Server};
+use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
+use stride::Tensor;
+
+const A: &str = "[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]";
+const B: &str = "[[4,3,3],[5,5,5],[2,4,3]]";
+
+fn strs(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn homework_convolution_and_its_gradients() {
+    let s = Server::start(&[]);
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": A, "kernel": B}));
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(
+        strs(&j["tensors"]["output"]["text"]),
+        ["109", "92", "72", "108", "85", "74", "110", "74", "79"]
+    );
+    // the first cell's window: the top-left 3×3 block times the kernel
+    assert_eq!(
+        j["cells"][0]["sum"],
+        "4·4 + 5·3 + 2·3 + 3·5 + 3·5 + 2·5 + 4·2 + 3·4 + 4·3 = 109"
+    );
+    // all-ones output gradient by default: the centre of dL/dX is the kernel's sum, 34
+    assert_eq!(j["tensors"]["grad_input"]["text"][12], "34");
+    assert_eq!(j["grad_input"][12]["a"].as_array().unwrap().len(), 9);
+    assert_eq!(j["tensors"]["grad_bias"]["text"][0], "9");
+    // a constant gradient given as a number, and the im2col view's column matrix
+    let (_, j2) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": A, "kernel": B, "grad-output": "2"}),
+    );
+    assert_eq!(j2["tensors"]["grad_input"]["text"][12], "68");
+    let im2col = &j["explain"]["im2col"]["steps"];
+    assert!(im2col
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|st| st["tensors"][0]["name"] == "columns"));
+}
+
+#[test]
+fn bad_input_gets_the_cli_message_and_a_4xx() {
+    let s = Server::start(&[]);
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": "[[1,2],[3", "kernel": B}));
+    assert_eq!(status, 400);
+    assert_eq!(j["error"]["field"], "input");
+    let msg = j["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("input: ") && msg.contains("missing ']'"), "{msg}");
+    // a kernel larger than the input names the kernel and the fix
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": "[[1,2],[3,4]]", "kernel": B}));
+    assert_eq!(status, 400, "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("padding"), "{j}");
+    // a misspelt flag, a file path, a bad padding
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": A, "kernel": B, "pading": "1"}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("pading")));
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": "/etc/passwd", "kernel": B}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("input")));
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": A, "kernel": B, "padding": "sideways"}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("padding")), "{j}");
+    // not JSON at all
+    let (status, text) = http(s.port, "POST", "/api/conv", Some("input=[[1]]"));
+    assert!((400..500).contains(&status), "{status} {text}");
+    assert!(text.contains("JSON object"), "{text}");
+}
+
+#[test]
+fn oversized_requests_and_computations_are_refused() {
+    let s = Server::start(&[]);
+    let big = format!("[{}]", vec!["1"; 40_000].join(","));
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": big, "kernel": "[1]"}));
+    assert_eq!(status, 413, "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("65536"), "{j}");
+    // small request, too much to trace step by step (the CLI's --explain limit)
+    let row = format!("[{}]", vec!["1"; 60].join(","));
+    let x = format!("[{}]", vec![row.as_str(); 60].join(","));
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": x, "kernel": "[[1,1,1],[1,1,1],[1,1,1]]"}));
+    assert_eq!(status, 422, "{j}");
+    assert!(j["error"]["message"].as_str().unwrap().contains("limit"), "{j}");
+    // more values than the page takes per tensor
+    let row = format!("[{}]", vec!["1"; 70].join(","));
+    let x = format!("[{}]", vec![row.as_str(); 70].join(","));
+    let (status, j) = api(s.port, "/api/conv", &json!({"input": x, "kernel": "[[1]]"}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("input")), "{j}");
+}
+
+#[test]
+fn pooling_forward_backward_and_transposed_convolution() {
+    let s = Server::start(&[]);
+    let x = "[[1,2,3,4],[5,6,7,8],[9,10,11,12]]";
+    let (status, j) = api(
+        s.port,
+        "/api/pool",
+        &json!({"kind": "avg", "input": x, "kernel": "2", "stride": "1", "grad-output": "[[1,2,3],[4,5,6]]"}),
+    );
+    assert_eq!(status, 200, "{j}");
+    let xt = Tensor::new(vec![1, 1, 3, 4], (1..=12).map(|v| v as f32).collect()).unwrap();
+    let mut p = PoolParams::new(PoolKind::Avg, &[2]);
+    p.stride = vec![1];
+    let out = pool_forward(&xt, &p).unwrap();
+    let gy = Tensor::new(vec![1, 1, 2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+    let gx = pool_backward(&xt, &out, &gy, &p).unwrap();
+    assert_eq!(strs(&j["tensors"]["output"]["text"]), texts(out.y.data()));
+    assert_eq!(strs(&j["tensors"]["grad_input"]["text"]), texts(gx.data()));
+    // avg: each output's gradient goes to its 4 window cells with weight 1/4
+    assert_eq!(j["cells"][0]["window"], json!([0, 1, 4, 5]));
+    assert_eq!(j["cells"][0]["routes"][0], json!([0, "0.25"]));
+    let (status, j) = api(
+        s.port,
+        "/api/conv-transpose",
+        &json!({"input": "[[1,2],[3,4]]", "kernel": "[[1,1],[1,1]]", "stride": "2"}),
+    );
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(
+        strs(&j["tensors"]["output"]["text"]),
+        ["1", "1", "2", "2", "1", "1", "2", "2", "3", "3", "4", "4", "3", "3", "4", "4"]
+    );
+    // input value 4 (index 3) scatters into the bottom-right 2×2 block
+    assert_eq!(j["inputs"][3]["a"], json!([10, 11, 14, 15]));
+    let (status, j) = api(s.port, "/api/pool", &json!({"kind": "largest", "input": x}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("kind")), "{j}");
+}
+
+#[test]
+fn receptive_field_spans_and_the_page_assets() {
+    let s = Server::start(&[]);
+    let (status, j) = api(
+        s.port,
+        "/api/rf",
+        &json!({"model": "conv(8,k=3) conv(8,k=3) conv(8,k=3)", "input-shape": "1,9,9"}),
+    );
+    assert_eq!(status, 200, "{j}");
+    let layers = j["summary"]["layers"].as_array().unwrap();
+    assert_eq!(layers[2]["receptive_field"][0]["size"], 7);
+    // layer 3's output cell 1 (0-based) sees input pixels 1..=7 on each axis
+    assert_eq!(j["spans"][2][0][1], json!([1, 7]));
+    let (status, page) = http(s.port, "GET", "/", None);
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"/app.js\">"), "{page}");
+    let (status, js) = http(s.port, "GET", "/app.js", None);
+    assert_eq!(status, 200);
+    assert!(js.contains("/api/conv"));
+    let (status, _) = http(s.port, "GET", "/nope", None);
+    assert_eq!(status, 404);
+    let (status, j) = api(s.port, "/api/model", &json!({"run": "/etc"}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("run")), "{j}");
+}
+
+#[test]
+fn ctrl_c_stops_the_server_cleanly() {
+    let mut s = Server::start(&[]);
+    let (status, _) = http(s.port, "GET", "/", None);
+    assert_eq!(status, 200);
+    // SAFETY: sending SIGINT to the child we started
+    unsafe {
+        libc::kill(s.child.id() as i32, libc::SIGINT);
+    }
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
