@@ -61,19 +61,41 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, St
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // read the head, then exactly Content-Length bytes (a peer may keep the connection open)
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
+    let lower = head.to_ascii_lowercase();
+    let length = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut raw = Vec::new();
+    match length {
+        Some(n) => {
+            raw.resize(n, 0);
+            r.read_exact(&mut raw).unwrap();
+        }
+        None => {
+            let _ = r.read_to_end(&mut raw);
+        }
+    }
+    let rest = String::from_utf8_lossy(&raw).to_string();
+    let body = if lower.contains("transfer-encoding: chunked") {
+        dechunk(&rest)
     } else {
-        rest.to_string()
+        rest
     };
     (status, body)
 }
