@@ -284,7 +284,9 @@ function renderConv(j, out) {
     viewBox.textContent = ""; viewGrids = [];
     if (v === "direct") return;
     if (!views[v]) { viewBox.append(el("p", { class: "note", text: "the Toeplitz matrix of this problem is too large to show" })); return; }
-    viewBox.append(stepsView(views[v], (name, gg) => viewGrids.push([name, gg])));
+    // the output size and the operands are shown above already
+    const rest = { ...views[v], steps: views[v].steps.slice(2) };
+    viewBox.append(stepsView(rest, (name, gg) => viewGrids.push([name, gg])));
     if (stepper) stepper.to(stepper.k);
   };
   const radios = el("div", { class: "controls", role: "radiogroup" }, el("span", { text: "view:" }));
@@ -301,7 +303,7 @@ function renderConv(j, out) {
     const c = j.cells[k];
     mark(g.padded, c.a, "win"); mark(g.kernel, c.b, "tap"); mark(g.output, [k], "cur");
     // the element-wise products as the API lists them (window value · kernel tap), kernel-shaped
-    const prods = { shape: [c.a.length / taps, ...kshape], text: c.a.map((a, t) => `${T.padded.text[a]}·${T.kernel.text[c.b[t]]}`) };
+    const prods = { shape: [c.a.length / taps, ...kshape], text: c.products };
     step.textContent = "";
     const st = j.first_cell_step != null ? j.explain.direct.steps[j.first_cell_step + k] : null;
     step.append(el("div", { class: "row" }, panel(st ? `${st.heading}: products` : "products", grid("products", prods).el)));
@@ -375,7 +377,7 @@ function renderTranspose(j, out) {
     const e = j.inputs[k];
     mark(gi, [k], "cur"); mark(go_, e.a, "dst"); mark(gk, e.b, "tap");
     sum.textContent = `input value ${T.input.text[k]} scatters ${T.input.text[k]} × kernel into the highlighted outputs: ` +
-      e.b.map((b) => `${T.input.text[k]}·${T.kernel.text[b]}`).join(", ");
+      e.products.join(", ");
   };
   const ctl = controls(j.inputs.length, gi.width, set, "input cell");
   const gr = (n, t) => (t ? panel(n, grid(n.replace(/\W+/g, "_"), t).el) : null);
@@ -403,6 +405,7 @@ function renderRf(j, out) {
     const sp = j.spans[li];
     outBox.textContent = "";
     if (!sp) { info.textContent = `${row.layer}: no receptive field (flattened)`; return; }
+    tab.querySelectorAll("tr").forEach((tr, r) => tr.classList.toggle("on", r === li + 1));
     const oSp = row.out_shape.slice(1);
     const gOut = grid("rf_output", blank(oSp.length === 1 ? [1, oSp[0]] : oSp.slice(-2)), (i) => {
       const W = oSp[oSp.length - 1];

@@ -2,6 +2,7 @@
 //! over a plain TCP socket, answers checked against the library's own results.
 
 mod serve_common;
+mod synth;
 
 use serde_json::json;
 use serve_common::{api, http, texts, Server};
@@ -170,4 +171,52 @@ fn ctrl_c_stops_the_server_cleanly() {
     }
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn model_view_of_a_trained_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth::write_dataset(&data, 40, 20);
+    let run = dir.path().join("run");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stride"))
+        .args(["train", "conv(4,k=5,s=3) relu flatten linear(10)", "--data", &s(&data)])
+        .args(["--epochs", "2", "--batch-size", "20", "--threads", "1", "--out", &s(&run)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let srv = Server::start(&["--run", &s(&run), "--data", &s(&data)]);
+    let (status, j) = http(srv.port, "GET", "/api/runs", None);
+    assert_eq!(status, 200);
+    assert!(j.contains(&s(&run).replace('\\', "\\\\")), "{j}");
+    let (status, j) = api(srv.port, "/api/model", &json!({"run": s(&run), "image": 3}));
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["history"].as_array().unwrap().len(), 2);
+    assert_eq!(j["kernels"][0]["tensor"]["shape"], json!([4, 1, 5, 5]));
+    // conv → relu → flatten → linear: four layer outputs, the conv's as (4, 8, 8) maps
+    assert_eq!(j["layers"].as_array().unwrap().len(), 4);
+    assert_eq!(j["layers"][0]["output"]["shape"], json!([4, 8, 8]));
+    let p: f64 = j["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["p"].as_f64().unwrap())
+        .sum();
+    assert!((p - 1.0).abs() < 1e-4, "{p}");
+    // past the test set, and a run folder that was not offered
+    let (status, j) = api(srv.port, "/api/model", &json!({"run": s(&run), "image": 20}));
+    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("image")), "{j}");
+    // an uploaded PNG (8-bit grayscale, 28×28)
+    let mut png_bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png_bytes, 28, 28);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let px: Vec<u8> = (0..28 * 28).map(|i| (i % 251) as u8).collect();
+        enc.write_header().unwrap().write_image_data(&px).unwrap();
+    }
+    let (status, j) = api(srv.port, "/api/model", &json!({"run": s(&run), "png": png_bytes}));
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["probabilities"].as_array().unwrap().len(), 10);
 }

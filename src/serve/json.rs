@@ -42,7 +42,8 @@ pub fn explanation(ex: &Explanation) -> Value {
     json!({"title": ex.title, "steps": steps})
 }
 
-/// Traced entries: `{"at", "a": [flat indices], "b": [flat indices], "sum": "4·4 + … = 109"}`.
+/// Traced entries: `{"at", "a": [flat indices], "b": [flat indices], "products": ["4·4", …],
+/// "sum": "4·4 + … = 109", "value"}`.
 pub fn entries(list: &[Entry]) -> Value {
     Value::Array(list.iter().map(entry).collect())
 }
@@ -62,6 +63,7 @@ fn entry(e: &Entry) -> Value {
         "at": e.at,
         "a": e.terms.iter().map(|t| t.a_at).collect::<Vec<_>>(),
         "b": e.terms.iter().map(|t| t.b_at).collect::<Vec<_>>(),
+        "products": e.terms.iter().map(|t| fmt_products(&[(t.a, t.b)])).collect::<Vec<_>>(),
         "sum": sum,
         "value": fmt_num(e.value),
     })

@@ -47,11 +47,16 @@ pub struct ServeArgs {
     /// Without it the page lists the folders under ./runs.
     #[arg(long, value_name = "DIR")]
     run: Vec<PathBuf>,
+    /// Folder with the Fashion-MNIST test set (MNIST-format IDX files) for the Model view's test images.
+    #[arg(long, value_name = "DIR", default_value = stride::data::DEFAULT_DIR)]
+    data: PathBuf,
 }
 
 /// What every handler may read: the run folders offered in the Model view.
 pub struct AppState {
     pub runs: Vec<PathBuf>,
+    /// Where the test images come from.
+    pub data: PathBuf,
 }
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
@@ -138,7 +143,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         let bound = listener.local_addr()?;
         println!("serving on http://{bound}/");
         std::io::stdout().flush()?;
-        let state = AppState { runs: a.run };
+        let state = AppState {
+            runs: a.run,
+            data: a.data,
+        };
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use stride::checkpoint;
-use stride::data::{image, Dataset, Split, CLASSES, DEFAULT_DIR};
+use stride::data::{image, Dataset, Split, CLASSES};
 use stride::explain::fmt_num;
 use stride::ops::loss::softmax_rows;
 use stride::Tensor;
@@ -68,13 +68,14 @@ pub async fn model(
             format!("run: '{}' is not one of the run folders offered; start stride serve with --run DIR", req.run),
         ));
     };
-    tokio::task::spawn_blocking(move || describe(&dir, req))
+    let data = state.data.clone();
+    tokio::task::spawn_blocking(move || describe(&dir, &data, req))
         .await
         .map_err(|e| ApiError::bad("run", format!("run: failed: {e}")))?
         .map(Json)
 }
 
-fn describe(dir: &Path, req: ModelRequest) -> Result<Value, ApiError> {
+fn describe(dir: &Path, data: &Path, req: ModelRequest) -> Result<Value, ApiError> {
     let mut loaded = checkpoint::load(dir)?;
     let kernels: Vec<Value> = loaded
         .model
@@ -88,7 +89,7 @@ fn describe(dir: &Path, req: ModelRequest) -> Result<Value, ApiError> {
     let input = loaded.model.spec.input.clone();
     let (x, label, note) = match (&req.png, req.image) {
         (Some(bytes), _) => (Some(png_image(bytes, &input)?), None, None),
-        (None, i) => match Dataset::load(Path::new(DEFAULT_DIR), Split::Test, CLASSES.len()) {
+        (None, i) => match Dataset::load(data, Split::Test, CLASSES.len()) {
             Ok(d) => {
                 let i = i.unwrap_or(0);
                 if i >= d.labels.len() {
