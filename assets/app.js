@@ -106,6 +106,9 @@ const DEFAULTS = {
 };
 
 // ---- state in the fragment -------------------------------------------------------------------
+// op (the view), view (direct | im2col | toeplitz) and cell (1-based, the cell shown first) are
+// the page's own; every other key is a CLI flag and goes to the API as given.
+const UI_KEYS = ["op", "view", "cell"];
 function readHash() {
   const s = {};
   for (const [k, v] of new URLSearchParams(location.hash.slice(1))) s[k] = v;
@@ -227,7 +230,15 @@ let timer = null;
 function controls(count, width, set, label) {
   let k = 0;
   const info = el("span", { id: "cell-info" });
-  const to = (j) => { k = ((j % count) + count) % count; set(k); info.textContent = `${label} ${k + 1} of ${count}`; };
+  const to = (j) => {
+    k = ((j % count) + count) % count;
+    set(k);
+    info.textContent = `${label} ${k + 1} of ${count}`;
+    // the address follows the step, so a link can open on this cell (no new history entry)
+    const st = readHash();
+    if (k > 0) st.cell = String(k + 1); else delete st.cell;
+    history.replaceState(null, "", hashOf(st));
+  };
   stepper = { to, get k() { return k; }, width, count };
   const play = el("button", { type: "button", id: "play", text: "▶ play" });
   play.addEventListener("click", () => {
@@ -235,11 +246,12 @@ function controls(count, width, set, label) {
     play.textContent = "❚❚ pause";
     timer = setInterval(() => to(k + 1), 900);
   });
+  const first = Math.min(Math.max(1, Number(readHash().cell) || 1), count) - 1;
   const box = el("div", { class: "controls" },
     el("button", { type: "button", id: "prev", text: "◀", "aria-label": "previous cell", onclick: () => to(k - 1) }),
     el("button", { type: "button", id: "next", text: "▶", "aria-label": "next cell", onclick: () => to(k + 1) }),
     play, info);
-  return { box, start: () => to(0) };
+  return { box, start: () => to(first) };
 }
 document.addEventListener("keydown", (e) => {
   if (!stepper || /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName)) return;
@@ -322,7 +334,7 @@ function renderConv(j, out) {
     panel("dL/dY (grad-output)", grads.gy.el), panel("dL/dK", grads.gw.el),
     panel("dL/db", grid("grad_bias", T.grad_bias).el), panel("dL/dX", grads.gx.el));
   out.box.append(
-    lines(j.explain.direct.steps[0].lines), top, ctl.box, sum, step, radios, viewBox,
+    lines(j.explain.direct.steps[0].lines), top, ctl.box, step, sum, radios, viewBox,
     el("h2", { text: "Gradients" }),
     el("p", { class: "note", text: "dL/dK correlates the input with dL/dY; dL/dX is the full convolution of dL/dY with the flipped kernel. Click an entry." }),
     gradRow, gsum,
@@ -521,7 +533,9 @@ function renderModel(j, out) {
     const t = l.output;
     const body = t.shape.length >= 2
       ? el("div", { class: "maps" }, ...planes(t).map((p) => image(p, 3)))
-      : el("div", { class: "lines", text: t.text.join("  ") });
+      : t.text.length > 20
+        ? el("details", {}, el("summary", { text: `${t.text.length} values` }), el("div", { class: "lines", text: t.text.join("  ") }))
+        : el("div", { class: "lines", text: t.text.join("  ") });
     out.box.append(panel(`${l.layer} → ${t.shape.join("×")}`, body));
   }
   out.box.append(panel("class probabilities", el("table", { class: "plain", id: "probs" },
@@ -542,13 +556,13 @@ async function run() {
   if (!op) { showError({ field: "", message: `op: unknown view '${s.op}'; use conv, pool, conv-transpose, rf or model` }); return; }
   if (s.op === "model") return runModel(s, out);
   // a bare #op=... opens that view's first course example
-  if (Object.keys(s).filter((k) => k !== "op" && k !== "view").length === 0) {
+  if (Object.keys(s).filter((k) => !UI_KEYS.includes(k)).length === 0) {
     s = { op: s.op, ...DEFAULTS[s.op] };
     history.replaceState(null, "", hashOf(s));
     buildForm(s);
   }
   const body = {};
-  for (const [k, v] of Object.entries(s)) if (k !== "op" && k !== "view") body[k] = v;
+  for (const [k, v] of Object.entries(s)) if (!UI_KEYS.includes(k)) body[k] = v;
   document.body.dataset.state = "computing";
   try {
     const r = await fetch(op.api, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
