@@ -56,22 +56,55 @@ fn homework_convolution_and_its_gradients() {
 #[test]
 fn bad_input_gets_the_cli_message_and_a_4xx() {
     let s = Server::start(&[]);
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": "[[1,2],[3", "kernel": B}));
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": "[[1,2],[3", "kernel": B}),
+    );
     assert_eq!(status, 400);
     assert_eq!(j["error"]["field"], "input");
     let msg = j["error"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("input: ") && msg.contains("missing ']'"), "{msg}");
+    assert!(
+        msg.starts_with("input: ") && msg.contains("missing ']'"),
+        "{msg}"
+    );
     // a kernel larger than the input names the kernel and the fix
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": "[[1,2],[3,4]]", "kernel": B}));
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": "[[1,2],[3,4]]", "kernel": B}),
+    );
     assert_eq!(status, 400, "{j}");
-    assert!(j["error"]["message"].as_str().unwrap().contains("padding"), "{j}");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("padding"),
+        "{j}"
+    );
     // a misspelt flag, a file path, a bad padding
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": A, "kernel": B, "pading": "1"}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("pading")));
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": "/etc/passwd", "kernel": B}));
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": A, "kernel": B, "pading": "1"}),
+    );
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("pading"))
+    );
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": "/etc/passwd", "kernel": B}),
+    );
     assert_eq!((status, j["error"]["field"].as_str()), (400, Some("input")));
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": A, "kernel": B, "padding": "sideways"}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("padding")), "{j}");
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": A, "kernel": B, "padding": "sideways"}),
+    );
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("padding")),
+        "{j}"
+    );
     // not JSON at all
     let (status, text) = http(s.port, "POST", "/api/conv", Some("input=[[1]]"));
     assert!((400..500).contains(&status), "{status} {text}");
@@ -84,18 +117,32 @@ fn oversized_requests_and_computations_are_refused() {
     let big = format!("[{}]", vec!["1"; 40_000].join(","));
     let (status, j) = api(s.port, "/api/conv", &json!({"input": big, "kernel": "[1]"}));
     assert_eq!(status, 413, "{j}");
-    assert!(j["error"]["message"].as_str().unwrap().contains("65536"), "{j}");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("65536"),
+        "{j}"
+    );
     // small request, too much to trace step by step (the CLI's --explain limit)
     let row = format!("[{}]", vec!["1"; 60].join(","));
     let x = format!("[{}]", vec![row.as_str(); 60].join(","));
-    let (status, j) = api(s.port, "/api/conv", &json!({"input": x, "kernel": "[[1,1,1],[1,1,1],[1,1,1]]"}));
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": x, "kernel": "[[1,1,1],[1,1,1],[1,1,1]]"}),
+    );
     assert_eq!(status, 422, "{j}");
-    assert!(j["error"]["message"].as_str().unwrap().contains("limit"), "{j}");
+    assert!(
+        j["error"]["message"].as_str().unwrap().contains("limit"),
+        "{j}"
+    );
     // more values than the page takes per tensor
     let row = format!("[{}]", vec!["1"; 70].join(","));
     let x = format!("[{}]", vec![row.as_str(); 70].join(","));
     let (status, j) = api(s.port, "/api/conv", &json!({"input": x, "kernel": "[[1]]"}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("input")), "{j}");
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("input")),
+        "{j}"
+    );
 }
 
 #[test]
@@ -132,7 +179,11 @@ fn pooling_forward_backward_and_transposed_convolution() {
     // input value 4 (index 3) scatters into the bottom-right 2×2 block
     assert_eq!(j["inputs"][3]["a"], json!([10, 11, 14, 15]));
     let (status, j) = api(s.port, "/api/pool", &json!({"kind": "largest", "input": x}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("kind")), "{j}");
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("kind")),
+        "{j}"
+    );
 }
 
 #[test]
@@ -157,7 +208,11 @@ fn receptive_field_spans_and_the_page_assets() {
     let (status, _) = http(s.port, "GET", "/nope", None);
     assert_eq!(status, 404);
     let (status, j) = api(s.port, "/api/model", &json!({"run": "/etc"}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("run")), "{j}");
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("run")),
+        "{j}"
+    );
 }
 
 #[test]
@@ -181,11 +236,29 @@ fn model_view_of_a_trained_run() {
     let run = dir.path().join("run");
     let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args(["train", "conv(4,k=5,s=3) relu flatten linear(10)", "--data", &s(&data)])
-        .args(["--epochs", "2", "--batch-size", "20", "--threads", "1", "--out", &s(&run)])
+        .args([
+            "train",
+            "conv(4,k=5,s=3) relu flatten linear(10)",
+            "--data",
+            &s(&data),
+        ])
+        .args([
+            "--epochs",
+            "2",
+            "--batch-size",
+            "20",
+            "--threads",
+            "1",
+            "--out",
+            &s(&run),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let srv = Server::start(&["--run", &s(&run), "--data", &s(&data)]);
     let (status, j) = http(srv.port, "GET", "/api/runs", None);
     assert_eq!(status, 200);
@@ -205,8 +278,16 @@ fn model_view_of_a_trained_run() {
         .sum();
     assert!((p - 1.0).abs() < 1e-4, "{p}");
     // past the test set, and a run folder that was not offered
-    let (status, j) = api(srv.port, "/api/model", &json!({"run": s(&run), "image": 20}));
-    assert_eq!((status, j["error"]["field"].as_str()), (400, Some("image")), "{j}");
+    let (status, j) = api(
+        srv.port,
+        "/api/model",
+        &json!({"run": s(&run), "image": 20}),
+    );
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (400, Some("image")),
+        "{j}"
+    );
     // an uploaded PNG (8-bit grayscale, 28×28)
     let mut png_bytes = Vec::new();
     {
@@ -216,7 +297,11 @@ fn model_view_of_a_trained_run() {
         let px: Vec<u8> = (0..28 * 28).map(|i| (i % 251) as u8).collect();
         enc.write_header().unwrap().write_image_data(&px).unwrap();
     }
-    let (status, j) = api(srv.port, "/api/model", &json!({"run": s(&run), "png": png_bytes}));
+    let (status, j) = api(
+        srv.port,
+        "/api/model",
+        &json!({"run": s(&run), "png": png_bytes}),
+    );
     assert_eq!(status, 200, "{j}");
     assert_eq!(j["probabilities"].as_array().unwrap().len(), 10);
 }

@@ -69,11 +69,17 @@ fn homework_link_opened_cold_shows_output_and_input_gradient() {
     }
     let s = Server::start(&[]);
     // the fragment as a teacher would paste it, raw brackets, and fully URL-encoded
-    let raw = s.url(&format!("/#op=conv&input={A}&kernel={B}&stride=1&padding=0&grad-output=ones"));
+    let raw = s.url(&format!(
+        "/#op=conv&input={A}&kernel={B}&stride=1&padding=0&grad-output=ones"
+    ));
     let encoded = s.url(&format!(
         "/#op=conv&input={}&kernel={}",
-        A.replace('[', "%5B").replace(']', "%5D").replace(',', "%2C"),
-        B.replace('[', "%5B").replace(']', "%5D").replace(',', "%2C")
+        A.replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace(',', "%2C"),
+        B.replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace(',', "%2C")
     ));
     for url in [raw, encoded] {
         let dom = dump_dom(&url);
@@ -140,9 +146,8 @@ fn pooling_forward_and_backward_and_a_transposed_convolution() {
     let gx = pool_backward(&xt, &out, &gy, &p).unwrap();
     assert_eq!(grid_texts(&dom, "output"), texts(out.y.data()));
     assert_eq!(grid_texts(&dom, "grad_input"), texts(gx.data()));
-    let dom = dump_dom(&s.url(
-        "/#op=conv-transpose&input=[[1,2],[3,4]]&kernel=[[1,1],[1,1]]&stride=2",
-    ));
+    let dom =
+        dump_dom(&s.url("/#op=conv-transpose&input=[[1,2],[3,4]]&kernel=[[1,1],[1,1]]&stride=2"));
     assert_eq!(
         grid_texts(&dom, "output"),
         ["1", "1", "2", "2", "1", "1", "2", "2", "3", "3", "4", "4", "3", "3", "4", "4"]
@@ -184,7 +189,10 @@ impl Driver {
             .expect("start chromedriver");
         let t0 = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
@@ -234,7 +242,10 @@ impl Driver {
             if !v.is_null() && v != json!(false) && v != json!("") {
                 return v;
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "timed out: {script}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "timed out: {script}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -251,7 +262,11 @@ impl Driver {
             .and_then(Value::as_str)
             .expect("element id")
             .to_string();
-        self.call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
+        self.call(
+            "POST",
+            &self.s(&format!("/element/{id}/click")),
+            Some(json!({})),
+        );
     }
 
     fn keys(&self, keys: &[&str]) {

@@ -16,8 +16,8 @@ use super::conv::padded_input;
 use super::MAX_TERMS;
 use crate::error::{Error, Result};
 use crate::geometry::{PaddingMode, Window3};
-use crate::ops::conv::{conv, conv_backward, ConvAlgo, ConvGrads, ConvParams, ConvShape};
 use crate::ops::conv::{check_grad_output, GradRequest};
+use crate::ops::conv::{conv, conv_backward, ConvAlgo, ConvGrads, ConvParams, ConvShape};
 use crate::ops::conv_transpose::{
     adjoint_shape, conv_transpose, conv_transpose_backward, ConvTransposeParams,
 };

@@ -130,7 +130,10 @@ mod tests {
         p.stride = vec![1];
         let gy = Tensor::full(&[1, 1, 2, 2], 1.0);
         let tr = pool_trace(&x(), &p, Some(&gy)).unwrap();
-        assert_eq!(tr.cells[3].routes, vec![(4, 0.25), (5, 0.25), (7, 0.25), (8, 0.25)]);
+        assert_eq!(
+            tr.cells[3].routes,
+            vec![(4, 0.25), (5, 0.25), (7, 0.25), (8, 0.25)]
+        );
         let gx = tr.gx.unwrap();
         assert_eq!(gx.data()[4], 1.0);
         assert_eq!(gx.data()[0], 0.25);

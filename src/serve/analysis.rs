@@ -18,7 +18,7 @@ pub const MAX_RF_AXIS: usize = 1024;
 pub fn rf(body: Value) -> Result<Value, ApiError> {
     let f = Fields::new(body, &RF_FIELDS)?;
     let model = f.need("model", "conv(8,k=3) maxpool(2) conv(8,k=3) or lenet5")?;
-    if model.starts_with('@') || model.contains('/') {
+    if model.starts_with('@') || model.contains('/') || std::path::Path::new(model).exists() {
         return Err(ApiError::bad(
             "model",
             "model: give a preset or an inline spec; the page does not read files",
@@ -47,7 +47,9 @@ pub fn rf(body: Value) -> Result<Value, ApiError> {
                     .zip(&row.out_shape[1..])
                     .zip(&spatial)
                     .map(|((r, &out), &input)| {
-                        json!((0..out).map(|o| input_span(r, o, input)).collect::<Vec<_>>())
+                        json!((0..out)
+                            .map(|o| input_span(r, o, input))
+                            .collect::<Vec<_>>())
                     })
                     .collect(),
             ),

@@ -91,7 +91,10 @@ impl Fields {
             if !known.contains(&k.as_str()) {
                 return Err(ApiError::bad(
                     &k,
-                    format!("unknown field '{k}'; this operation takes {}", known.join(", ")),
+                    format!(
+                        "unknown field '{k}'; this operation takes {}",
+                        known.join(", ")
+                    ),
                 ));
             }
             let s = match v {
@@ -108,7 +111,10 @@ impl Fields {
 
     /// The value of `key`, if given and not blank.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|s| !s.trim().is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|s| !s.trim().is_empty())
     }
 
     /// The value of `key` or `default`.
@@ -119,7 +125,10 @@ impl Fields {
     /// A required value.
     pub fn need(&self, key: &str, example: &str) -> Result<&str, ApiError> {
         self.get(key).ok_or_else(|| {
-            ApiError::bad(key, format!("{key}: is required; give a value such as {example}"))
+            ApiError::bad(
+                key,
+                format!("{key}: is required; give a value such as {example}"),
+            )
         })
     }
 
@@ -140,7 +149,10 @@ impl Fields {
         self.get(key)
             .map(|s| {
                 s.trim().parse().map_err(|_| {
-                    ApiError::bad(key, format!("{key}: '{s}' is not a whole number; give one such as 1 or 2"))
+                    ApiError::bad(
+                        key,
+                        format!("{key}: '{s}' is not a whole number; give one such as 1 or 2"),
+                    )
                 })
             })
             .transpose()

@@ -13,13 +13,7 @@ pub fn tensor(t: &Tensor) -> Value {
     let data: Vec<Value> = t
         .data()
         .iter()
-        .map(|&v| {
-            if v.is_finite() {
-                json!(v)
-            } else {
-                Value::Null
-            }
-        })
+        .map(|&v| if v.is_finite() { json!(v) } else { Value::Null })
         .collect();
     let text: Vec<String> = t.data().iter().map(|&v| fmt_num(v)).collect();
     json!({"shape": t.shape(), "data": data, "text": text})

@@ -67,8 +67,14 @@ const APP_CSS: &str = include_str!("../../assets/app.css");
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
-        .route("/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))
-        .route("/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
         .route("/api/conv", post(|b| api(b, ops::conv)))
         .route("/api/conv-transpose", post(|b| api(b, ops::conv_transpose)))
         .route("/api/pool", post(|b| api(b, ops::pool)))
@@ -79,7 +85,8 @@ pub fn app(state: AppState) -> Router {
             ApiError {
                 status: StatusCode::NOT_FOUND,
                 field: String::new(),
-                message: "no such page; open / for the page, or POST to /api/conv, /api/pool, ...".into(),
+                message: "no such page; open / for the page, or POST to /api/conv, /api/pool, ..."
+                    .into(),
             }
         })
         .layer(DefaultBodyLimit::max(fields::MAX_BODY))
@@ -87,7 +94,14 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn asset(kind: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Runs one API call: the body's JSON (or the reason it was refused) → the handler → JSON.
@@ -116,9 +130,16 @@ pub fn rejected(r: JsonRejection) -> ApiError {
             fields::MAX_BODY
         )
     } else {
-        format!("the request body must be a JSON object of flag names and values: {}", r.body_text())
+        format!(
+            "the request body must be a JSON object of flag names and values: {}",
+            r.body_text()
+        )
     };
-    let status = if status.is_client_error() { status } else { StatusCode::BAD_REQUEST };
+    let status = if status.is_client_error() {
+        status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     ApiError {
         status,
         field: String::new(),

@@ -62,7 +62,11 @@ pub async fn model(
 ) -> Result<Json<Value>, ApiError> {
     let Json(req) = body.map_err(rejected)?;
     let dirs = run_dirs(&state);
-    let Some(dir) = dirs.iter().find(|d| d.display().to_string() == req.run).cloned() else {
+    let Some(dir) = dirs
+        .iter()
+        .find(|d| d.display().to_string() == req.run)
+        .cloned()
+    else {
         return Err(ApiError::bad(
             "run",
             format!("run: '{}' is not one of the run folders offered; start stride serve with --run DIR", req.run),
@@ -95,12 +99,20 @@ fn describe(dir: &Path, data: &Path, req: ModelRequest) -> Result<Value, ApiErro
                 if i >= d.labels.len() {
                     return Err(ApiError::bad(
                         "image",
-                        format!("image: {i} is past the test set's {} images; give 0 to {}", d.labels.len(), d.labels.len() - 1),
+                        format!(
+                            "image: {i} is past the test set's {} images; give 0 to {}",
+                            d.labels.len(),
+                            d.labels.len() - 1
+                        ),
                     ));
                 }
                 (Some(d.image(i)), Some(d.labels[i] as usize), None)
             }
-            Err(e) => (None, None, Some(format!("no test image: {e}; upload a PNG instead"))),
+            Err(e) => (
+                None,
+                None,
+                Some(format!("no test image: {e}; upload a PNG instead")),
+            ),
         },
     };
     let mut out = json!({
@@ -120,7 +132,13 @@ fn describe(dir: &Path, data: &Path, req: ModelRequest) -> Result<Value, ApiErro
         let mut layers = vec![];
         for (i, layer) in loaded.model.net.layers.iter_mut().enumerate() {
             h = layer.forward(h, false)?;
-            let spec = loaded.model.spec.layers.get(i).map(|l| l.to_string()).unwrap_or_default();
+            let spec = loaded
+                .model
+                .spec
+                .layers
+                .get(i)
+                .map(|l| l.to_string())
+                .unwrap_or_default();
             let shown = h.clone().reshape(&h.shape()[1..])?;
             layers.push(json!({"layer": spec, "output": tensor(&shown)}));
         }
@@ -141,10 +159,18 @@ fn describe(dir: &Path, data: &Path, req: ModelRequest) -> Result<Value, ApiErro
 /// Decodes an uploaded PNG through the library's image loader (which reads a file).
 fn png_image(bytes: &[u8], input: &[usize]) -> Result<Tensor, ApiError> {
     let [1, h, w] = input[..] else {
-        return Err(ApiError::bad("png", "png: this model does not take one grayscale image"));
+        return Err(ApiError::bad(
+            "png",
+            "png: this model does not take one grayscale image",
+        ));
     };
-    let path = std::env::temp_dir().join(format!("stride-serve-{}-{:x}.png", std::process::id(), bytes.len() ^ (bytes.iter().map(|&b| b as usize).sum::<usize>() << 8)));
-    std::fs::write(&path, bytes).map_err(|e| ApiError::bad("png", format!("png: cannot stage the upload: {e}")))?;
+    let path = std::env::temp_dir().join(format!(
+        "stride-serve-{}-{:x}.png",
+        std::process::id(),
+        bytes.len() ^ (bytes.iter().map(|&b| b as usize).sum::<usize>() << 8)
+    ));
+    std::fs::write(&path, bytes)
+        .map_err(|e| ApiError::bad("png", format!("png: cannot stage the upload: {e}")))?;
     let r = image::load(&path, h, w);
     let _ = std::fs::remove_file(&path);
     Ok(r?.0)

@@ -8,7 +8,9 @@ use super::json::{entries, explanation, tensor};
 use serde_json::{json, Value};
 use stride::explain::conv::{explain, ExplainKind};
 use stride::explain::conv_grad::explain_grad;
-use stride::explain::trace::{conv_grad_trace, conv_trace, conv_transpose_grads, conv_transpose_trace};
+use stride::explain::trace::{
+    conv_grad_trace, conv_trace, conv_transpose_grads, conv_transpose_trace,
+};
 use stride::explain::trace_pool::pool_trace;
 use stride::explain::{fmt_num, Explanation};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
@@ -67,17 +69,29 @@ pub const POOL_FIELDS: [&str; 14] = [
 /// The input, weight and bias of a convolution request.
 fn operands(f: &Fields) -> Result<(Tensor, Tensor, Option<Tensor>), ApiError> {
     let x = f.tensor("input")?.ok_or_else(|| {
-        ApiError::bad("input", "input: is required; give a literal such as [[1,2,0],[0,1,3],[2,2,1]]")
+        ApiError::bad(
+            "input",
+            "input: is required; give a literal such as [[1,2,0],[0,1,3],[2,2,1]]",
+        )
     })?;
     let w = match f.tensor("kernel")? {
         Some(w) => w,
         None => f.tensor("weight")?.ok_or_else(|| {
-            ApiError::bad("kernel", "kernel: is required; give a literal such as [[1,0],[0,-1]]")
+            ApiError::bad(
+                "kernel",
+                "kernel: is required; give a literal such as [[1,0],[0,-1]]",
+            )
         })?,
     };
     let b = f
         .literal("bias")?
-        .map(|b| if b.rank() == 0 { b.reshape(&[1]) } else { Ok(b) })
+        .map(|b| {
+            if b.rank() == 0 {
+                b.reshape(&[1])
+            } else {
+                Ok(b)
+            }
+        })
         .transpose()?;
     Ok((x, w, b))
 }
@@ -209,7 +223,10 @@ fn pool_params(f: &Fields) -> Result<PoolParams, ApiError> {
     p.divisor_override = f.count("divisor-override")?;
     if let Some(s) = f.get("norm-type") {
         p.norm_type = s.trim().parse().map_err(|_| {
-            ApiError::bad("norm-type", format!("norm-type: '{s}' is not a number; give p such as 2"))
+            ApiError::bad(
+                "norm-type",
+                format!("norm-type: '{s}' is not a number; give p such as 2"),
+            )
         })?;
     }
     p.output_size = f.list("output-size")?.unwrap_or_default();
@@ -224,7 +241,10 @@ pub fn pool(body: Value) -> Result<Value, ApiError> {
     let f = Fields::new(body, &POOL_FIELDS)?;
     let p = pool_params(&f)?;
     let x = f.tensor("input")?.ok_or_else(|| {
-        ApiError::bad("input", "input: is required; give a literal such as [[1,2],[3,4]]")
+        ApiError::bad(
+            "input",
+            "input: is required; give a literal such as [[1,2],[3,4]]",
+        )
     })?;
     let s = PoolShape::new(x.shape(), &p)?;
     let gy = f.grad_output(&s.out_shape())?;
@@ -234,7 +254,11 @@ pub fn pool(body: Value) -> Result<Value, ApiError> {
         .cells
         .iter()
         .map(|c| {
-            let routes: Vec<Value> = c.routes.iter().map(|&(i, v)| json!([i, fmt_num(v)])).collect();
+            let routes: Vec<Value> = c
+                .routes
+                .iter()
+                .map(|&(i, v)| json!([i, fmt_num(v)]))
+                .collect();
             json!({"at": c.at, "window": c.window, "value": fmt_num(c.value), "routes": routes})
         })
         .collect();

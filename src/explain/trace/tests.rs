@@ -63,7 +63,10 @@ fn seed004_forward_and_gradients_sum_to_the_library_values() {
 
 #[test]
 fn strided_padded_dilated_reflect_and_flip_sum_to_the_library_values() {
-    let x = t(&[1, 1, 5, 6], &(0..30).map(|v| v as f32 - 7.0).collect::<Vec<_>>());
+    let x = t(
+        &[1, 1, 5, 6],
+        &(0..30).map(|v| v as f32 - 7.0).collect::<Vec<_>>(),
+    );
     let w = t(&[2, 1, 2, 2], &[1., -2., 3., 0.5, 2., 1., -1., 0.25]);
     let b = t(&[2], &[0.5, -1.0]);
     for (mode, flip) in [(PaddingMode::Zeros, false), (PaddingMode::Reflect, true)] {
@@ -72,7 +75,12 @@ fn strided_padded_dilated_reflect_and_flip_sum_to_the_library_values() {
         for c in &tr.cells {
             assert!((sum(c) - c.value).abs() < 1e-4, "{mode:?} {c:?}");
         }
-        let gy = t(tr.y.shape(), &(0..tr.y.numel()).map(|v| v as f32 * 0.5).collect::<Vec<_>>());
+        let gy = t(
+            tr.y.shape(),
+            &(0..tr.y.numel())
+                .map(|v| v as f32 * 0.5)
+                .collect::<Vec<_>>(),
+        );
         let g = conv_grad_trace(&x, &w, &gy, &p).unwrap();
         for e in g.input.iter().chain(&g.weight) {
             assert!((sum(e) - e.value).abs() < 1e-3, "{mode:?} {e:?}");
@@ -98,7 +106,10 @@ fn transposed_scatter_matches_the_library() {
     }
     // 2-D, stride 2, padding 1 (cropped taps), two output channels, a bias
     let x = t(&[1, 2, 2], &[1., 2., 3., 4.]);
-    let w = t(&[1, 2, 3, 3], &(0..18).map(|v| v as f32 - 4.0).collect::<Vec<_>>());
+    let w = t(
+        &[1, 2, 3, 3],
+        &(0..18).map(|v| v as f32 - 4.0).collect::<Vec<_>>(),
+    );
     let b = t(&[2], &[1.0, -0.5]);
     let p = ConvTransposeParams {
         stride: vec![2],
