@@ -204,6 +204,14 @@ function mark(g, idxs, cls) {
   for (const td of g.el.querySelectorAll("td." + cls)) td.classList.remove(cls);
   for (const i of idxs || []) if (g.cells[i]) g.cells[i].classList.add(cls);
 }
+// 1-based (row, column) of flat index i in tensor t, with the leading index when there are several planes
+function posLabel(t, i) {
+  const sh = t.shape;
+  const W = sh[sh.length - 1], H = sh.length >= 2 ? sh[sh.length - 2] : 1;
+  const p = Math.floor(i / (W * H)), r = Math.floor((i % (W * H)) / W), c = i % W;
+  const lead = t.text.length > W * H ? `[${p}] ` : "";
+  return sh.length >= 2 && H > 1 ? `${lead}(${r + 1}, ${c + 1})` : `${lead}(${c + 1})`;
+}
 const panel = (title, ...kids) => el("div", { class: "panel" }, el("h3", { text: title }), ...kids);
 const lines = (ls) => el("div", { class: "lines", text: (ls || []).join("\n") });
 
@@ -360,8 +368,8 @@ function renderPool(j, out) {
     step.textContent = "";
     const st = j.first_cell_step != null ? j.explain.direct.steps[j.first_cell_step + k] : null;
     if (st) step.append(el("h4", { text: st.heading }), lines(st.lines));
-    route.textContent = `backward: the gradient of this output goes to input ` +
-      c.routes.map((r) => `#${r[0]} × ${r[1]}`).join(", ");
+    route.textContent = `backward: dL/dY at ${posLabel(T.output, k)} flows to dL/dX at ` +
+      c.routes.map((r) => `${posLabel(T.input, r[0])} × ${r[1]}`).join(", ");
   };
   const ctl = controls(j.cells.length, go_.width, set, "output cell");
   out.box.append(lines(j.explain.direct.steps[0].lines),
@@ -383,12 +391,12 @@ function renderTranspose(j, out) {
   const go_ = grid("output", T.output, (i) => {
     const e = j.outputs[i];
     mark(gi, e.a, "src"); mark(gk, e.b, "tap"); mark(go_, [i], "cur");
-    gsum.textContent = `output #${i} = ` + e.sum;
+    gsum.textContent = `output ${posLabel(T.output, i)} = ` + e.sum;
   });
   const set = (k) => {
     const e = j.inputs[k];
     mark(gi, [k], "cur"); mark(go_, e.a, "dst"); mark(gk, e.b, "tap");
-    sum.textContent = `input value ${T.input.text[k]} scatters ${T.input.text[k]} × kernel into the highlighted outputs: ` +
+    sum.textContent = `input ${posLabel(T.input, k)} = ${T.input.text[k]} scatters ${T.input.text[k]} × kernel into the highlighted outputs: ` +
       e.products.join(", ");
   };
   const ctl = controls(j.inputs.length, gi.width, set, "input cell");

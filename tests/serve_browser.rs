@@ -5,6 +5,7 @@
 //! `apt-get install -y chromium chromium-driver`).
 
 mod serve_common;
+mod synth;
 
 use serde_json::{json, Value};
 use serve_common::{grid_texts, http, texts, Server};
@@ -343,5 +344,36 @@ fn arrow_keys_step_through_cells_and_clicks_trace_gradients() {
     assert_eq!(
         d.js("return [...document.querySelectorAll('#grid-output td')].map(t => t.textContent).join(' ')"),
         "109 72 110 79"
+    );
+}
+
+#[test]
+fn model_view_draws_a_trained_run_with_probabilities_as_text() {
+    if !browser() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth::write_dataset(&data, 40, 20);
+    let run = dir.path().join("run");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_stride"))
+        .args(["train", "conv(4,k=5,s=3) relu flatten linear(10)"])
+        .args(["--data", &s(&data), "--epochs", "1", "--batch-size", "20"])
+        .args(["--threads", "1", "--out", &s(&run)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let srv = Server::start(&["--run", &s(&run), "--data", &s(&data)]);
+    let dom = dump_dom(&srv.url("/#op=model&image=2"));
+    let probs = &dom[dom.find("id=\"probs\"").expect("a probability table")..];
+    let probs = &probs[..probs.find("</table>").unwrap()];
+    assert_eq!(probs.matches("<tr>").count(), 10, "{probs}");
+    assert!(probs.contains("Ankle boot"), "{probs}");
+    assert!(dom.contains("id=\"history\""));
+    assert_eq!(
+        dom.matches("<canvas").count(),
+        1 + 4 + 1 + 4 + 4,
+        "curves, kernels, image, maps"
     );
 }
