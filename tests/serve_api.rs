@@ -134,6 +134,23 @@ fn oversized_requests_and_computations_are_refused() {
         j["error"]["message"].as_str().unwrap().contains("limit"),
         "{j}"
     );
+    // a tiny input padded far beyond any exercise, a huge adaptive output
+    let (status, j) = api(
+        s.port,
+        "/api/conv",
+        &json!({"input": "[[1]]", "kernel": "[[1]]", "padding": "30000", "stride": "30000"}),
+    );
+    assert_eq!(
+        (status, j["error"]["field"].as_str()),
+        (422, Some("padding")),
+        "{j}"
+    );
+    let (status, j) = api(
+        s.port,
+        "/api/pool",
+        &json!({"kind": "adaptive-avg", "input": "[[1]]", "output-size": "10000"}),
+    );
+    assert_eq!(status, 422, "{j}");
     // more values than the page takes per tensor
     let row = format!("[{}]", vec!["1"; 70].join(","));
     let x = format!("[{}]", vec![row.as_str(); 70].join(","));

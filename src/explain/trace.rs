@@ -78,6 +78,23 @@ pub struct ScatterTrace {
     pub outputs: Vec<Entry>,
 }
 
+/// Most values a traced tensor (the padded input, a transposed output) may hold: a page shows
+/// every one of them, and a far larger one means padding or stride beyond any exercise.
+pub const MAX_SHOWN: usize = 1 << 16;
+
+fn check_shown(what: &str, values: usize) -> Result<()> {
+    if values > MAX_SHOWN {
+        return Err(Error::TooLarge {
+            what: what.into(),
+            msg: format!(
+                "this would show {values} values, too many to trace step by step (limit {MAX_SHOWN}); \
+                 use less padding or a smaller stride"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn check_terms(what: &str, terms: usize) -> Result<()> {
     if terms > MAX_TERMS {
         return Err(Error::TooLarge {
@@ -154,6 +171,7 @@ fn for_each_product(s: &ConvShape, flip: bool, mut f: impl FnMut(usize, usize, u
 pub fn conv_trace(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: &ConvParams) -> Result<ConvTrace> {
     let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
     check_terms("input", s.macs() as usize)?;
+    check_shown("padding", s.batch * s.cin * padded_len(&s.window))?;
     let y = conv(x, w, b, p, ConvAlgo::Direct)?;
     let in_img = s.cin * s.window.in_len();
     let mut pad = Vec::with_capacity(s.batch * s.cin * padded_len(&s.window));
@@ -207,6 +225,7 @@ pub fn conv_grad_trace(
     let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
     check_grad_output(gy.shape(), &s.out_shape())?;
     check_terms("input", s.macs() as usize)?;
+    check_shown("padding", s.batch * s.cin * padded_len(&s.window))?;
     let grads = conv_backward(x, w, gy, p, ConvAlgo::Direct, GradRequest::all())?;
     let (gw, gx) = (
         grads.weight.as_ref().expect("asked"),
@@ -296,6 +315,7 @@ pub fn conv_transpose_trace(
     // the adjoint convolution: its `output` cells are our inputs, its `input` cells our outputs
     let s = adjoint_shape(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
     check_terms("input", s.macs() as usize)?;
+    check_shown("stride", s.batch * s.cin * padded_len(&s.window))?;
     let y = conv_transpose(x, w, b, p, ConvAlgo::Direct)?;
     let win = &s.window;
     let (x_len, y_len, taps) = (win.out_len(), win.in_len(), win.taps());

@@ -34,17 +34,15 @@ pub struct PoolTrace {
     pub cells: Vec<PoolCell>,
 }
 
-/// Traces `pool_forward(x, p)` and, with `gy`, `pool_backward`.
-pub fn pool_trace(x: &Tensor, p: &PoolParams, gy: Option<&Tensor>) -> Result<PoolTrace> {
-    let s = PoolShape::new(x.shape(), p)?;
-    let (in_len, out_len) = (s.in_len(), s.out_len());
+/// Refuses a pooling too large to trace (before anything of its size is allocated).
+pub fn check(s: &PoolShape) -> Result<()> {
     let taps = match (&s.window, &s.windows) {
         (Some(w), _) => w.taps(),
         (None, Windows::KMax { .. }) => s.input[2],
-        _ => in_len,
+        _ => s.in_len(),
     };
-    let terms = s.planes * out_len * taps;
-    let cells_n = s.planes * out_len;
+    let cells_n = s.planes * s.out_len();
+    let terms = cells_n.saturating_mul(taps);
     if terms > MAX_TERMS || cells_n > MAX_ROUTED_CELLS {
         return Err(Error::TooLarge {
             what: "input".into(),
@@ -54,6 +52,15 @@ pub fn pool_trace(x: &Tensor, p: &PoolParams, gy: Option<&Tensor>) -> Result<Poo
             ),
         });
     }
+    Ok(())
+}
+
+/// Traces `pool_forward(x, p)` and, with `gy`, `pool_backward`.
+pub fn pool_trace(x: &Tensor, p: &PoolParams, gy: Option<&Tensor>) -> Result<PoolTrace> {
+    let s = PoolShape::new(x.shape(), p)?;
+    check(&s)?;
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    let cells_n = s.planes * out_len;
     let out = pool_forward(x, p)?;
     let gx = gy.map(|gy| pool_backward(x, &out, gy, p)).transpose()?;
     let mut cells: Vec<PoolCell> = (0..cells_n)

@@ -247,6 +247,8 @@ pub fn pool(body: Value) -> Result<Value, ApiError> {
         )
     })?;
     let s = PoolShape::new(x.shape(), &p)?;
+    // refuse before the output gradient (the output's size) is built
+    stride::explain::trace_pool::check(&s)?;
     let gy = f.grad_output(&s.out_shape())?;
     let tr = pool_trace(&x, &p, Some(&gy))?;
     let ex = stride::explain::pool::explain(&x, &p)?;

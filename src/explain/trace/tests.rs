@@ -129,3 +129,21 @@ fn too_large_is_refused() {
     let e = conv_trace(&x, &w, None, &params(1, 0, 1, PaddingMode::Zeros, false)).unwrap_err();
     assert!(e.to_string().contains("limit"), "{e}");
 }
+
+#[test]
+fn huge_padding_or_stride_is_refused_before_anything_is_allocated() {
+    // 9 output cells, but a padded input of 60001² values
+    let x = Tensor::zeros(&[1, 1, 1, 1]);
+    let w = Tensor::zeros(&[1, 1, 1, 1]);
+    let mut p = params(30_000, 30_000, 1, PaddingMode::Zeros, false);
+    p.padding = PaddingSpec::Explicit(vec![(30_000, 30_000)]);
+    let e = conv_trace(&x, &w, None, &p).unwrap_err();
+    assert!(e.to_string().starts_with("padding: "), "{e}");
+    let x = Tensor::zeros(&[1, 2, 2]);
+    let p = ConvTransposeParams {
+        stride: vec![30_000],
+        ..Default::default()
+    };
+    let e = conv_transpose_trace(&x, &w, None, &p).unwrap_err();
+    assert!(e.to_string().starts_with("stride: "), "{e}");
+}
