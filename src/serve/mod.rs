@@ -149,6 +149,19 @@ pub fn rejected(r: JsonRejection) -> ApiError {
 
 /// `stride serve`: binds, prints the address, serves until Ctrl-C.
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    for dir in &a.run {
+        if !dir.join(stride::checkpoint::FILE).is_file() {
+            return Err(stride::Error::arg(
+                "run",
+                format!(
+                    "{} has no {}; give a run folder made by stride train",
+                    dir.display(),
+                    stride::checkpoint::FILE
+                ),
+            )
+            .into());
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
