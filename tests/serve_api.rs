@@ -34,6 +34,12 @@ fn homework_convolution_and_its_gradients() {
         j["cells"][0]["sum"],
         "4·4 + 5·3 + 2·3 + 3·5 + 3·5 + 2·5 + 4·2 + 3·4 + 4·3 = 109"
     );
+    // the worked solution's step for cell 0 follows the output size and the operands
+    let step = j["first_cell_step"].as_u64().unwrap() as usize;
+    let heading = j["explain"]["direct"]["steps"][step]["heading"]
+        .as_str()
+        .unwrap();
+    assert!(heading.starts_with("Output cell"), "{heading}");
     // all-ones output gradient by default: the centre of dL/dX is the kernel's sum, 34
     assert_eq!(j["tensors"]["grad_input"]["text"][12], "34");
     assert_eq!(j["grad_input"][12]["a"].as_array().unwrap().len(), 9);

@@ -98,8 +98,15 @@ fn operands(f: &Fields) -> Result<(Tensor, Tensor, Option<Tensor>), ApiError> {
 
 /// The index of the first per-cell step of an explanation whose cell steps come last, just
 /// before its "Result" step (as `explain::conv::explain` and `explain::pool::explain` build them).
+/// `None` when the explanation is laid out otherwise (the page then shows the trace alone).
 fn first_cell_step(ex: &Explanation, cells: usize) -> Option<usize> {
-    ex.steps.len().checked_sub(1 + cells)
+    let first = ex.steps.len().checked_sub(1 + cells)?;
+    let is_cell = |i: usize| {
+        ex.steps
+            .get(i)
+            .is_some_and(|s| s.heading.starts_with("Output cell"))
+    };
+    (cells > 0 && is_cell(first) && is_cell(first + cells - 1)).then_some(first)
 }
 
 /// `POST /api/conv`: forward (traced, with the direct, im2col and Toeplitz explanations) and the
