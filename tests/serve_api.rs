@@ -240,15 +240,27 @@ fn receptive_field_spans_and_the_page_assets() {
 
 #[test]
 fn ctrl_c_stops_the_server_cleanly() {
-    let mut s = Server::start(&[]);
-    let (status, _) = http(s.port, "GET", "/", None);
-    assert_eq!(status, 200);
-    // SAFETY: sending SIGINT to the child we started
-    unsafe {
-        libc::kill(s.child.id() as i32, libc::SIGINT);
+    // at once after the address is printed (the handler is already in place), after a
+    // request, and on SIGTERM
+    for (signal, request) in [
+        (libc::SIGINT, false),
+        (libc::SIGINT, true),
+        (libc::SIGTERM, true),
+    ] {
+        let mut s = Server::start(&[]);
+        if request {
+            assert_eq!(http(s.port, "GET", "/", None).0, 200);
+        }
+        // SAFETY: sending a signal to the child we started
+        unsafe {
+            libc::kill(s.child.id() as i32, signal);
+        }
+        let status = s.child.wait().unwrap();
+        assert!(status.success(), "signal {signal}: {status:?}");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(s.child.stdout.as_mut().unwrap(), &mut rest).unwrap();
+        assert!(rest.contains("stopped"), "{rest:?}");
     }
-    let status = s.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
 }
 
 #[test]

@@ -175,6 +175,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
         let bound = listener.local_addr()?;
+        // the handler is in place before the address is printed, so Ctrl-C right away still
+        // stops cleanly
+        let stop = stop_signal()?;
         println!("serving on http://{bound}/");
         std::io::stdout().flush()?;
         let state = AppState {
@@ -182,11 +185,31 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             data: a.data,
         };
         axum::serve(listener, app(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(stop)
             .await?;
         println!("stopped");
         Ok(())
+    })
+}
+
+/// A future that completes on Ctrl-C (SIGINT) or SIGTERM; the handlers are installed now.
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+/// A future that completes on Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }
