@@ -318,7 +318,12 @@ function renderConv(j, out) {
   for (const v of ["direct", "im2col", "toeplitz"]) {
     const r = el("input", { type: "radio", name: "view", id: "view-" + v, value: v });
     if (v === (out.view || "direct")) r.checked = true;
-    r.addEventListener("change", () => showView(v));
+    r.addEventListener("change", () => {
+      showView(v);
+      const st = readHash();
+      if (v === "direct") delete st.view; else st.view = v;
+      history.replaceState(null, "", hashOf(st));
+    });
     radios.append(r, el("label", { for: "view-" + v, text: v }));
   }
   const outLen = T.output.shape.slice(-j.nd).reduce((a, b) => a * b, 1);
