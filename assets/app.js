@@ -287,6 +287,10 @@ function renderConv(j, out) {
     mark(grads.gy, e.b, "dst");
     mark(grads.gw, which === "w" ? [i] : [], "cur");
     mark(grads.gx, which === "x" ? [i] : [], "cur");
+    if (full) {
+      mark(full.spread, which === "x" ? j.full_conv.windows[i] : [], "win");
+      mark(full.flipped, which === "x" ? j.full_conv.taps[i] : [], "tap");
+    }
     gsum.textContent = (which === "w" ? `dL/dK: ` : `dL/dX: `) + e.sum;
   };
   g.padded = grid("padded", T.padded);
@@ -348,6 +352,13 @@ function renderConv(j, out) {
   grads.gy = grid("grad_output", T.grad_output);
   grads.gw = grid("grad_weight", T.grad_weight, pickGrad("w"));
   grads.gx = grid("grad_input", T.grad_input, pickGrad("x"));
+  const full = j.full_conv && {
+    spread: grid("spread", j.full_conv.spread),
+    flipped: grid("flipped", j.full_conv.flipped),
+  };
+  const fullRow = full && el("div", { class: "row" },
+    panel("dL/dY spread by the stride and padded by dilation·(kernel−1)", full.spread.el),
+    panel("flipped kernel", full.flipped.el));
   const gradRow = el("div", { class: "row" },
     panel("dL/dY (grad-output)", grads.gy.el), panel("dL/dK", grads.gw.el),
     panel("dL/db", grid("grad_bias", T.grad_bias).el), panel("dL/dX", grads.gx.el));
@@ -356,6 +367,8 @@ function renderConv(j, out) {
     el("h2", { text: "Gradients" }),
     el("p", { class: "note", text: "dL/dK correlates the input with dL/dY; dL/dX is the full convolution of dL/dY with the flipped kernel. Click an entry." }),
     gradRow, gsum,
+    full ? el("p", { class: "note", text: "dL/dX as a full convolution: the window of the clicked entry over the spread and padded dL/dY, times the flipped kernel." }) : null,
+    fullRow,
     el("details", {}, el("summary", { text: "worked solution (forward)" }), stepsView(j.explain.direct)),
     el("details", {}, el("summary", { text: "worked solution (gradients)" }), stepsView(j.explain.grad)));
   ctl.start();

@@ -337,6 +337,19 @@ fn arrow_keys_step_through_cells_and_clicks_trace_gradients() {
         d.js("return document.querySelectorAll('#grid-kernel td.src').length"),
         9
     );
+    // and as a full convolution: a 3×3 window over the 7×7 padded dL/dY, all 9 flipped taps
+    assert_eq!(
+        d.js("return document.querySelectorAll('#grid-spread td').length"),
+        49
+    );
+    assert_eq!(
+        d.js("return [...document.querySelectorAll('#grid-spread td.win')].map(t => t.dataset.i).join(',')"),
+        "16,17,18,23,24,25,30,31,32"
+    );
+    assert_eq!(
+        d.js("return document.querySelectorAll('#grid-flipped td.tap').length"),
+        9
+    );
     // editing a field and pressing Compute puts the state in the address and recomputes
     d.js("document.querySelector('#f-stride').value = '2'");
     d.click("#compute");

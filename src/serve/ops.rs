@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use stride::explain::conv::{explain, ExplainKind};
 use stride::explain::conv_grad::explain_grad;
 use stride::explain::trace::{
-    conv_grad_trace, conv_trace, conv_transpose_grads, conv_transpose_trace,
+    conv_grad_trace, conv_trace, conv_transpose_grads, conv_transpose_trace, full_conv,
 };
 use stride::explain::trace_pool::pool_trace;
 use stride::explain::{fmt_num, Explanation};
@@ -133,6 +133,13 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
         .then(|| explain(&x, &w, b.as_ref(), &p, ExplainKind::Toeplitz))
         .transpose()?;
     let grad = explain_grad(&x, &w, b.as_ref(), &gy, &p)?;
+    // dL/dX as the full convolution (zero padding: every pixel's gradient is its own window)
+    let full = (p.padding_mode == PaddingMode::Zeros)
+        .then(|| full_conv(&x, &w, &gy, &p))
+        .transpose()?
+        .map(|f| {
+            json!({"spread": tensor(&f.spread), "flipped": tensor(&f.flipped), "windows": f.windows, "taps": f.taps})
+        });
     let mut tensors = json!({
         "input": tensor(&x),
         "kernel": tensor(&w),
@@ -161,6 +168,7 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
         "pad": tr.pad,
         "grad_weight": entries(&g.weight),
         "grad_input": entries(&g.input),
+        "full_conv": full,
         "first_cell_step": first_cell_step(&direct, tr.cells.len()),
         "explain": {
             "direct": explanation(&direct),

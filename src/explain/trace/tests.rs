@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::geometry::PaddingSpec;
+use crate::ops::conv::{conv, ConvAlgo};
 
 fn t(shape: &[usize], v: &[f32]) -> Tensor {
     Tensor::new(shape.to_vec(), v.to_vec()).unwrap()
@@ -146,4 +147,46 @@ fn huge_padding_or_stride_is_refused_before_anything_is_allocated() {
     };
     let e = conv_transpose_trace(&x, &w, None, &p).unwrap_err();
     assert!(e.to_string().starts_with("stride: "), "{e}");
+}
+
+#[test]
+fn full_convolution_windows_sum_to_the_input_gradient() {
+    // zero padding (no flip): Σ spread[window] · flipped[taps] = ∂E/∂x, entry by entry
+    let x = t(
+        &[1, 1, 5, 6],
+        &(0..30).map(|v| v as f32).collect::<Vec<_>>(),
+    );
+    let w = t(
+        &[2, 1, 2, 3],
+        &[1., -2., 3., 0.5, 2., 1., -1., 0.25, 2., 0., 1., 1.],
+    );
+    for (stride, pad, dil, flip) in [
+        (1, 0, 1, false),
+        (2, 1, 1, true),
+        (2, 1, 2, false),
+        (3, 2, 1, true),
+    ] {
+        let p = params(stride, pad, dil, PaddingMode::Zeros, flip);
+        let y = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
+        let gy = t(
+            y.shape(),
+            &(0..y.numel()).map(|v| 1.0 + v as f32).collect::<Vec<_>>(),
+        );
+        let f = full_conv(&x, &w, &gy, &p).unwrap();
+        let g = conv_grad_trace(&x, &w, &gy, &p).unwrap();
+        for (i, e) in g.input.iter().enumerate() {
+            let v: f32 = f.windows[i]
+                .iter()
+                .zip(&f.taps[i])
+                .map(|(&a, &b)| f.spread.data()[a] * f.flipped.data()[b])
+                .sum();
+            assert_eq!(v, e.value, "s{stride} p{pad} d{dil} entry {i}");
+        }
+    }
+    // seed 004 (d): the 5×5 all-ones gradient padded by 2 on each side is 7×7
+    let (x, w) = seed004();
+    let p = params(1, 0, 1, PaddingMode::Zeros, false);
+    let f = full_conv(&x, &w, &Tensor::full(&[1, 1, 3, 3], 1.0), &p).unwrap();
+    assert_eq!(f.spread.shape(), &[1, 1, 7, 7]);
+    assert_eq!(f.windows[12].len(), 9);
 }
