@@ -235,3 +235,42 @@ mod tests {
         assert_eq!(Rf::input().through(&conv(3, 1, 2, 0)).size, 5);
     }
 }
+
+/// The input pixels output position `o` sees along one axis of an input of length `input`:
+/// `start + o·jump ..= start + o·jump + size - 1`, clipped to the input; `None` when the whole
+/// field lies in the padding.
+pub fn input_span(
+    rf: &crate::analysis::summary::RfAxis,
+    o: usize,
+    input: usize,
+) -> Option<[usize; 2]> {
+    let first = rf.start + (o as u64 * rf.jump) as i64;
+    let last = first + rf.size as i64 - 1;
+    let (lo, hi) = (first.max(0), last.min(input as i64 - 1));
+    (lo <= hi).then_some([lo as usize, hi as usize])
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use crate::analysis::summary::RfAxis;
+
+    #[test]
+    fn spans_step_by_the_jump_and_clip_to_the_input() {
+        // two 3×3 stride-1 layers with padding 1: size 5, jump 1, start -2
+        let rf = RfAxis {
+            size: 5,
+            jump: 1,
+            start: -2,
+        };
+        assert_eq!(input_span(&rf, 0, 8), Some([0, 2]));
+        assert_eq!(input_span(&rf, 3, 8), Some([1, 5]));
+        assert_eq!(input_span(&rf, 7, 8), Some([5, 7]));
+        let strided = RfAxis {
+            size: 2,
+            jump: 2,
+            start: 0,
+        };
+        assert_eq!(input_span(&strided, 2, 8), Some([4, 5]));
+    }
+}

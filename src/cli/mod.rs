@@ -57,6 +57,8 @@ enum Command {
     LearnKernel(learn_kernel::LearnKernelArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
     Pool(pool::PoolArgs),
+    /// A local web page showing convolution, pooling, their gradients and models step by step.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -151,5 +153,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pool(a) => pool::run(a),
         Command::Features(a) => features::run(a),
         Command::LearnKernel(a) => learn_kernel::run(a),
+        Command::Serve(a) => crate::serve::run(a),
     }
 }

@@ -8,6 +8,8 @@ pub mod conv_grad_matrix;
 pub mod conv_transpose;
 pub mod pool;
 pub mod pool_grad;
+pub mod trace;
+pub mod trace_pool;
 
 use crate::geometry::{AxisWindow, PaddingMode, Window3};
 use crate::tensor::Tensor;
