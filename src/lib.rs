@@ -18,6 +18,7 @@ pub mod explain;
 pub mod geometry;
 pub mod io;
 pub mod nn;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod rng;

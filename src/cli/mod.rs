@@ -7,7 +7,9 @@ mod bench_train;
 mod conv;
 mod conv_transpose;
 mod eval;
+mod export;
 mod grad;
+mod import;
 mod pool;
 mod predict;
 mod receptive_field;
@@ -48,6 +50,10 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Benchmarks on the standard shapes (GFLOP/s; ratios to PyTorch given its results).
     Bench(bench::BenchArgs),
+    /// A trained model as an ONNX file (opset 17) for ONNX Runtime, OpenVINO, TensorRT.
+    Export(export::ExportArgs),
+    /// An ONNX model, or PyTorch weights (safetensors) with --spec, as a run folder.
+    Import(import::ImportArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
     Pool(pool::PoolArgs),
 }
@@ -142,5 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Pool(a) => pool::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
     }
 }
