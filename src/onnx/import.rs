@@ -302,6 +302,22 @@ impl Walk {
                 fmt_shape(&self.shape)
             ))
         })?;
+        // the weights must fit before the layer is built (building allocates from the shapes)
+        let expect = match &layer {
+            LayerSpec::Conv { .. } => Some(layer.conv_weight_shape(&self.shape)?),
+            LayerSpec::Linear { out, .. } => Some(vec![*out, self.shape[0]]),
+            _ => None,
+        };
+        if let (Some(e), Some((_, t))) = (expect, tensors.first()) {
+            if t.shape() != e {
+                return Err(a.err(format!(
+                    "weight {} does not fit input {} (it needs {})",
+                    fmt_shape(t.shape()),
+                    fmt_shape(&self.shape),
+                    fmt_shape(&e)
+                )));
+            }
+        }
         let idx = self.layers.len();
         for (suffix, t) in tensors {
             self.weights.insert(format!("{idx}.{suffix}"), t);
