@@ -324,6 +324,14 @@ impl fmt::Display for ModelSpec {
 
 impl ModelSpec {
     /// Parses a spec; `default_input` is used unless the text starts with `input(...)`.
+    ///
+    /// ```
+    /// use stride::nn::spec::ModelSpec;
+    /// let spec = ModelSpec::parse("conv(6,k=5,p=2) relu maxpool(2) flatten linear(10)", &[1, 28, 28])?;
+    /// assert_eq!(spec.out_shape()?, vec![10]);
+    /// assert_eq!(spec.param_count()?, 6 * 25 + 6 + 6 * 14 * 14 * 10 + 10);
+    /// # Ok::<(), stride::Error>(())
+    /// ```
     pub fn parse(text: &str, default_input: &[usize]) -> Result<Self> {
         super::spec_parse::parse(text, default_input)
     }

@@ -219,6 +219,21 @@ fn pool_node(
 
 /// Serialises `model` as an ONNX model (opset 17): input `input` `(N, *spec.input)` float32,
 /// output `logits` `(N, classes)`. Errors name the first layer ONNX cannot express.
+///
+/// ```
+/// use stride::nn::{init::Init, models::{resolve, Model}};
+/// let (spec, _, _) = resolve("lenet5-relu")?;
+/// let model = Model::build(&spec, Init::Default, 0)?;
+/// let bytes = stride::onnx::export(&model, "lenet5-relu")?; // write it to a .onnx file
+/// let back = stride::onnx::import(&bytes)?;
+/// assert_eq!(back.spec.layers.len(), spec.layers.len());
+///
+/// // min pooling has no ONNX operator
+/// let (spec, _, _) = resolve("input(1,8,8) minpool(2) flatten linear(2)")?;
+/// let err = stride::onnx::export(&Model::build(&spec, Init::Default, 0)?, "m").unwrap_err();
+/// assert!(err.to_string().contains("layer 1 `minpool"));
+/// # Ok::<(), stride::Error>(())
+/// ```
 pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
     let spec = &model.spec;
     let shapes = spec.shapes()?;

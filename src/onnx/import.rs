@@ -64,7 +64,18 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::arg("onnx", msg.into())
 }
 
-/// Decodes and maps an ONNX model file's bytes.
+/// Decodes and maps an ONNX model file's bytes; [`Imported::into_model`] builds the network.
+///
+/// ```
+/// let bytes = std::fs::read("tests/fixtures/onnx/bn_net.onnx").unwrap();
+/// let imported = stride::onnx::import(&bytes)?;
+/// assert_eq!(imported.producer, "pytorch");
+/// let model = imported.into_model()?;
+/// assert_eq!(model.classes()?, 10);
+/// // garbage is refused with an error, never a panic
+/// assert!(stride::onnx::import(b"not an onnx file").is_err());
+/// # Ok::<(), stride::Error>(())
+/// ```
 pub fn import(bytes: &[u8]) -> Result<Imported> {
     let m = ModelProto::decode(bytes).map_err(|e| {
         bad(format!(

@@ -94,9 +94,14 @@ pub fn import_file(path: &Path) -> Result<Imported> {
 
 /// Opens a trained model: an `.onnx` file, a run folder of `stride train`, or its checkpoint.
 ///
-/// ```no_run
-/// let m = stride::onnx::load_model(std::path::Path::new("model.onnx"))?;
-/// println!("{}: {}", m.name, m.model.spec);
+/// ```
+/// // a LeNet-like CNN exported by torch.onnx.export (from the repository's test fixtures)
+/// let mut m = stride::onnx::load_model("tests/fixtures/onnx/lenet_relu.onnx".as_ref())?;
+/// assert_eq!(m.origin, "ONNX from pytorch");
+/// assert!(m.model.spec.to_string().starts_with("input(1,28,28) conv(4,k=5x5,p=2x2) relu"));
+/// let x = stride::Tensor::zeros(&[3, 1, 28, 28]);
+/// let logits = stride::train::predict(&mut m.model, x)?; // runs on stride's kernels
+/// assert_eq!(logits.shape(), &[3, 10]);
 /// # Ok::<(), stride::Error>(())
 /// ```
 pub fn load_model(path: &Path) -> Result<LoadedModel> {

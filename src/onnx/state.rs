@@ -17,6 +17,20 @@ use std::path::Path;
 
 /// Copies `tensors` into the model's parameters and buffers by name; `what` names the source
 /// in errors. Every parameter and buffer must be present with the right shape, and nothing else.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use stride::nn::{init::Init, models::{resolve, Model}};
+/// use stride::Tensor;
+/// let (spec, _, _) = resolve("input(4) linear(2)")?;
+/// let mut model = Model::build(&spec, Init::Default, 0)?;
+/// let mut w = HashMap::from([("0.weight".to_string(), Tensor::zeros(&[2, 4]))]);
+/// let err = stride::onnx::state::set_weights(&mut model, w.clone(), "weights").unwrap_err();
+/// assert!(err.to_string().contains("`0.bias`"));
+/// w.insert("0.bias".into(), Tensor::zeros(&[2]));
+/// stride::onnx::state::set_weights(&mut model, w, "weights")?;
+/// # Ok::<(), stride::Error>(())
+/// ```
 pub fn set_weights(
     model: &mut Model,
     mut tensors: HashMap<String, Tensor>,

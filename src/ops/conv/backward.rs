@@ -24,7 +24,7 @@ fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
 }
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where [`adjoint_for`]
+/// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where `adjoint_for`
 /// gives one, otherwise the algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
 pub fn backward_input_slices(
     s: &ConvShape,

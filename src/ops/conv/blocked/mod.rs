@@ -4,7 +4,7 @@
 //!
 //! The whole input is first copied into zero-padded planes `(N·groups, Cin/g, Dp, Hp, Wp)`, so
 //! an output at padded position `base` (from geometry's `padded_coord`) reads tap `i` of input
-//! channel `ic` at `xp[base + delta(ic, tap)]` with no bounds checks ([`rows::tap_deltas`]).
+//! channel `ic` at `xp[base + delta(ic, tap)]` with no bounds checks (`rows::tap_deltas`).
 //! Weights are packed as `(group, block of L = 16 output channels, Cin/g·taps, L)`.
 //!
 //! Register block: R ≤ 14 consecutive output columns × B ≤ 2 channel blocks (28 of the 32
