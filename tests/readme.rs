@@ -70,7 +70,7 @@ fn readme_examples_run() {
             ["X", "W", "GY", "..."].contains(&t.as_str())
                 || t.ends_with(".npy")
                 || t.ends_with(".json")
-        }) || ["train", "bench", "eval", "predict"].contains(&w[0].as_str())
+        }) || ["train", "bench", "eval", "predict", "export", "import"].contains(&w[0].as_str())
     };
     let mut ran = 0;
     for c in &commands {

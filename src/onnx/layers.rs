@@ -26,6 +26,7 @@ pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Sigmoid, Tanh, MaxP
 GlobalAveragePool, GlobalMaxPool, Flatten, Reshape to (N, -1), Gemm, MatMul + Add, Dropout, Identity";
 
 /// What a node becomes.
+#[allow(clippy::large_enum_variant)] // one per node, moved once
 pub(super) enum Mapped {
     /// A new layer and its tensors by parameter name (`weight`, `running_mean`).
     Layer(LayerSpec, Vec<(&'static str, Tensor)>),
