@@ -6,7 +6,7 @@
       [--run RUN_DIR] [--data /usr/share/datasets/fashion-mnist] [--keep DIR]
 
 1. Layers: for every spec in SPECS (each exportable layer kind: 1-D/2-D/3-D conv with groups,
-   dilation, strides, asymmetric and same padding; max/avg/lp pooling with ceil mode, dilation,
+   dilation, strides, asymmetric and same padding, reflect/replicate/circular padding modes; max/avg/lp pooling with ceil mode, dilation,
    count_include_pad; global and adaptive pooling; batchnorm; linear; relu/sigmoid/tanh;
    dropout), the example `onnx_predict` builds the network with seeded random weights, writes
    its logits on a random batch and exports it; the file must pass onnx.checker and ONNX
@@ -42,6 +42,8 @@ SPECS = [
     "input(1,9,9) avgpool(2,ceil=true) conv(2,k=2,s=2,p=valid) adaptivemaxpool(2) flatten linear(3)",
     "input(1,11,11) avgpool(3,s=2,p=1,ceil=true) maxpool(2,s=1) conv(2,k=3,s=2,p=same) flatten linear(3)",
     "input(4,9,9) conv(8,k=3,g=4,p=1) batchnorm relu lppool(3,s=2,norm=4) flatten linear(3)",
+    "input(2,9,8) conv(3,k=3,p=1:2x2:0,mode=reflect) relu conv(2,k=3,p=2,mode=replicate) flatten linear(3)",
+    "input(1,10) conv1d(2,k=3,p=same,mode=circular) tanh conv1d(2,k=2,p=1,d=2,mode=reflect) flatten linear(2)",
 ]
 
 

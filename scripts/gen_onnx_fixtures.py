@@ -14,7 +14,7 @@ Models: a LeNet-like ReLU net (Conv/Relu/MaxPool/Flatten/Gemm); a BatchNorm net 
 strided/grouped/dilated convs, ceil-mode AveragePool without padding counted, sigmoid, tanh,
 global average pooling and dropout; a hand-written module with x.view(x.size(0), -1) (Shape →
 Gather → Unsqueeze → Concat → Reshape), ceil-mode dilated MaxPool, x @ W + b (MatMul + Add) and a
-final softmax; a 1-D and a 3-D net. Refusal cases: a residual block (Add of two activations) and
+final softmax; a 1-D and a 3-D net; reflect and replicate padding (Pad + Conv). Refusal cases: a residual block (Add of two activations) and
 an LSTM. Also a safetensors state_dict (weights.safetensors) of an nn.Sequential matching the
 stride spec in weights.json, with its logits.
 """
@@ -113,6 +113,14 @@ MODELS = {
             nn.Conv3d(1, 2, 3), nn.ReLU(), nn.AvgPool3d(2), nn.Flatten(), nn.Linear(16, 4),
         ),
         (1, 6, 6, 6),
+    ),
+    "pad_modes": (
+        nn.Sequential(
+            nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+            nn.Conv2d(2, 2, 3, padding=(1, 2), padding_mode="replicate"), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * 7 * 9, 3),
+        ),
+        (1, 7, 7),
     ),
     "residual": (Residual(), (1, 8, 8)),
     "lstm": (Recurrent(), (5, 8)),

@@ -33,7 +33,7 @@ fn input(m: &Model, n: usize, seed: u64) -> Tensor {
     Tensor::new(shape, rng.vec(len, 0.0, 1.0)).unwrap()
 }
 
-const SPECS: [&str; 9] = [
+const SPECS: [&str; 11] = [
     "lenet5",
     "lenet5-relu",
     "convnet",
@@ -44,6 +44,8 @@ const SPECS: [&str; 9] = [
     "input(2,16,16) conv(4,k=3) lppool(2,norm=2) adaptiveavgpool(7) conv(4,k=3,p=full) globalmaxpool flatten linear(3)",
     "input(1,15,15) conv(3,k=3,p=1:0x2:1) maxpool(3,s=2,p=1,d=2,ceil=true) adaptivemaxpool(1) flatten linear(2)",
     "input(1,9,9) avgpool(2,ceil=true) conv(2,k=2,s=2,p=valid) adaptivemaxpool(2) flatten linear(3)",
+    "input(2,9,8) conv(3,k=3,p=1:2x2:0,mode=reflect) relu conv(2,k=3,p=2,mode=replicate) flatten linear(3)",
+    "input(1,10) conv1d(2,k=3,p=same,mode=circular) tanh conv1d(2,k=2,p=1,d=2,mode=reflect) flatten linear(2)",
 ];
 
 #[test]

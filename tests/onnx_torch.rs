@@ -31,7 +31,7 @@ fn run_onnx(name: &str) -> (Tensor, Tensor, Vec<String>) {
 
 #[test]
 fn torch_exports_match_pytorch_logits() {
-    for name in ["lenet_relu", "bn_net", "conv1d", "conv3d"] {
+    for name in ["lenet_relu", "bn_net", "conv1d", "conv3d", "pad_modes"] {
         let (y, want, notes) = run_onnx(name);
         assert!(notes.is_empty(), "{name}: {notes:?}");
         assert_close(&y, &want, 1e-5, name);

@@ -4,6 +4,7 @@
 //! | stride layer | ONNX node |
 //! |---|---|
 //! | `conv` (1-D/2-D/3-D, groups, dilation, strides, `begin:end` pads) | `Conv` (pads `[begin…, end…]`) |
+//! | `conv(…,mode=reflect\|replicate\|circular)` | `Pad` (`reflect`, `edge`, `wrap`: opset 19) + `Conv` |
 //! | `maxpool` (dilation, ceil mode) | `MaxPool` |
 //! | `avgpool` (count_include_pad, ceil mode) | `AveragePool` |
 //! | `lppool` with an even integer `norm` | `LpPool` |
@@ -25,6 +26,7 @@ use super::proto::{
     TensorProto, TensorShapeProto, TypeProto, TypeTensor, ValueInfoProto, FLOAT,
 };
 use crate::error::{Error, Result};
+use crate::geometry::PaddingMode;
 use crate::nn::models::Model;
 use crate::nn::spec::{pool_name, LayerSpec};
 use crate::ops::activation::Activation;
@@ -36,6 +38,8 @@ use std::collections::HashMap;
 
 /// The opset written in exported files.
 pub const OPSET: i64 = 17;
+/// The opset written when a circular padding needs `Pad` mode `wrap` (opset 19, IR version 9).
+pub const OPSET_WRAP: i64 = 19;
 /// ONNX IR version 8 (ONNX 1.10+), which opset 17 needs.
 const IR_VERSION: i64 = 8;
 /// Names of the graph's input and output.
@@ -99,6 +103,56 @@ fn value_info(name: &str, unbatched: &[usize]) -> ValueInfoProto {
             }),
         }),
     }
+}
+
+/// A `Pad` node and its `pads` initializer.
+struct PadNode {
+    node: NodeProto,
+    pads: TensorProto,
+}
+
+/// The `Pad` node a convolution with a non-zero padding mode needs before it (reflect → `reflect`,
+/// replicate → `edge`, circular → `wrap`); `pads` are `[0, 0, begin…, 0, 0, end…]` over
+/// (N, C, *spatial). `None` for zero padding, which the `Conv` does itself.
+fn pad_node(l: &LayerSpec, in_shape: &[usize], i: usize, cur: &str) -> Result<Option<PadNode>> {
+    let LayerSpec::Conv { mode, .. } = l else {
+        return Ok(None);
+    };
+    let mode = match mode {
+        PaddingMode::Zeros => return Ok(None),
+        PaddingMode::Reflect => "reflect",
+        PaddingMode::Replicate => "edge",
+        PaddingMode::Circular => "wrap",
+    };
+    let w = l.conv_weight_shape(in_shape)?;
+    let cs = ConvShape::new(in_shape, &w, None, &l.conv_params().expect("conv"))?;
+    let axes = cs.window.real_axes();
+    let mut pads = vec![0i64, 0];
+    pads.extend(axes.iter().map(|a| a.pad_begin as i64));
+    pads.extend([0, 0]);
+    pads.extend(axes.iter().map(|a| a.pad_end as i64));
+    let name = format!("{i}.pads");
+    let pads = TensorProto {
+        dims: vec![pads.len() as i64],
+        data_type: super::proto::INT64,
+        name: name.clone(),
+        raw_data: pads.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let node = NodeProto {
+        input: vec![cur.into(), name],
+        output: vec![format!("{i}.pad")],
+        name: format!("{i}.Pad"),
+        op_type: "Pad".into(),
+        attribute: vec![AttributeProto {
+            name: "mode".into(),
+            r#type: attr_type::STRING,
+            s: mode.as_bytes().to_vec(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(Some(PadNode { node, pads }))
 }
 
 /// The ONNX operator and attributes of a pooling layer on an unbatched input `(C, *spatial)`.
@@ -248,8 +302,15 @@ pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
     let mut nodes: Vec<NodeProto> = Vec::new();
     let mut inits: Vec<TensorProto> = Vec::new();
     let mut cur = INPUT_NAME.to_string();
+    let mut wrap = false;
     for (i, (l, s)) in spec.layers.iter().zip(&shapes).enumerate() {
         let what = format!("layer {} `{l}`", i + 1);
+        if let Some(pad) = pad_node(l, &s.in_shape, i, &cur)? {
+            wrap |= pad.node.attribute[0].s == b"wrap";
+            inits.push(pad.pads);
+            cur = pad.node.output[0].clone();
+            nodes.push(pad.node);
+        }
         let mut inputs = vec![cur.clone()];
         let mut weight = |suffix: &str, inputs: &mut Vec<String>| {
             let key = format!("{i}.{suffix}");
@@ -266,6 +327,9 @@ pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
                 let axes = cs.window.real_axes();
                 let mut pads: Vec<usize> = axes.iter().map(|a| a.pad_begin).collect();
                 pads.extend(axes.iter().map(|a| a.pad_end));
+                if cp.padding_mode != PaddingMode::Zeros {
+                    pads.fill(0); // the Pad node before did it
+                }
                 weight("weight", &mut inputs);
                 weight("bias", &mut inputs);
                 let attrs = vec![
@@ -334,7 +398,7 @@ pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
         }),
     }
     let m = ModelProto {
-        ir_version: IR_VERSION,
+        ir_version: if wrap { 9 } else { IR_VERSION },
         producer_name: "stride".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: format!("stride model `{name}`: {spec}"),
@@ -348,7 +412,7 @@ pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
         }),
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: OPSET,
+            version: if wrap { OPSET_WRAP } else { OPSET },
         }],
         ..Default::default()
     };

@@ -9,9 +9,10 @@
 //! batch size left open. The per-operator mapping lives in [`super::layers`].
 
 use super::layers::{map_layer, Mapped};
-use super::proto::{GraphProto, ModelProto, NodeProto, FLOAT};
-use super::tensors::{decode, Attrs, Const, MAX_AXIS, MAX_VALUES};
+use super::proto::{GraphProto, ModelProto, NodeProto};
+use super::tensors::{decode, Attrs, Const};
 use crate::error::{Error, Result};
+use crate::geometry::PaddingMode;
 use crate::nn::spec::{LayerSpec, ModelSpec};
 use crate::tensor::{fmt_shape, Tensor};
 use prost::Message;
@@ -30,6 +31,9 @@ pub struct Imported {
     pub producer: String,
     pub notes: Vec<String>,
 }
+
+/// A padding mode and the spatial `(begin, end)` per axis.
+pub(super) type Padding = (PaddingMode, Vec<(usize, usize)>);
 
 /// A value flowing through the graph.
 #[derive(Clone, Debug)]
@@ -57,6 +61,10 @@ pub(super) struct Walk {
     pub batch: Option<i64>,
     /// Layer index of a bias-less linear layer from `MatMul`, while its `Add` may follow.
     pub matmul: Option<usize>,
+    /// A `Pad` node waiting for its `Conv`: its output name and the padding.
+    pub pad: Option<(String, Padding)>,
+    /// The padding the current `Conv` node takes over from the `Pad` before it.
+    pub conv_pad: Option<Padding>,
     pub notes: Vec<String>,
 }
 
@@ -109,65 +117,6 @@ pub fn import(bytes: &[u8]) -> Result<Imported> {
     })
 }
 
-/// The single real input (not an initializer): its unbatched shape and fixed batch size.
-fn graph_input(g: &GraphProto) -> Result<(String, Vec<usize>, Option<i64>)> {
-    let inits: std::collections::HashSet<&str> =
-        g.initializer.iter().map(|t| t.name.as_str()).collect();
-    let real: Vec<_> = g
-        .input
-        .iter()
-        .filter(|i| !inits.contains(i.name.as_str()))
-        .collect();
-    let [x] = real[..] else {
-        return Err(bad(format!(
-            "the graph has {} inputs; stride runs models with one image input",
-            real.len()
-        )));
-    };
-    let tt = x.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
-    let tt = tt.ok_or_else(|| bad(format!("input `{}` is not a tensor", x.name)))?;
-    if tt.elem_type != FLOAT {
-        return Err(bad(format!(
-            "input `{}` has element type {}; stride takes float32 (1) images",
-            x.name, tt.elem_type
-        )));
-    }
-    let dims = tt.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]);
-    if !(3..=5).contains(&dims.len()) {
-        return Err(bad(format!(
-            "input `{}` has {} axes; stride takes (N, C, L), (N, C, H, W) or (N, C, D, H, W)",
-            x.name,
-            dims.len()
-        )));
-    }
-    let batch = dims[0].dim_value.filter(|&v| v > 0);
-    let mut shape = Vec::new();
-    for (a, d) in dims[1..].iter().enumerate() {
-        match d.dim_value {
-            Some(v) if v > 0 && v as usize <= MAX_AXIS => shape.push(v as usize),
-            _ => {
-                return Err(bad(format!(
-                    "input `{}` axis {} has no fixed size (or one out of 1..={MAX_AXIS}); stride needs a fixed image shape — export with a fixed (C, H, W)",
-                    x.name,
-                    a + 1
-                )))
-            }
-        }
-    }
-    if shape
-        .iter()
-        .try_fold(1usize, |p, &d| p.checked_mul(d))
-        .is_none_or(|n| n > MAX_VALUES)
-    {
-        return Err(bad(format!(
-            "input `{}` shape {} is too large",
-            x.name,
-            fmt_shape(&shape)
-        )));
-    }
-    Ok((x.name.clone(), shape, batch))
-}
-
 fn walk(g: &GraphProto) -> Result<(ModelSpec, HashMap<String, Tensor>, Vec<String>)> {
     if g.node.len() > MAX_NODES || g.initializer.len() > MAX_NODES {
         return Err(bad(format!(
@@ -179,8 +128,8 @@ fn walk(g: &GraphProto) -> Result<(ModelSpec, HashMap<String, Tensor>, Vec<Strin
             "the graph has sparse initializers; stride reads dense weights only",
         ));
     }
-    unsupported_ops(g)?;
-    let (input, in_shape, batch) = graph_input(g)?;
+    super::graph::unsupported_ops(g)?;
+    let (input, in_shape, batch) = super::graph::graph_input(g)?;
     let mut w = Walk {
         vals: HashMap::new(),
         layers: Vec::new(),
@@ -189,6 +138,8 @@ fn walk(g: &GraphProto) -> Result<(ModelSpec, HashMap<String, Tensor>, Vec<Strin
         cur: 0,
         batch,
         matmul: None,
+        pad: None,
+        conv_pad: None,
         notes: Vec::new(),
     };
     for t in &g.initializer {
@@ -210,6 +161,9 @@ fn walk(g: &GraphProto) -> Result<(ModelSpec, HashMap<String, Tensor>, Vec<Strin
         let last = k + 1 == g.node.len();
         step(&mut w, node, last)?;
     }
+    if let Some((name, ..)) = &w.pad {
+        return Err(bad(format!("`{name}` comes from a Pad that no Conv reads; stride pads only as part of a convolution")));
+    }
     let [out] = &g.output[..] else {
         return Err(bad(format!(
             "the graph has {} outputs; stride runs models with one output (the logits)",
@@ -230,47 +184,6 @@ fn walk(g: &GraphProto) -> Result<(ModelSpec, HashMap<String, Tensor>, Vec<Strin
         layers: w.layers,
     };
     Ok((spec, w.weights, w.notes))
-}
-
-/// Refuses a graph with operators stride cannot run, naming all of them (`LSTM`).
-fn unsupported_ops(g: &GraphProto) -> Result<()> {
-    let known = super::layers::SUPPORTED
-        .replace(" to (N, -1)", "")
-        .replace(" +", ",");
-    let known: Vec<&str> = known.split(", ").collect();
-    let extra = [
-        "Constant",
-        "Shape",
-        "Gather",
-        "Unsqueeze",
-        "Squeeze",
-        "Concat",
-        "Cast",
-        "Softmax",
-        "LogSoftmax",
-        "Add",
-    ];
-    let mut bad_ops: Vec<&str> = Vec::new();
-    for n in &g.node {
-        let op = n.op_type.as_str();
-        if !known.contains(&op) && !extra.contains(&op) && !bad_ops.contains(&op) {
-            bad_ops.push(op);
-        }
-    }
-    match bad_ops.len() {
-        0 => Ok(()),
-        _ => Err(bad(format!(
-            "operator{} {} not supported; stride runs sequential CNNs made of {}",
-            if bad_ops.len() > 1 { "s" } else { "" },
-            bad_ops
-                .iter()
-                .map(|o| format!("`{o}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-                + if bad_ops.len() > 1 { " are" } else { " is" },
-            super::layers::SUPPORTED
-        ))),
-    }
 }
 
 impl Walk {
@@ -376,7 +289,34 @@ fn step(w: &mut Walk, node: &NodeProto, last: bool) -> Result<()> {
         }
     }
     let matmul = w.matmul.take();
+    w.conv_pad = None;
+    if let Some((out, (mode, pads))) = w.pad.take() {
+        if node.op_type != "Conv" || node.input.first() != Some(&out) {
+            return Err(a.err(format!(
+                "reads after a Pad; stride runs a Pad ({}) only right before the Conv it pads",
+                format!("{mode:?}").to_lowercase()
+            )));
+        }
+        w.conv_pad = Some((mode, pads));
+    }
+    if let Some(c) = super::fold::fold(w, &a)? {
+        return w.set_out(&a, Val::Const(c));
+    }
     match node.op_type.as_str() {
+        "Pad" => {
+            a.arity(2, 3)?;
+            w.data_input(&a)?;
+            let padding = super::layers::pad(w, &a)?;
+            let out = a.node.output.first().cloned().unwrap_or_default();
+            w.pad = Some((out, padding));
+            w.set_out(
+                &a,
+                Val::Act {
+                    id: w.cur,
+                    shape: w.shape.clone(),
+                },
+            )
+        }
         "Constant" => {
             a.only(&[
                 "value",
@@ -404,7 +344,7 @@ fn step(w: &mut Walk, node: &NodeProto, last: bool) -> Result<()> {
             w.set_out(&a, v)
         }
         "Shape" | "Gather" | "Unsqueeze" | "Squeeze" | "Concat" | "Cast" => {
-            let v = super::layers::shape_op(w, &a)?;
+            let v = super::fold::shape_op(w, &a)?;
             w.set_out(&a, Val::Shape(v))
         }
         "Add" => {

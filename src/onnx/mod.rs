@@ -14,6 +14,8 @@
 //! node count and nesting depth are checked before anything is allocated from them.
 
 mod export;
+mod fold;
+mod graph;
 mod import;
 mod layers;
 pub mod proto;
