@@ -105,6 +105,28 @@ fn value_info(name: &str, unbatched: &[usize]) -> ValueInfoProto {
     }
 }
 
+/// The attributes of a `Conv` node (`pads` zero when a `Pad` node pads with another mode).
+fn conv_attrs(l: &LayerSpec, in_shape: &[usize]) -> Result<Vec<AttributeProto>> {
+    let w = l.conv_weight_shape(in_shape)?;
+    let cp = l.conv_params().expect("conv");
+    let cs = ConvShape::new(in_shape, &w, None, &cp)?;
+    let axes = cs.window.real_axes();
+    let per_axis =
+        |f: fn(&crate::geometry::AxisWindow) -> usize| axes.iter().map(f).collect::<Vec<_>>();
+    let mut pads = per_axis(|a| a.pad_begin);
+    pads.extend(per_axis(|a| a.pad_end));
+    if cp.padding_mode != PaddingMode::Zeros {
+        pads.fill(0); // the Pad node before did it
+    }
+    Ok(vec![
+        ints("kernel_shape", &w[2..]),
+        ints("strides", &per_axis(|a| a.stride)),
+        ints("pads", &pads),
+        ints("dilations", &per_axis(|a| a.dilation)),
+        int("group", cp.groups as i64),
+    ])
+}
+
 /// A `Pad` node and its `pads` initializer.
 struct PadNode {
     node: NodeProto,
@@ -321,31 +343,9 @@ pub fn export(model: &Model, name: &str) -> Result<Vec<u8>> {
         };
         let (op, attrs): (&str, Vec<AttributeProto>) = match l {
             LayerSpec::Conv { .. } => {
-                let w = l.conv_weight_shape(&s.in_shape)?;
-                let cp = l.conv_params().expect("conv");
-                let cs = ConvShape::new(&s.in_shape, &w, None, &cp)?;
-                let axes = cs.window.real_axes();
-                let mut pads: Vec<usize> = axes.iter().map(|a| a.pad_begin).collect();
-                pads.extend(axes.iter().map(|a| a.pad_end));
-                if cp.padding_mode != PaddingMode::Zeros {
-                    pads.fill(0); // the Pad node before did it
-                }
                 weight("weight", &mut inputs);
                 weight("bias", &mut inputs);
-                let attrs = vec![
-                    ints("kernel_shape", &w[2..]),
-                    ints(
-                        "strides",
-                        &axes.iter().map(|a| a.stride).collect::<Vec<_>>(),
-                    ),
-                    ints("pads", &pads),
-                    ints(
-                        "dilations",
-                        &axes.iter().map(|a| a.dilation).collect::<Vec<_>>(),
-                    ),
-                    int("group", cp.groups as i64),
-                ];
-                ("Conv", attrs)
+                ("Conv", conv_attrs(l, &s.in_shape)?)
             }
             LayerSpec::Pool { .. } => {
                 let p = l.pool_params(s.in_shape.len() - 1).expect("pool");

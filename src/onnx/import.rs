@@ -318,24 +318,7 @@ fn step(w: &mut Walk, node: &NodeProto, last: bool) -> Result<()> {
             )
         }
         "Constant" => {
-            a.only(&[
-                "value",
-                "value_float",
-                "value_floats",
-                "value_int",
-                "value_ints",
-            ])?;
-            let c = if let Some(t) = a.tensor("value")? {
-                decode(t)?
-            } else if let Some(v) = a.ints("value_ints")? {
-                Const::I64(vec![v.len()], v)
-            } else if a.node.attribute.iter().any(|x| x.name == "value_int") {
-                Const::I64(vec![], vec![a.int("value_int", 0)?])
-            } else if let Some(v) = a.floats("value_floats")? {
-                Const::F32(Tensor::new(vec![v.len()], v)?)
-            } else {
-                Const::F32(Tensor::new(vec![], vec![a.float("value_float", 0.0)?])?)
-            };
+            let c = constant(&a)?;
             w.set_out(&a, Val::Const(c))
         }
         "Identity" => {
@@ -347,38 +330,7 @@ fn step(w: &mut Walk, node: &NodeProto, last: bool) -> Result<()> {
             let v = super::fold::shape_op(w, &a)?;
             w.set_out(&a, Val::Shape(v))
         }
-        "Add" => {
-            // the bias of a preceding MatMul: Add(matmul_out, b) with b of shape (out,)
-            let idx = matmul.ok_or_else(|| a.err("is supported only as the bias after MatMul; adding two activations (a residual connection) is not"))?;
-            a.arity(2, 2)?;
-            // the activation may come first or second
-            let k = usize::from(!matches!(w.vals.get(&node.input[0]), Some(Val::Act { .. })));
-            let mut swapped = node.clone();
-            swapped.input.swap(0, k);
-            let a = Attrs::new(&swapped);
-            w.data_input(&a)?;
-            let b = w
-                .weight(&a, 1, "bias")?
-                .ok_or_else(|| a.err("has no bias input"))?;
-            let out = w.shape[0];
-            if b.numel() != out {
-                return Err(a.err(format!(
-                    "bias has shape {} but the MatMul gives {out} features",
-                    fmt_shape(b.shape())
-                )));
-            }
-            if let LayerSpec::Linear { bias, .. } = &mut w.layers[idx] {
-                *bias = true;
-            }
-            w.weights.insert(format!("{idx}.bias"), b.reshape(&[out])?);
-            w.set_out(
-                &a,
-                Val::Act {
-                    id: w.cur,
-                    shape: w.shape.clone(),
-                },
-            )
-        }
+        "Add" => matmul_bias(w, node, matmul),
         "Softmax" | "LogSoftmax" if last => {
             a.arity(1, 1)?;
             w.data_input(&a)?;
@@ -416,4 +368,62 @@ fn step(w: &mut Walk, node: &NodeProto, last: bool) -> Result<()> {
             }
         }
     }
+}
+
+/// The value of a `Constant` node.
+fn constant(a: &Attrs) -> Result<Const> {
+    a.only(&[
+        "value",
+        "value_float",
+        "value_floats",
+        "value_int",
+        "value_ints",
+    ])?;
+    let c = if let Some(t) = a.tensor("value")? {
+        decode(t)?
+    } else if let Some(v) = a.ints("value_ints")? {
+        Const::I64(vec![v.len()], v)
+    } else if a.node.attribute.iter().any(|x| x.name == "value_int") {
+        Const::I64(vec![], vec![a.int("value_int", 0)?])
+    } else if let Some(v) = a.floats("value_floats")? {
+        Const::F32(Tensor::new(vec![v.len()], v)?)
+    } else {
+        Const::F32(Tensor::new(vec![], vec![a.float("value_float", 0.0)?])?)
+    };
+    Ok(c)
+}
+
+/// `Add` as the bias of the linear layer a `MatMul` just made (layer `matmul`).
+fn matmul_bias(w: &mut Walk, node: &NodeProto, matmul: Option<usize>) -> Result<()> {
+    let a = Attrs::new(node);
+    // the bias of a preceding MatMul: Add(matmul_out, b) with b of shape (out,)
+    let idx = matmul.ok_or_else(|| a.err("is supported only as the bias after MatMul; adding two activations (a residual connection) is not"))?;
+    a.arity(2, 2)?;
+    // the activation may come first or second
+    let k = usize::from(!matches!(w.vals.get(&node.input[0]), Some(Val::Act { .. })));
+    let mut swapped = node.clone();
+    swapped.input.swap(0, k);
+    let a = Attrs::new(&swapped);
+    w.data_input(&a)?;
+    let b = w
+        .weight(&a, 1, "bias")?
+        .ok_or_else(|| a.err("has no bias input"))?;
+    let out = w.shape[0];
+    if b.numel() != out {
+        return Err(a.err(format!(
+            "bias has shape {} but the MatMul gives {out} features",
+            fmt_shape(b.shape())
+        )));
+    }
+    if let LayerSpec::Linear { bias, .. } = &mut w.layers[idx] {
+        *bias = true;
+    }
+    w.weights.insert(format!("{idx}.bias"), b.reshape(&[out])?);
+    w.set_out(
+        &a,
+        Val::Act {
+            id: w.cur,
+            shape: w.shape.clone(),
+        },
+    )
 }
