@@ -290,6 +290,29 @@ fn malformed_and_hostile_files_are_refused() {
         "`kernel_shape` has 3 values",
     );
     refused(&edited(|g| g.output.clear()), "0 outputs");
+    // a Pad that no Conv reads; a folded constant beyond the bound
+    let int64 = |name: &str, v: &[i64]| TensorProto {
+        dims: vec![v.len() as i64],
+        data_type: INT64,
+        name: name.into(),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    };
+    refused(
+        &edited(|g| {
+            g.initializer.push(int64("pads", &[0, 0, 1, 1, 0, 0, 1, 1]));
+            g.node.insert(1, node("Pad", &["0.conv", "pads"], "padded"));
+            g.node[2].input[0] = "padded".into();
+        }),
+        "only right before the Conv",
+    );
+    refused(
+        &edited(|g| {
+            g.initializer.push(int64("big", &[1 << 20, 1 << 20]));
+            g.node.insert(0, node("ConstantOfShape", &["big"], "huge"));
+        }),
+        "more than 65536 values",
+    );
 }
 
 #[test]
