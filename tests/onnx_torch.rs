@@ -198,3 +198,16 @@ fn missing_file_is_a_usage_error() {
     let out = stride(&["eval", "/nonexistent/model.onnx"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn an_extra_tensor_is_named() {
+    let w: Weights = fixture("onnx/weights.json");
+    let mut tensors = stride::onnx::state::read_safetensors(&path("weights.safetensors")).unwrap();
+    tensors.insert("9.weight".into(), Tensor::zeros(&[2]));
+    let (spec, _, _) = stride::nn::models::resolve(&w.spec).unwrap();
+    let mut m = stride::nn::models::Model::build(&spec, Default::default(), 0).unwrap();
+    let e = stride::onnx::state::set_weights(&mut m, tensors, "w")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`9.weight` is not part of the spec"), "{e}");
+}

@@ -3,7 +3,6 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use stride::nn::models;
 use stride::onnx::{self, state};
 
 #[derive(Args, Debug)]
@@ -47,10 +46,7 @@ pub fn run(a: ImportArgs) -> anyhow::Result<()> {
             )
             .into());
         };
-        let (spec, name, _) = models::resolve(spec)?;
-        let tensors = state::read_safetensors(&a.file)?;
-        let mut model = models::Model::build(&spec, Default::default(), 0)?;
-        state::set_weights(&mut model, tensors, &a.file.display().to_string())?;
+        let (model, name) = state::load_safetensors_model(&a.file, spec)?;
         (model, name, vec![])
     };
     for n in notes {

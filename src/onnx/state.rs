@@ -124,6 +124,16 @@ pub fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     Ok(out)
 }
 
+/// A network from a spec (a preset, an inline spec or `@file`) with PyTorch weights from a
+/// safetensors file; returns the model and its display name.
+pub fn load_safetensors_model(path: &Path, spec: &str) -> Result<(Model, String)> {
+    let (spec, name, _) = crate::nn::models::resolve(spec)?;
+    let tensors = read_safetensors(path)?;
+    let mut model = Model::build(&spec, Default::default(), 0)?;
+    set_weights(&mut model, tensors, &path.display().to_string())?;
+    Ok((model, name))
+}
+
 /// IEEE half → single (exact).
 fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
