@@ -31,6 +31,21 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         eprintln!("note: {n}");
     }
     let (_, test) = load_data(&a.data, Some(1))?;
+    let input = &loaded.model.spec.input;
+    if input[..] != [1, test.h, test.w] {
+        return Err(stride::Error::arg(
+            "model",
+            format!(
+                "{} takes input {} but the images in {} are (1, {}, {})",
+                loaded.name,
+                stride::tensor::fmt_shape(input),
+                a.data.display(),
+                test.h,
+                test.w
+            ),
+        )
+        .into());
+    }
     let ev = evaluate(&mut loaded.model, &test, a.batch_size)?;
     println!(
         "{} {}: test accuracy {:.4} ({} images), loss {:.4}",
