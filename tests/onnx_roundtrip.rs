@@ -290,6 +290,11 @@ fn malformed_and_hostile_files_are_refused() {
         "`kernel_shape` has 3 values",
     );
     refused(&edited(|g| g.output.clear()), "0 outputs");
+    // huge padding: the activation would be (2, 4098, 4098) per image
+    refused(
+        &edited(|g| g.node[0].attribute[2].ints = vec![1 << 11; 4]),
+        "more than 2^24 values per image",
+    );
     // a Pad that no Conv reads; a folded constant beyond the bound
     let int64 = |name: &str, v: &[i64]| TensorProto {
         dims: vec![v.len() as i64],
@@ -352,4 +357,33 @@ fn cli_refuses_a_corrupt_file_with_exit_2() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
     let _ = ModelSpec::parse("linear(2)", &[4]).unwrap();
+}
+
+#[test]
+fn extreme_attribute_and_shape_values_never_panic() {
+    let spec =
+        "input(1,6,6) conv(2,k=3,p=1,mode=reflect) batchnorm relu maxpool(2) flatten linear(3)";
+    let good =
+        ModelProto::decode(&stride::onnx::export(&model(spec, 2), "t").unwrap()[..]).unwrap();
+    let extremes = [i64::MIN, -3, -1, 0, 1, 2, 1 << 40, i64::MAX];
+    let mut rng = Rng::new(7);
+    for _ in 0..3000 {
+        let mut m = good.clone();
+        let g = m.graph.as_mut().unwrap();
+        let k = rng.below(g.node.len());
+        let pick = |rng: &mut Rng| extremes[rng.below(extremes.len())];
+        if let Some(at) = g.node[k].attribute.first_mut() {
+            for v in at.ints.iter_mut() {
+                *v = pick(&mut rng);
+            }
+            at.i = pick(&mut rng);
+        }
+        let t = rng.below(g.initializer.len());
+        if let Some(d) = g.initializer[t].dims.first_mut() {
+            *d = pick(&mut rng);
+        }
+        if let Ok(i) = stride::onnx::import(&m.encode_to_vec()) {
+            let _ = i.into_model();
+        }
+    }
 }

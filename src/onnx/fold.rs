@@ -105,7 +105,11 @@ pub(super) fn fold(w: &Walk, a: &Attrs) -> Result<Option<Const>> {
                     }
                 })
                 .collect();
-            let known: i64 = shape.iter().filter(|&&d| d != -1).product();
+            let known = shape
+                .iter()
+                .filter(|&&d| d != -1)
+                .try_fold(1i64, |p, &d| p.checked_mul(d))
+                .ok_or_else(|| a.err("reshapes to a size that overflows"))?;
             if let Some(k) = shape.iter().position(|&d| d == -1) {
                 shape[k] = if known > 0 { v.len() as i64 / known } else { 0 };
             }
@@ -183,7 +187,10 @@ fn slice(w: &Walk, a: &Attrs, dims: &[usize], v: &[i64], inputs: &[&String]) -> 
         let mut idx = Vec::new();
         while (step > 0 && s < e) || (step < 0 && s > e) {
             idx.push(s as usize);
-            s += step;
+            match s.checked_add(step) {
+                Some(next) => s = next,
+                None => break,
+            }
         }
         keep[ax as usize] = idx;
     }
@@ -226,7 +233,7 @@ pub(super) fn shape_op(w: &Walk, a: &Attrs) -> Result<Vec<Option<i64>>> {
                 .chain(shape.iter().map(|&d| Some(d as i64)))
                 .collect();
             let r = full.len() as i64;
-            let norm = |i: i64| (if i < 0 { i + r } else { i }).clamp(0, r) as usize;
+            let norm = |i: i64| (if i < 0 { i.saturating_add(r) } else { i }).clamp(0, r) as usize;
             let (s, e) = (norm(a.int("start", 0)?), norm(a.int("end", r)?));
             full[s..e.max(s)].to_vec()
         }

@@ -2,7 +2,7 @@
 //! ones are named at once) and its single image input with a fixed `(C, *spatial)` shape.
 
 use super::proto::{GraphProto, FLOAT};
-use super::tensors::{MAX_AXIS, MAX_VALUES};
+use super::tensors::{MAX_ACTIVATION as MAX_VALUES, MAX_AXIS};
 use crate::error::{Error, Result};
 use crate::tensor::fmt_shape;
 

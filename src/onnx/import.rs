@@ -10,7 +10,7 @@
 
 use super::layers::{map_layer, Mapped};
 use super::proto::{GraphProto, ModelProto, NodeProto};
-use super::tensors::{decode, Attrs, Const};
+use super::tensors::{decode, Attrs, Const, MAX_ACTIVATION};
 use crate::error::{Error, Result};
 use crate::geometry::PaddingMode;
 use crate::nn::spec::{LayerSpec, ModelSpec};
@@ -226,6 +226,16 @@ impl Walk {
                 fmt_shape(&self.shape)
             ))
         })?;
+        if next
+            .iter()
+            .try_fold(1usize, |p, &d| p.checked_mul(d))
+            .is_none_or(|n| n > MAX_ACTIVATION)
+        {
+            return Err(a.err(format!(
+                "makes an activation {} of more than 2^24 values per image; stride refuses models this large",
+                fmt_shape(&next)
+            )));
+        }
         // the weights must fit before the layer is built (building allocates from the shapes)
         let expect = match &layer {
             LayerSpec::Conv { .. } => Some(layer.conv_weight_shape(&self.shape)?),

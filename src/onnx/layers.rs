@@ -216,7 +216,7 @@ pub(super) fn map_layer(w: &Walk, a: &Attrs) -> Result<Mapped> {
             a.only(&["axis"])?;
             let rank = w.shape.len() as i64 + 1;
             let axis = a.int("axis", 1)?;
-            if axis != 1 && axis + rank != 1 {
+            if axis != 1 && axis.checked_add(rank) != Some(1) {
                 return Err(a.err(format!(
                     "flattens from axis {axis}; stride flattens everything but the batch (axis 1)"
                 )));

@@ -11,6 +11,9 @@ use crate::tensor::Tensor;
 pub const MAX_RANK: usize = 8;
 /// Most values one tensor may declare (2^28 floats = 1 GiB).
 pub const MAX_VALUES: usize = 1 << 28;
+/// Most values one image's activation may have in an imported model (2^24 floats = 64 MiB),
+/// so that running it cannot ask for an unbounded allocation.
+pub const MAX_ACTIVATION: usize = 1 << 24;
 /// Largest size accepted for one axis of a spatial size, kernel, stride or padding.
 pub const MAX_AXIS: usize = 1 << 20;
 
