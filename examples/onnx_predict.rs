@@ -91,12 +91,7 @@ fn main() -> stride::Result<()> {
         println!("wrote {}", p.display());
     }
     if let Some(p) = export {
-        std::fs::write(&p, stride::onnx::export(&model, "model")?).map_err(|source| {
-            stride::Error::Io {
-                path: p.clone(),
-                source,
-            }
-        })?;
+        stride::checkpoint::write_atomic(&p, &stride::onnx::export(&model, "model")?)?;
         println!("wrote {}", p.display());
     }
     Ok(())
