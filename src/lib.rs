@@ -10,16 +10,32 @@
 //! - [`nn`]: stateful layers, `Sequential`, the model spec language and presets;
 //! - [`optim`]: SGD and Adam with PyTorch's update rules;
 //! - [`data`]: the IDX (MNIST-format) reader and mini-batches;
-//! - [`train`]: the training loop (emits events), [`checkpoint`]: `.safetensors` save/load,
-//!   [`chart`]: the training chart as PNG;
+//! - [`train`]: the training loop (emits events), [`checkpoint`]: `.safetensors` save/load;
 //! - [`analysis`]: shapes, parameters, MACs/FLOPs, memory, receptive fields;
 //! - [`explain`]: step-by-step narration of an op on small inputs;
 //! - [`io`]: `.npy` files, inline literals, atomic writes;
+//! - [`onnx`]: ONNX export and import, PyTorch `state_dict` weights, [`onnx::load_model`];
+//! - [`viz`]: pictures as PNG (feature maps, kernels, the training chart); [`learn_kernel`]:
+//!   learning a kernel by gradient descent;
 //! - [`bench`](mod@bench): the timing protocol, the standard shapes and their timed passes;
 //! - [`rng`]: the seeded random numbers; [`error`]: the typed errors.
 //!
 //! The library never prints; the `stride` binary (`src/main.rs`, `src/cli/`) parses arguments,
-//! calls one library function and renders the result.
+//! calls one library function and renders the result. The `examples/` folder has runnable
+//! programs (`cargo run --release --example onnx_predict`).
+//!
+//! ```
+//! use stride::nn::{init::Init, models::{resolve, Model}};
+//! // a network from a text spec, run on a batch of two 28×28 images
+//! let (spec, _, _) = resolve("conv(6,k=5,p=2) relu maxpool(2) flatten linear(10)")?;
+//! let mut model = Model::build(&spec, Init::Default, 0)?;
+//! let logits = stride::train::predict(&mut model, stride::Tensor::zeros(&[2, 1, 28, 28]))?;
+//! assert_eq!(logits.shape(), &[2, 10]);
+//! // and out to ONNX for ONNX Runtime, OpenVINO or TensorRT
+//! let bytes = stride::onnx::export(&model, "tiny")?;
+//! assert!(bytes.len() > 4 * model.net.num_params());
+//! # Ok::<(), stride::Error>(())
+//! ```
 
 pub mod analysis;
 pub mod bench;
@@ -31,6 +47,7 @@ pub mod geometry;
 pub mod io;
 pub mod learn_kernel;
 pub mod nn;
+pub mod onnx;
 pub mod ops;
 pub mod optim;
 pub mod rng;

@@ -12,6 +12,13 @@ pub struct Tensor {
 
 impl Tensor {
     /// A tensor from its shape and data; fails when `data.len()` is not the product of `shape`.
+    ///
+    /// ```
+    /// let t = stride::Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+    /// assert_eq!((t.shape(), t.numel()), (&[2, 3][..], 6));
+    /// assert!(stride::Tensor::new(vec![2, 2], vec![1.0]).is_err());
+    /// # Ok::<(), stride::Error>(())
+    /// ```
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {

@@ -80,7 +80,10 @@ fn readme_examples_run() {
             ["X", "W", "GY", "..."].contains(&t.as_str())
                 || t.ends_with(".npy")
                 || t.ends_with(".json")
-        }) || ["train", "bench", "eval", "predict", "features"].contains(&w[0].as_str())
+        }) || [
+            "train", "bench", "eval", "predict", "features", "export", "import",
+        ]
+        .contains(&w[0].as_str())
     };
     // the exercise table: at least 30 rows, and every command but training ones runs
     assert!(

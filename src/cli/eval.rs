@@ -3,14 +3,15 @@
 use super::train::{load_data, set_threads};
 use clap::Args;
 use std::path::PathBuf;
-use stride::checkpoint;
 use stride::data::{CLASSES, DEFAULT_DIR};
 use stride::train::evaluate;
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  stride eval runs/lenet5-20250101-120000")]
+#[command(
+    after_help = "Examples:\n  stride eval runs/lenet5-20250101-120000\n  stride eval model.onnx"
+)]
 pub struct EvalArgs {
-    /// A checkpoint file, or a run folder containing checkpoint.safetensors.
+    /// A run folder, its checkpoint.safetensors, or an .onnx file.
     #[arg(value_name = "CHECKPOINT")]
     checkpoint: PathBuf,
     /// Folder with the MNIST-format IDX files.
@@ -25,12 +26,30 @@ pub struct EvalArgs {
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
-    let mut loaded = checkpoint::load(&a.checkpoint)?;
+    let mut loaded = stride::onnx::load_model(&a.checkpoint)?;
+    for n in &loaded.notes {
+        eprintln!("note: {n}");
+    }
     let (_, test) = load_data(&a.data, Some(1))?;
+    let input = &loaded.model.spec.input;
+    if input[..] != [1, test.h, test.w] {
+        return Err(stride::Error::arg(
+            "model",
+            format!(
+                "{} takes input {} but the images in {} are (1, {}, {})",
+                loaded.name,
+                stride::tensor::fmt_shape(input),
+                a.data.display(),
+                test.h,
+                test.w
+            ),
+        )
+        .into());
+    }
     let ev = evaluate(&mut loaded.model, &test, a.batch_size)?;
     println!(
-        "{} after {} epoch(s): test accuracy {:.4} ({} images), loss {:.4}",
-        loaded.meta.model, loaded.meta.epoch, ev.acc, test.n, ev.loss
+        "{} {}: test accuracy {:.4} ({} images), loss {:.4}",
+        loaded.name, loaded.origin, ev.acc, test.n, ev.loss
     );
     println!("{:<12} {:>8} {:>8}", "class", "accuracy", "images");
     for (c, &(ok, total)) in ev.per_class.iter().enumerate() {

@@ -16,7 +16,7 @@ use stride::Error;
   stride features runs/lenet5 --image 2,5 --out sweater-coat    # two images side by side\n  \
   stride features runs/lenet5 --input shoe.png --layers 1,3 --out shoe")]
 pub struct FeaturesArgs {
-    /// A run folder of `stride train` (or its checkpoint.safetensors).
+    /// A run folder of `stride train` (or its checkpoint.safetensors), or an `.onnx` model.
     #[arg(value_name = "RUN")]
     run: PathBuf,
     /// Test-set images to show (0-based index, as PyTorch's dataset[i]); several side by side:
@@ -40,9 +40,9 @@ pub struct FeaturesArgs {
     data: PathBuf,
 }
 
-/// Loads the model of a run folder or checkpoint file (the one place to add other formats).
+/// Loads the model of a run folder, a checkpoint file or an `.onnx` file.
 pub fn load_model(path: &Path) -> stride::Result<Model> {
-    Ok(checkpoint::load(path)?.model)
+    Ok(stride::onnx::load_model(path)?.model)
 }
 
 pub fn run(a: FeaturesArgs) -> anyhow::Result<()> {

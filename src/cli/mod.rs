@@ -8,8 +8,10 @@ mod conv;
 mod conv_flags;
 mod conv_transpose;
 mod eval;
+mod export;
 mod features;
 mod grad;
+mod import;
 mod learn_kernel;
 mod pool;
 mod predict;
@@ -55,6 +57,10 @@ enum Command {
     Features(features::FeaturesArgs),
     /// Learn a kernel from an input and its target by gradient descent (d2l 6.2.4).
     LearnKernel(learn_kernel::LearnKernelArgs),
+    /// A trained model as an ONNX file (opset 17) for ONNX Runtime, OpenVINO, TensorRT.
+    Export(export::ExportArgs),
+    /// An ONNX model, or PyTorch weights (safetensors) with --spec, as a run folder.
+    Import(import::ImportArgs),
     /// Pooling forward and backward: max, min, avg, lp, soft, adaptive, global, k-max, fractional, max-unpool.
     Pool(pool::PoolArgs),
     /// A local web page showing convolution, pooling, their gradients and models step by step.
@@ -154,5 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features(a) => features::run(a),
         Command::LearnKernel(a) => learn_kernel::run(a),
         Command::Serve(a) => crate::serve::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
     }
 }

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use stride::checkpoint;
 use stride::data::{image, CLASSES};
 use stride::ops::loss::softmax_rows;
 use stride::train::predict;
@@ -12,7 +11,7 @@ use stride::train::predict;
     after_help = "Examples:\n  stride predict runs/lenet5-20250101-120000 shoe.png\n  stride predict model.safetensors image.npy --top 5"
 )]
 pub struct PredictArgs {
-    /// A checkpoint file, or a run folder containing checkpoint.safetensors.
+    /// A run folder, its checkpoint.safetensors, or an .onnx file.
     #[arg(value_name = "CHECKPOINT")]
     checkpoint: PathBuf,
     /// An image: PNG, JPEG or BMP (converted to grayscale and resized to the model's input) or a .npy array in [0, 1].
@@ -27,7 +26,10 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> anyhow::Result<()> {
-    let mut loaded = checkpoint::load(&a.checkpoint)?;
+    let mut loaded = stride::onnx::load_model(&a.checkpoint)?;
+    for n in &loaded.notes {
+        eprintln!("note: {n}");
+    }
     let input = loaded.model.spec.input.clone();
     let [1, h, w] = input[..] else {
         return Err(stride::Error::arg(

@@ -25,10 +25,11 @@ pub enum Format {
   stride summary lenet5\n  \
   stride summary lenet5-relu --batch-size 256 --format markdown\n  \
   stride summary 'conv(8,k=3,p=1) relu maxpool(2) flatten linear(10)' --input-shape 3,32,32\n  \
-  stride summary @mynet.txt --format json\n\n\
+  stride summary @mynet.txt --format json\n  \
+  stride summary model.onnx\n\n\
 Presets: lenet5, lenet5-relu, convnet.")]
 pub struct SummaryArgs {
-    /// A preset (lenet5, lenet5-relu, convnet), an inline spec as `stride train` takes it, or @file / a path with a spec.
+    /// A preset (lenet5, lenet5-relu, convnet), an inline spec as `stride train` takes it, @file / a path with a spec, a run folder, or an .onnx file.
     #[arg(value_name = "MODEL")]
     model: String,
     /// Input shape of one image, C,H,W (or C,L / C,D,H,W); overrides the spec's input(...) and the default 1,28,28.
@@ -69,7 +70,14 @@ fn parse_input_shape(s: &str) -> stride::Result<Vec<usize>> {
 
 /// Resolves the model and summarises it.
 fn build(a: &SummaryArgs) -> stride::Result<Summary> {
-    let (mut spec, name, _) = models::resolve(&a.model).map_err(|e| match e {
+    let path = std::path::Path::new(&a.model);
+    let trained = stride::onnx::is_onnx(path) || path.is_dir();
+    let resolved = match trained {
+        // an .onnx file or a run folder: its network
+        true => stride::onnx::load_model(path).map(|m| (m.model.spec, m.name, ())),
+        false => models::resolve(&a.model).map(|(s, n, _)| (s, n, ())),
+    };
+    let (mut spec, name, _) = resolved.map_err(|e| match e {
         Error::Io { path, source } => Error::arg(
             "model",
             format!(

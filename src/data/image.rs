@@ -28,9 +28,15 @@ fn read_image(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
             source,
         })?;
     let img = reader.decode().map_err(|e| {
+        // the decoders' messages may span lines: one line for the user
+        let why = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         bad(
             path,
-            format!("is not a readable image ({e}); give a PNG, JPEG or BMP file"),
+            format!("is not a readable image ({why}); give a PNG, JPEG or BMP file"),
         )
     })?;
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -77,6 +77,9 @@ impl Layer for Conv {
         if self.bias.is_none() {
             out += ", bias=False";
         }
+        if self.params.padding_mode != crate::geometry::PaddingMode::Zeros {
+            out += &format!(", padding_mode='{:?}'", self.params.padding_mode).to_lowercase();
+        }
         out + ")"
     }
 

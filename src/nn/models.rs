@@ -160,6 +160,15 @@ impl Model {
     /// Builds the layers of `spec` (shape pass first, so a bad spec fails before any work) and
     /// initialises weights with `init` (biases: PyTorch default) from one seeded generator,
     /// layer by layer in order.
+    ///
+    /// ```
+    /// use stride::nn::{init::Init, models::{resolve, Model}};
+    /// let (spec, _, _) = resolve("lenet5")?;
+    /// let mut model = Model::build(&spec, Init::Default, 0)?;
+    /// let logits = stride::train::predict(&mut model, stride::Tensor::zeros(&[2, 1, 28, 28]))?;
+    /// assert_eq!(logits.shape(), &[2, 10]);
+    /// # Ok::<(), stride::Error>(())
+    /// ```
     pub fn build(spec: &ModelSpec, init: Init, seed: u64) -> Result<Model> {
         let shapes = spec.shapes()?;
         let mut rng = Rng::new(seed);

@@ -9,7 +9,7 @@
 //! same validation as the ops (so a spec that passes builds a network that runs).
 
 use crate::error::{Error, Result};
-use crate::geometry::{parse_per_axis, per_axis, PaddingSpec};
+use crate::geometry::{parse_per_axis, per_axis, PaddingMode, PaddingSpec};
 use crate::ops::activation::Activation;
 use crate::ops::conv::{ConvParams, ConvShape};
 use crate::ops::pool::{PoolKind as PoolOpKind, PoolParams, PoolShape};
@@ -29,6 +29,8 @@ pub enum LayerSpec {
         dilation: Vec<usize>,
         groups: usize,
         bias: bool,
+        /// How the padding is filled (PyTorch `padding_mode`; `mode=reflect` in a spec).
+        mode: PaddingMode,
     },
     /// Pooling through [`crate::ops::pool`] (max, avg, min, lp, soft, adaptive, global);
     /// `params.spatial_axes` is filled in by the shape pass.
@@ -52,7 +54,7 @@ pub enum LayerSpec {
 
 /// The layer names the parser knows, for error messages.
 pub const KNOWN_LAYERS: &str =
-    "input(C,H,W), conv/conv1d/conv2d/conv3d(out,k=,s=,p=,d=,g=,bias=), \
+    "input(C,H,W), conv/conv1d/conv2d/conv3d(out,k=,s=,p=,d=,g=,bias=,mode=), \
 maxpool/avgpool/minpool/lppool/softpool[1d|2d|3d](k,s=,p=,d=,ceil=,norm=,count_include_pad=), \
 adaptiveavgpool/adaptivemaxpool(size), globalavgpool/globalmaxpool, linear(out,bias=), flatten, relu, sigmoid, tanh, \
 dropout(p), batchnorm/bn[1d|2d|3d]";
@@ -98,12 +100,14 @@ impl LayerSpec {
                 padding,
                 dilation,
                 groups,
+                mode,
                 ..
             } => Some(ConvParams {
                 stride: stride.clone(),
                 padding: padding.clone(),
                 dilation: dilation.clone(),
                 groups: *groups,
+                padding_mode: *mode,
                 ..Default::default()
             }),
             _ => None,
@@ -229,6 +233,7 @@ impl fmt::Display for LayerSpec {
                 dilation,
                 groups,
                 bias,
+                mode,
             } => {
                 write!(f, "conv{}({out},k={}", dims_suffix(dims), axes(kernel))?;
                 if stride.iter().any(|&s| s != 1) {
@@ -258,6 +263,9 @@ impl fmt::Display for LayerSpec {
                 }
                 if !bias {
                     write!(f, ",bias=false")?;
+                }
+                if *mode != PaddingMode::Zeros {
+                    write!(f, ",mode={}", format!("{mode:?}").to_lowercase())?;
                 }
                 write!(f, ")")
             }
@@ -324,6 +332,14 @@ impl fmt::Display for ModelSpec {
 
 impl ModelSpec {
     /// Parses a spec; `default_input` is used unless the text starts with `input(...)`.
+    ///
+    /// ```
+    /// use stride::nn::spec::ModelSpec;
+    /// let spec = ModelSpec::parse("conv(6,k=5,p=2) relu maxpool(2) flatten linear(10)", &[1, 28, 28])?;
+    /// assert_eq!(spec.out_shape()?, vec![10]);
+    /// assert_eq!(spec.param_count()?, 6 * 25 + 6 + 6 * 14 * 14 * 10 + 10);
+    /// # Ok::<(), stride::Error>(())
+    /// ```
     pub fn parse(text: &str, default_input: &[usize]) -> Result<Self> {
         super::spec_parse::parse(text, default_input)
     }

@@ -3,7 +3,7 @@
 
 use super::spec::{per_axis_value, LayerSpec, ModelSpec, KNOWN_LAYERS, POOL_NAMES};
 use crate::error::{Error, Result};
-use crate::geometry::PaddingSpec;
+use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::ops::activation::Activation;
 use crate::ops::pool::{PoolKind, PoolParams};
 
@@ -197,7 +197,15 @@ fn layer(t: &Token) -> Result<LayerSpec> {
     };
     match (base, dims) {
         ("conv", _) => {
-            let extra = ["g", "groups", "bias", "out", "out_channels"];
+            let extra = [
+                "g",
+                "groups",
+                "bias",
+                "out",
+                "out_channels",
+                "mode",
+                "padding_mode",
+            ];
             t.check_args(&[&WINDOW_ARGS[..], &extra].concat(), 2)?;
             let padding = match t.get(&["p", "padding"], None) {
                 None => PaddingSpec::default(),
@@ -218,6 +226,14 @@ fn layer(t: &Token) -> Result<LayerSpec> {
                 dilation: t.list(&["d", "dilation"], None)?.unwrap_or(vec![1]),
                 groups: t.usize(&["g", "groups"], None, Some(1))?,
                 bias: t.bool(&["bias"], true)?,
+                mode: match t.get(&["mode", "padding_mode"], None) {
+                    None => PaddingMode::Zeros,
+                    Some(v) => v.parse().map_err(|_| {
+                        t.err(format!(
+                            "padding mode `{v}` must be zeros, reflect, replicate or circular"
+                        ))
+                    })?,
+                },
             })
         }
         (b, _) if POOL_NAMES.iter().any(|(n, _)| *n == b) => pool(t, base, dims),

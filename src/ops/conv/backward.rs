@@ -10,7 +10,7 @@ use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::tensor::fmt_shape;
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
-/// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where [`adjoint_for`]
+/// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where `adjoint_for`
 /// gives one, otherwise the algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
 pub fn backward_input_slices(
     s: &ConvShape,

@@ -164,6 +164,18 @@ pub fn forward_new(
 }
 
 /// Convolution forward: `y = conv(x, w) + b` with PyTorch semantics.
+///
+/// ```
+/// use stride::ops::conv::{conv, ConvAlgo, ConvParams};
+/// use stride::Tensor;
+/// // x: (N=1, Cin=1, 3, 3), w: (Cout=1, Cin=1, 2, 2) → y: (1, 1, 2, 2)
+/// let x = Tensor::new(vec![1, 1, 3, 3], (1..=9).map(|v| v as f32).collect())?;
+/// let w = Tensor::new(vec![1, 1, 2, 2], vec![1.0, 0.0, 0.0, -1.0])?;
+/// let y = conv(&x, &w, None, &ConvParams::default(), ConvAlgo::Auto)?;
+/// assert_eq!(y.shape(), &[1, 1, 2, 2]);
+/// assert_eq!(y.data(), &[-4.0, -4.0, -4.0, -4.0]); // x[i][j] - x[i+1][j+1]
+/// # Ok::<(), stride::Error>(())
+/// ```
 pub fn conv(
     x: &Tensor,
     w: &Tensor,

@@ -210,6 +210,16 @@ impl PoolOutput {
 
 /// Pooling forward: `y` and, for selecting kinds, the argmax indices.
 /// PyTorch: `F.max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)` and friends.
+///
+/// ```
+/// use stride::ops::pool::{pool_forward, PoolKind, PoolParams};
+/// use stride::Tensor;
+/// // 2×2 max pooling, stride 2 (PyTorch's default stride = kernel) on a (1, 1, 4, 4) input
+/// let x = Tensor::new(vec![1, 1, 4, 4], (0..16).map(|v| v as f32).collect())?;
+/// let y = pool_forward(&x, &PoolParams::new(PoolKind::Max, &[2]))?.y;
+/// assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+/// # Ok::<(), stride::Error>(())
+/// ```
 pub fn pool_forward(x: &Tensor, p: &PoolParams) -> Result<PoolOutput> {
     let s = PoolShape::new(x.shape(), p)?;
     let mut y = Tensor::zeros(&s.out_shape());
