@@ -17,10 +17,12 @@ pub mod error;
 pub mod explain;
 pub mod geometry;
 pub mod io;
+pub mod limits;
 pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod rng;
+pub mod rundir;
 pub mod tensor;
 pub mod train;
 

@@ -150,6 +150,7 @@ pub fn run(a: ConvArgs) -> anyhow::Result<()> {
     print!("{text}");
     if explain_kind.is_none() {
         if a.output.is_none() {
+            render::printable(&y)?;
             print!("{}", render::tensor("output", &y, nd));
         }
         if a.grad.print_mode() {

@@ -114,6 +114,7 @@ pub fn run(a: ConvTransposeArgs) -> anyhow::Result<()> {
     let wrote = grad::save_all(&files)?;
 
     if a.output.is_none() {
+        render::printable(&y)?;
         print!("{}", render::tensor("output", &y, nd));
     }
     if a.grad.print_mode() {

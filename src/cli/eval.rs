@@ -1,10 +1,10 @@
 //! `stride eval`: test accuracy of a checkpoint, overall and per class.
 
-use super::train::{load_data, set_threads};
+use super::train::set_threads;
 use clap::Args;
 use std::path::PathBuf;
 use stride::checkpoint;
-use stride::data::{CLASSES, DEFAULT_DIR};
+use stride::data::{Dataset, Split, CLASSES, DEFAULT_DIR};
 use stride::train::evaluate;
 
 #[derive(Args, Debug)]
@@ -26,7 +26,8 @@ pub struct EvalArgs {
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     set_threads(a.threads)?;
     let mut loaded = checkpoint::load(&a.checkpoint)?;
-    let (_, test) = load_data(&a.data, Some(1))?;
+    // only the test split: evaluation never reads the training files
+    let test = Dataset::load(&a.data, Split::Test, CLASSES.len())?;
     let ev = evaluate(&mut loaded.model, &test, a.batch_size)?;
     println!(
         "{} after {} epoch(s): test accuracy {:.4} ({} images), loss {:.4}",

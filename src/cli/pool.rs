@@ -292,7 +292,10 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
     };
     match &a.output {
         Some(path) => wrote(path, &y)?,
-        None if ex.is_none() => print!("{}", render::tensor("output", &y, nd)),
+        None if ex.is_none() => {
+            render::printable(&y)?;
+            print!("{}", render::tensor("output", &y, nd))
+        }
         None => {}
     }
     if let (Some(path), Some(idx)) = (write_indices, &idx) {

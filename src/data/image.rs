@@ -16,11 +16,15 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 
 /// Decodes a PNG into grayscale `[0, 1]` values, row-major, with its width and height.
 fn read_png(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    let bytes = crate::limits::read_file(path, None)?;
+    // the decoded frame is bounded by the memory limit (with room for the f32 copy)
+    let limit = crate::limits::max_bytes()? / 5;
+    let mut dec = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: limit.min(usize::MAX as u64) as usize,
+        },
+    );
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec
         .read_info()
@@ -123,6 +127,11 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
             };
             let mut notes = Vec::new();
             let mut px = t.into_data();
+            let nans = px.iter().filter(|v| v.is_nan()).count();
+            if nans > 0 {
+                px.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = 0.0);
+                notes.push(format!("{nans} NaN pixel(s) found: treated as 0 (black)"));
+            }
             if px.iter().any(|&v| v > 1.0) {
                 px.iter_mut().for_each(|v| *v /= 255.0);
                 notes
@@ -140,6 +149,12 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
             ))
         }
     };
+    if iw == 0 || ih == 0 {
+        return Err(bad(
+            path,
+            format!("is an empty image ({ih}×{iw}); give a {w}×{h} grayscale image"),
+        ));
+    }
     let px = if (iw, ih) != (w, h) {
         notes.push(format!("resized {iw}×{ih} → {w}×{h} (area averaging)"));
         resize_area(&px, iw, ih, w, h)

@@ -22,10 +22,18 @@ pub fn read(path: &Path) -> Result<Tensor> {
         path: path.to_path_buf(),
         source,
     })?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    check_claimed_shape(path)?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| {
+        // npyz's messages can span lines (a header that is not a dict): keep the first
+        let e = e.to_string();
+        let first = e.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         bad(
             path,
-            format!("not a valid .npy file ({e}); save arrays with numpy.save"),
+            format!(
+                "not a valid .npy file ({}); save arrays with numpy.save",
+                first.trim()
+            ),
         )
     })?;
     if npy.order() == Order::Fortran {
@@ -48,6 +56,26 @@ pub fn read(path: &Path) -> Result<Tensor> {
             ))
         }
     };
+    // the header's claim, checked before allocating: the values must fit the memory limit and
+    // the file must hold them
+    let count = shape
+        .iter()
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    crate::limits::check(
+        &path.display().to_string(),
+        count.and_then(|c| c.checked_mul(4)),
+        "its header claims a larger array than fits; check the file",
+    )?;
+    let need = count.and_then(|c| c.checked_mul(ts.size_field() as u128));
+    if need.is_none_or(|n| n > file_len as u128) {
+        return Err(bad(
+            path,
+            format!(
+                "is truncated: its header's shape {shape:?} needs {} bytes of data but the file has {file_len} bytes in all",
+                need.map_or("more than 2^128".into(), |n| n.to_string())
+            ),
+        ));
+    }
     let truncated = |e: std::io::Error| bad(path, format!("data is truncated or unreadable ({e})"));
     let data: Vec<f32> = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(truncated)?,
@@ -70,13 +98,75 @@ pub fn read(path: &Path) -> Result<Tensor> {
     Tensor::new(shape, data).map_err(|_| bad(path, "data length does not match the header's shape"))
 }
 
-/// A sibling temporary path for atomic writes: `dir/.name.tmp-<pid>`.
+/// Reads the header's `'shape': (...)` before npyz does (npyz multiplies the sizes without
+/// checking, so a header claiming `(2^32, 2^32, ...)` overflows) and refuses a shape whose
+/// product overflows 64 bits. Anything it cannot find is left to npyz's own checks.
+fn check_claimed_shape(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut head = Vec::new();
+    // magic (6) + version (2) + header length (2 or 4) + header (at most 64 KiB here)
+    file.take(10 + 4 + 65536)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let text = String::from_utf8_lossy(&head);
+    let Some(at) = text.find("'shape'") else {
+        return Ok(());
+    };
+    let rest = &text[at + 7..];
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return Ok(());
+    };
+    if open > close {
+        return Ok(());
+    }
+    let mut count = Some(1u64);
+    for d in rest[open + 1..close].split(',').map(str::trim) {
+        if d.is_empty() {
+            continue;
+        }
+        let Ok(v) = d.parse::<u64>() else {
+            return Ok(());
+        };
+        count = count.and_then(|c| c.checked_mul(v));
+    }
+    if count.is_none() {
+        return Err(bad(
+            path,
+            format!(
+                "its header claims the shape ({}), more values than any file holds; the file is corrupt",
+                rest[open + 1..close].trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A sibling temporary path for atomic writes: `dir/.name.tmp-<pid>`. A path that already is
+/// this process's temporary name is its own (writing a temporary file atomically does not
+/// double the suffix: `..y.npy.tmp-PID.tmp-PID`).
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let suffix = format!(".tmp-{}", std::process::id());
+    if name.starts_with('.') && name.ends_with(&suffix) {
+        return path.to_path_buf();
+    }
+    path.with_file_name(format!(".{name}{suffix}"))
+}
+
+/// True for names written by [`temp_path`] (any process): `.name.tmp-<pid>`, with the pid.
+pub fn temp_name_pid(name: &str) -> Option<u32> {
+    let (stem, pid) = name.rsplit_once(".tmp-")?;
+    (name.starts_with('.') && stem.len() > 1)
+        .then(|| pid.parse().ok())
+        .flatten()
 }
 
 /// Writes `bytes` produced by `fill` to `path` atomically (temporary file, then rename).
@@ -95,7 +185,10 @@ pub fn write_atomic(
         fill(&mut w)?;
         w.flush()?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
+        if tmp != path {
+            std::fs::rename(&tmp, path)?;
+        }
+        Ok(())
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
