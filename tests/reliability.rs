@@ -120,6 +120,21 @@ fn closed_stdout_costs_no_work() {
 // ---- 3. checkpoints are validated ----
 
 type Entry = (String, Vec<usize>, Vec<u8>);
+type Tamper = Box<dyn Fn(&mut Vec<Entry>, &mut serde_json::Value)>;
+
+/// A `.npy` file (version 1) with `header` as its header text and `data` after it.
+fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = header.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
 
 /// Rewrites a checkpoint: `f` edits its tensors and its metadata JSON.
 fn tamper(path: &Path, f: impl FnOnce(&mut Vec<Entry>, &mut serde_json::Value)) {
@@ -158,12 +173,7 @@ fn reshape_entry(entries: &mut [Entry], name: &str) {
 
 #[test]
 fn tampered_checkpoints_are_refused_naming_the_field() {
-    let cases: Vec<(
-        &str,
-        &[&str],
-        Box<dyn Fn(&mut Vec<Entry>, &mut serde_json::Value)>,
-        &str,
-    )> = vec![
+    let cases: Vec<(&str, &[&str], Tamper, &str)> = vec![
         (
             "sgd momentum buffer of the wrong shape",
             &["--optimizer", "sgd", "--lr", "0.1", "--momentum", "0.9"],
@@ -279,17 +289,10 @@ fn huge_sizes_are_refused_before_allocating() {
     assert!(e.contains("--output"), "{e}");
     // a .npy header claiming (1, 1, 2^32, 2^32)
     let npy = dir.path().join("huge.npy");
-    let mut header =
-        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 4294967296, 4294967296), }"
-            .to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend([0u8; 64]);
+    let bytes = npy_bytes(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 4294967296, 4294967296), }",
+        &[0; 64],
+    );
     std::fs::write(&npy, bytes).unwrap();
     let e = usage_error(&["conv", "--input", &s(&npy), "--kernel", "[[1]]"]);
     assert!(e.contains("huge.npy"), "{e}");
@@ -353,14 +356,7 @@ fn parsers_refuse_hostile_input_cleanly() {
     // a .npy header that is not a dict: one line
     let dir = tempfile::tempdir().unwrap();
     let npy = dir.path().join("list.npy");
-    let mut header = "[1, 2, 3]".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let bytes = npy_bytes("[1, 2, 3]", &[]);
     std::fs::write(&npy, bytes).unwrap();
     let e = usage_error(&["conv", "--input", &s(&npy), "--kernel", "[[1]]"]);
     assert_eq!(e.trim_end().lines().count(), 1, "{e}");
