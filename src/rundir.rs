@@ -80,7 +80,7 @@ fn clean(dir: &Path, keep: Option<&str>) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         if let Some(pid) = temp_name_pid(&name) {
-            if !alive(pid) {
+            if !other_process_alive(pid) {
                 let _ = std::fs::remove_file(&path);
             }
         } else if name.starts_with(GEN_PREFIX)
@@ -93,8 +93,9 @@ fn clean(dir: &Path, keep: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` is running (this one included); true when unknown.
-fn alive(pid: u32) -> bool {
+/// Whether another process `pid` is running (false for this one: its own leftovers may go);
+/// true when the system cannot tell.
+fn other_process_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return false;
     }
