@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Shared by the fuzz targets: a small memory limit (libFuzzer stops at 2 GiB of RSS) and a
 //! per-process scratch file for parsers that read from a path.
 

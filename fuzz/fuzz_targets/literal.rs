@@ -5,6 +5,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = stride::io::literal::parse("input", text);
-        let _ = stride::io::load("input", text);
     }
 });

@@ -2,6 +2,7 @@
 
 pub mod literal;
 pub mod npy;
+mod npy_header;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

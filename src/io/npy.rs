@@ -23,7 +23,18 @@ pub fn read(path: &Path) -> Result<Tensor> {
         source,
     })?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    check_claimed_shape(path)?;
+    // npyz's header grammar can hang or overflow on hostile headers: check it strictly first
+    super::npy_header::check(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .map_err(|m| {
+            bad(
+                path,
+                format!("not a valid .npy file: {m}; save arrays with numpy.save"),
+            )
+        })?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| {
         // npyz's messages can span lines (a header that is not a dict): keep the first
         let e = e.to_string();
@@ -96,54 +107,6 @@ pub fn read(path: &Path) -> Result<Tensor> {
         }
     };
     Tensor::new(shape, data).map_err(|_| bad(path, "data length does not match the header's shape"))
-}
-
-/// Reads the header's `'shape': (...)` before npyz does (npyz multiplies the sizes without
-/// checking, so a header claiming `(2^32, 2^32, ...)` overflows) and refuses a shape whose
-/// product overflows 64 bits. Anything it cannot find is left to npyz's own checks.
-fn check_claimed_shape(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut head = Vec::new();
-    // magic (6) + version (2) + header length (2 or 4) + header (at most 64 KiB here)
-    file.take(10 + 4 + 65536)
-        .read_to_end(&mut head)
-        .map_err(io)?;
-    let text = String::from_utf8_lossy(&head);
-    let Some(at) = text.find("'shape'") else {
-        return Ok(());
-    };
-    let rest = &text[at + 7..];
-    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
-        return Ok(());
-    };
-    if open > close {
-        return Ok(());
-    }
-    let mut count = Some(1u64);
-    for d in rest[open + 1..close].split(',').map(str::trim) {
-        if d.is_empty() {
-            continue;
-        }
-        let Ok(v) = d.parse::<u64>() else {
-            return Ok(());
-        };
-        count = count.and_then(|c| c.checked_mul(v));
-    }
-    if count.is_none() {
-        return Err(bad(
-            path,
-            format!(
-                "its header claims the shape ({}), more values than any file holds; the file is corrupt",
-                rest[open + 1..close].trim()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// A sibling temporary path for atomic writes: `dir/.name.tmp-<pid>`. A path that already is
