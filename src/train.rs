@@ -68,6 +68,7 @@ impl Session {
         if cfg.batch_size == 0 {
             return Err(Error::arg("batch-size", "must be at least 1"));
         }
+        cfg.optim.validate()?;
         let model = Model::build(spec, cfg.init, cfg.seed)?;
         model.classes()?;
         let meta = Meta {
