@@ -1,7 +1,9 @@
 //! Replays the fuzz targets' inputs through the same calls as `fuzz/fuzz_targets/*.rs`, on the
 //! stable toolchain: the committed seeds (`fuzz/seeds/<target>/`) and every input that once
 //! crashed a target (`tests/fixtures/fuzz/<target>/`, named after what it found). Each must
-//! parse or fail with an error — never panic.
+//! parse or fail with an error — never panic (nor abort: a test process that aborts fails).
+//! Under `cfg(fuzzing)` the png crate skips CRC checks, so a PNG crash input is committed with
+//! its CRCs recomputed (otherwise the stable build would stop at the CRC and never reach the bug).
 
 use std::path::{Path, PathBuf};
 

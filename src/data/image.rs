@@ -29,7 +29,15 @@ fn read_png(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
     let mut reader = dec
         .read_info()
         .map_err(|e| bad(path, format!("is not a readable PNG ({e})")))?;
-    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
+    // the decoded frame, checked before allocating (png's limits cover only its own buffers):
+    // the frame, then one f32 per pixel
+    let frame = reader.output_buffer_size();
+    crate::limits::check(
+        &path.display().to_string(),
+        frame.and_then(|n| (n as u128).checked_mul(5)),
+        "the image is too large; resize it to 28×28",
+    )?;
+    let mut buf = vec![0; frame.unwrap_or(0)];
     let info = reader
         .next_frame(&mut buf)
         .map_err(|e| bad(path, format!("is not a readable PNG ({e})")))?;
