@@ -135,21 +135,47 @@ pub fn resolve_path(p: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Parses and checks the metadata: every optimiser field in its range (so a tampered file
+/// cannot train with a negative or NaN learning rate or an unknown optimiser); the error names
+/// the field. JSON has no NaN, so serde writes it as `null`: reported by name, not by column.
+fn parse_meta(json: &str) -> std::result::Result<Meta, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("has unreadable stride metadata ({e})"))?;
+    for field in ["lr", "momentum", "dampening", "weight_decay", "eps"] {
+        let v = &value["optim"][field];
+        if !v.is_number() {
+            return Err(format!(
+                "records optimizer field `{field}` as {v}, not a number; the metadata is corrupt"
+            ));
+        }
+    }
+    let meta: Meta = serde_json::from_value(value)
+        .map_err(|e| format!("has unreadable stride metadata ({e})"))?;
+    if meta.format != "stride-checkpoint" {
+        return Err(format!(
+            "has format `{}`, not a stride checkpoint",
+            meta.format
+        ));
+    }
+    meta.optim.validate().map_err(|e| {
+        format!("records invalid optimizer settings (field {e}); the metadata is corrupt")
+    })?;
+    Ok(meta)
+}
+
 /// Loads a checkpoint file (or a run folder), checking every tensor against the model spec.
 pub fn load(path: &Path) -> Result<Loaded> {
     let path = resolve_path(path);
-    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => Error::arg(
+    // a regular file within the memory limit (not /dev/zero)
+    let bytes = crate::limits::read_file(&path, None).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::arg(
             "checkpoint",
             format!(
                 "{} does not exist; pass a run folder of `stride train` or its {FILE}",
                 path.display()
             ),
         ),
-        _ => Error::Io {
-            path: path.clone(),
-            source,
-        },
+        e => e,
     })?;
     let bad = |msg: String| Error::BadFile {
         path: path.clone(),
@@ -169,14 +195,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         .ok_or_else(|| {
             bad("is a safetensors file but not a stride checkpoint (no `stride` metadata)".into())
         })?;
-    let meta: Meta = serde_json::from_str(json)
-        .map_err(|e| bad(format!("has unreadable stride metadata ({e})")))?;
-    if meta.format != "stride-checkpoint" {
-        return Err(bad(format!(
-            "has format `{}`, not a stride checkpoint",
-            meta.format
-        )));
-    }
+    let meta = parse_meta(json).map_err(bad)?;
     let spec = meta
         .model_spec()
         .map_err(|e| bad(format!("records a model spec that does not parse: {e}")))?;
@@ -210,11 +229,49 @@ pub fn load(path: &Path) -> Result<Loaded> {
         let data = get(&n, b)?;
         b.data_mut().copy_from_slice(&data);
     }
+    // the optimiser's parameter order must be the model's, and each state tensor must have
+    // its parameter's shape: anything else would be applied to the wrong tensors
+    let shapes: HashMap<String, Vec<usize>> = model
+        .net
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, p.value.shape().to_vec()))
+        .collect();
+    let names: Vec<String> = model
+        .net
+        .named_params()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if meta.params != names {
+        return Err(bad(format!(
+            "records the parameter list `params` {:?}, but model `{}` has {:?}; the metadata \
+             does not match the tensors",
+            meta.params, meta.model, names
+        )));
+    }
     let mut optim = HashMap::new();
     for (n, v) in st.tensors() {
         if let Some(rest) = n.strip_prefix("optim.") {
             if v.dtype() != Dtype::F32 {
                 return Err(bad(format!("optimizer tensor `{n}` is not F32")));
+            }
+            let param = rest.rsplit_once('.').map_or(rest, |(p, _)| p);
+            match shapes.get(param) {
+                Some(shape) if shape.as_slice() == v.shape() => {}
+                Some(shape) => {
+                    return Err(bad(format!(
+                        "optimizer tensor `{n}` is {} but parameter `{param}` is {}",
+                        fmt_shape(v.shape()),
+                        fmt_shape(shape)
+                    )))
+                }
+                None => {
+                    return Err(bad(format!(
+                        "optimizer tensor `{n}` belongs to no parameter of model `{}`",
+                        meta.model
+                    )))
+                }
             }
             let data = v
                 .data()

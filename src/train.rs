@@ -68,6 +68,7 @@ impl Session {
         if cfg.batch_size == 0 {
             return Err(Error::arg("batch-size", "must be at least 1"));
         }
+        cfg.optim.validate()?;
         let model = Model::build(spec, cfg.init, cfg.seed)?;
         model.classes()?;
         let meta = Meta {
@@ -140,14 +141,27 @@ pub fn train_step(
     Ok((ce.loss, ce.correct))
 }
 
-/// Class scores (logits) for a batch, in eval mode.
+/// Class scores (logits) for a batch, in eval mode, keeping nothing for backward.
 pub fn predict(model: &mut Model, x: Tensor) -> Result<Tensor> {
-    model.net.forward(x, false)
+    model.net.infer(x)
+}
+
+/// Images per batch when a run evaluates on its test set.
+pub const EVAL_BATCH: usize = 1000;
+
+/// Refuses a batch size whose activations and gradients would pass the memory limit.
+pub fn check_batch_memory(model: &Model, batch: usize) -> Result<()> {
+    crate::limits::check(
+        "batch-size",
+        model.spec.memory_bytes(batch)?,
+        "use a smaller --batch-size or a smaller model",
+    )
 }
 
 /// Evaluates `model` on `data` in eval mode, in batches of `batch`.
 pub fn evaluate(model: &mut Model, data: &Dataset, batch: usize) -> Result<Evaluation> {
     let classes = model.classes()?;
+    check_batch_memory(model, batch.clamp(1, data.n.max(1)))?;
     let mut per_class = vec![(0usize, 0usize); classes];
     let mut loss = 0.0f64;
     let idx: Vec<usize> = (0..data.n).collect();
@@ -188,6 +202,7 @@ pub fn run(
     if train.n == 0 {
         return Err(Error::arg("data", "the training set is empty"));
     }
+    check_batch_memory(&s.model, batch.max(EVAL_BATCH))?;
     let steps = train.n.div_ceil(batch);
     for epoch in s.meta.epoch + 1..=s.meta.epochs {
         on_event(Event::EpochStart {
@@ -229,7 +244,7 @@ pub fn run(
         }
         let seconds = t0.elapsed().as_secs_f64();
         on_event(Event::Evaluating { epoch });
-        let ev = evaluate(&mut s.model, test, 1000)?;
+        let ev = evaluate(&mut s.model, test, EVAL_BATCH)?;
         let m = EpochMetrics {
             epoch,
             train_loss: loss_sum / seen as f64,
@@ -258,22 +273,9 @@ pub fn run(
     Ok(())
 }
 
-/// Writes the run folder: checkpoint, `metrics.csv`, `chart.png` (each atomically).
+/// Writes the run folder: checkpoint, `metrics.csv`, `chart.png`, committed together (see
+/// [`crate::rundir`]: a kill at any moment leaves the three files of one epoch).
 pub fn save_run(dir: &Path, s: &Session) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    checkpoint::save(
-        &dir.join(checkpoint::FILE),
-        &s.model,
-        s.optim.as_ref(),
-        &s.meta,
-    )?;
-    checkpoint::write_atomic(
-        &dir.join("metrics.csv"),
-        metrics_csv(&s.meta.history).as_bytes(),
-    )?;
     let o = &s.meta.optim;
     let schedule = if o.schedule == "constant" {
         ""
@@ -281,10 +283,20 @@ pub fn save_run(dir: &Path, s: &Session) -> Result<()> {
         " cosine"
     };
     let title = format!("{} ({} lr {}{schedule})", s.meta.model, o.kind, o.lr);
-    checkpoint::write_atomic(
-        &dir.join("chart.png"),
-        &crate::viz::chart::render(&title, &s.meta.history)?,
-    )
+    let chart = crate::viz::chart::render(&title, &s.meta.history)?;
+    crate::rundir::commit(dir, s.meta.epoch, |folder| {
+        checkpoint::save(
+            &folder.join(checkpoint::FILE),
+            &s.model,
+            s.optim.as_ref(),
+            &s.meta,
+        )?;
+        checkpoint::write_atomic(
+            &folder.join("metrics.csv"),
+            metrics_csv(&s.meta.history).as_bytes(),
+        )?;
+        checkpoint::write_atomic(&folder.join("chart.png"), &chart)
+    })
 }
 
 /// The metrics table as CSV.

@@ -66,6 +66,37 @@ fn check_groups(groups: usize, channels: usize, filters: usize) -> Result<()> {
     Ok(())
 }
 
+/// Largest figure (values, parameters, MACs) a layer report handles: its products, doubled
+/// FLOPs and ×4 bytes then all fit 64 bits.
+pub const MAX_FIGURE: u128 = 1 << 60;
+
+/// Refuses a layer whose figures, computed in 128 bits, pass [`MAX_FIGURE`].
+fn check_figures(win: &Window3, channels: usize, filters: usize) -> Result<()> {
+    let axes = win.real_axes();
+    let prod = |v: Vec<usize>| v.iter().try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    let values = [
+        prod(axes.iter().map(|a| a.input).collect()).and_then(|n| n.checked_mul(channels as u128)),
+        prod(axes.iter().map(|a| a.output).collect()).and_then(|n| n.checked_mul(filters as u128)),
+        // multiply-accumulates, at most: every (input or output cell) × Cin × Cout × taps
+        prod(axes.iter().map(|a| a.output.max(a.input)).collect())
+            .and_then(|n| n.checked_mul(channels as u128))
+            .and_then(|n| n.checked_mul(filters as u128))
+            .and_then(|n| n.checked_mul(prod(axes.iter().map(|a| a.kernel).collect())?)),
+        (filters as u128)
+            .checked_mul(channels as u128)
+            .and_then(|n| n.checked_mul(prod(axes.iter().map(|a| a.kernel).collect())?)),
+    ];
+    if values.iter().any(|v| v.is_none_or(|v| v > MAX_FIGURE)) {
+        return Err(Error::TooLarge {
+            what: "input".into(),
+            msg: "the layer's sizes, parameters or multiply-accumulates pass 2^60; \
+                  use smaller sizes, fewer channels or filters"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 impl LayerQuery {
     /// Resolves the window (validating it) and computes the figures.
     pub fn figures(&self) -> Result<(Window3, LayerFigures)> {
@@ -87,6 +118,7 @@ impl LayerQuery {
             let nd = self.spatial.len();
             let win = Window3::transposed(&self.spatial, &spec, &output_padding[..nd])?;
             check_groups(groups, self.channels, filters)?;
+            check_figures(&win, self.channels, filters)?;
             let per_in = (filters / groups) as u64 * win.taps() as u64;
             let mut out_shape = vec![filters];
             out_shape.extend(win.real_axes().iter().map(|a| a.input));
@@ -104,6 +136,11 @@ impl LayerQuery {
             ));
         }
         let win = Window3::new(&self.spatial, &spec)?;
+        let cout = match self.kind {
+            LayerKind::Conv { filters, .. } => filters,
+            _ => self.channels,
+        };
+        check_figures(&win, self.channels, cout)?;
         // (output channels, parameters, input channels each output value reads)
         let (cout, params, cin_g) = match self.kind {
             LayerKind::Conv {

@@ -7,8 +7,8 @@ pub mod receptive;
 pub mod summary;
 
 /// `1234567` → `"1,234,567"`.
-pub fn thousands(v: u64) -> String {
-    let s = v.to_string();
+pub fn thousands(v: impl Into<u128>) -> String {
+    let s = v.into().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i > 0 && (s.len() - i).is_multiple_of(3) {
@@ -20,7 +20,8 @@ pub fn thousands(v: u64) -> String {
 }
 
 /// A count with its noun, singular for 1 and thousands separated: `1 filter`, `12,323 filters`.
-pub fn count(n: u64, noun: &str) -> String {
+pub fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -48,10 +49,10 @@ pub fn bytes(b: u64) -> String {
 mod tests {
     #[test]
     fn formats() {
-        assert_eq!(super::thousands(61706), "61,706");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::count(1, "filter"), "1 filter");
-        assert_eq!(super::count(12323, "channel"), "12,323 channels");
+        assert_eq!(super::thousands(61706u64), "61,706");
+        assert_eq!(super::thousands(999u64), "999");
+        assert_eq!(super::count(1u64, "filter"), "1 filter");
+        assert_eq!(super::count(12323u64, "channel"), "12,323 channels");
         assert_eq!(super::bytes(3 << 20), "3.0 MiB");
     }
 }

@@ -81,6 +81,24 @@ fn check(layers: &[RfLayer]) -> Result<()> {
             ));
         }
     }
+    // the recurrence in 128 bits first: every figure must fit 62 bits for the tables below
+    let (mut size, mut jump, mut start) = (1i128, 1i128, 0i128);
+    let limit = 1i128 << 62;
+    for l in layers {
+        let span = (l.kernel as i128 - 1) * l.dilation as i128;
+        size += span * jump;
+        start -= l.pad_begin as i128 * jump;
+        jump *= l.stride as i128;
+        if size > limit || jump > limit || start.abs() > limit {
+            return Err(Error::TooLarge {
+                what: "kernels".into(),
+                msg: format!(
+                    "at {} the receptive field passes 2^62 pixels; use smaller kernels, strides or dilations",
+                    l.name
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -124,14 +142,25 @@ pub fn table(layers: &[RfLayer]) -> Result<Explanation> {
 pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
     check(layers)?;
     let rf = through_stack(layers).last().copied().expect("non-empty");
-    let c = c as u64;
+    // counts in 128 bits, checked: c² · f² passes 64 bits for large c; pooling layers
+    // have no weights
+    let too_large = || Error::TooLarge {
+        what: "channels".into(),
+        msg: "the weight counts pass 2^128; use fewer channels".into(),
+    };
+    let mul = |v: &[u128]| {
+        v.iter()
+            .try_fold(1u128, |a, &b| a.checked_mul(b))
+            .ok_or_else(too_large)
+    };
+    let c = c as u128;
     let weighted: Vec<&RfLayer> = layers.iter().filter(|l| !l.pool).collect();
-    let stack_params: u64 = weighted
-        .iter()
-        .map(|l| c * c * (l.kernel * l.kernel) as u64)
-        .sum();
-    let f = rf.size as u64;
-    let single = c * c * f * f;
+    let stack_params = weighted.iter().try_fold(0u128, |a, l| {
+        let k = l.kernel as u128;
+        a.checked_add(mul(&[c, c, k, k])?).ok_or_else(too_large)
+    })?;
+    let f = rf.size as u128;
+    let single = mul(&[c, c, f, f])?;
     let mut steps = vec![];
     if weighted.is_empty() {
         return Ok(steps);
@@ -177,7 +206,9 @@ pub fn alternatives(layers: &[RfLayer], c: usize) -> Result<Vec<Step>> {
     if r == 0 {
         return Ok(steps);
     }
-    let reduced = c * r + r * c * f * f;
+    let reduced = mul(&[c, r])?
+        .checked_add(mul(&[r, c, f, f])?)
+        .ok_or_else(too_large)?;
     steps.push(
         Step::new(format!("A 1×1 reduction to {} before the {f}×{f} layer", count(r, "channel")))
             .line(format!(

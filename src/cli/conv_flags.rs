@@ -94,6 +94,10 @@ impl ConvFlags {
         output_explained: bool,
         grads_explained: bool,
     ) -> Result<()> {
+        let print_output = self.output.is_none() && !output_explained;
+        if print_output {
+            render::printable(y)?;
+        }
         let mut files = vec![];
         if let Some(path) = &self.output {
             files.push(("output", path.as_path(), y));
@@ -102,7 +106,7 @@ impl ConvFlags {
         let wrote = grad::save_all(&files)?;
 
         print!("{text}");
-        if self.output.is_none() && !output_explained {
+        if print_output {
             print!("{}", render::tensor("output", y, nd));
         }
         if self.grad.print_mode() && !grads_explained {

@@ -1,9 +1,9 @@
 //! `stride eval`: test accuracy of a checkpoint, overall and per class.
 
-use super::train::{load_data, set_threads};
+use super::train::set_threads;
 use clap::Args;
 use std::path::PathBuf;
-use stride::data::{CLASSES, DEFAULT_DIR};
+use stride::data::{Dataset, Split, CLASSES, DEFAULT_DIR};
 use stride::train::evaluate;
 
 #[derive(Args, Debug)]
@@ -30,7 +30,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     for n in &loaded.notes {
         eprintln!("note: {n}");
     }
-    let (_, test) = load_data(&a.data, Some(1))?;
+    // only the test split: evaluation never reads the training files
+    let test = Dataset::load(&a.data, Split::Test, CLASSES.len())?;
     let input = &loaded.model.spec.input;
     if input[..] != [1, test.h, test.w] {
         return Err(stride::Error::arg(

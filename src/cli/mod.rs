@@ -70,6 +70,7 @@ enum Command {
 /// Parses the command line, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     keep_freed_memory();
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // --help, --version, and the help shown when nothing is given: as clap prints them
@@ -93,6 +94,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// A closed stdout (`stride summary lenet5 | head -1`) ends a printing command quietly with
+/// exit code 0, as `head` expects: `println!` reports the broken pipe by panicking, and this
+/// hook turns exactly that panic into a quiet exit (every file a command writes is complete
+/// before it prints). Commands whose printing must not stop the work (`train`) print through
+/// writers that ignore the error instead.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
 }
 
 /// A usage error on one line: clap's message and tip, then where to read more

@@ -334,6 +334,7 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         print!("{}", render::explanation(ex));
     }
     if a.output.is_none() && ex.is_none() {
+        render::printable(&y)?;
         print!("{}", render::tensor("output", &y, nd));
     }
     if let (None, Some(gx)) = (&a.grad_input, &gx) {

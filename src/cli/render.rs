@@ -9,6 +9,26 @@ const LINE: usize = 110;
 /// Columns beyond which a mostly-zero matrix shows its zeros as `·`.
 const WIDE: usize = 12;
 
+/// Most values a command prints; larger results go to a file (`--output`). Printing takes
+/// about 40 bytes of memory per value and is unreadable long before this.
+pub const MAX_PRINT: usize = 1 << 20;
+
+/// Refuses to print a result of more than [`MAX_PRINT`] values, naming `--output`.
+pub fn printable(t: &Tensor) -> stride::Result<()> {
+    if t.numel() > MAX_PRINT {
+        return Err(stride::Error::TooLarge {
+            what: "output".into(),
+            msg: format!(
+                "the result {} has {} values, too many to print (at most {MAX_PRINT}); write it \
+                 to a file with --output Y.npy",
+                fmt_shape(t.shape()),
+                t.numel()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Renders `t` as matrices: the last `min(spatial, 2)` axes form each matrix (a 1-D signal is
 /// one row); leading axes label the blocks, e.g. `output[0, 1]`.
 pub fn tensor(name: &str, t: &Tensor, spatial: usize) -> String {

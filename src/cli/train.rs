@@ -12,6 +12,15 @@ use stride::nn::models;
 use stride::optim::OptimConfig;
 use stride::train::{self, Event, RunConfig, Session};
 
+/// `println!` that never fails: progress output must not cost the run, so once stdout is closed
+/// (`stride train ... | head -1`) the lines are dropped and training goes on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
   stride train lenet5                      # d2l recipe: SGD lr 0.9, batch 256, 10 epochs, Xavier\n  \
@@ -125,10 +134,9 @@ fn new_session(a: &TrainArgs) -> anyhow::Result<(Session, PathBuf)> {
         None => defaults.init,
     };
     let kind = a.optimizer.clone().unwrap_or(defaults.optimizer);
-    let mut optim = OptimConfig::new(&kind, a.lr.unwrap_or(defaults.lr))?
+    let optim = OptimConfig::new(&kind, a.lr.unwrap_or(defaults.lr))?
         .with_schedule(a.lr_schedule.as_deref().unwrap_or(&defaults.schedule))?;
-    optim.momentum = a.momentum;
-    optim.weight_decay = a.weight_decay;
+    let optim = optim.with_momentum(a.momentum, a.weight_decay)?;
     let cfg = RunConfig {
         name: name.clone(),
         init,
@@ -160,8 +168,17 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         None => new_session(&a)?,
     };
     let (tr, te) = load_data(&a.data, s.meta.limit)?;
+    // the folder is checked before the first epoch: a new run never replaces another's
+    // checkpoint, a resumed one starts by removing what a killed run left behind
+    let created = match &a.resume {
+        Some(_) => {
+            stride::rundir::prepare_resume(&dir)?;
+            false
+        }
+        None => stride::rundir::prepare_new(&dir)?,
+    };
     let m = &s.meta;
-    println!(
+    say!(
         "{}: {}, {} lr {}{}{}, batch {}, {} training / {} test images, {} → {}",
         m.model,
         stride::analysis::count(s.model.net.num_params() as u64, "parameter"),
@@ -188,20 +205,21 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         dir.display()
     );
     if m.epoch >= m.epochs {
-        println!(
+        say!(
             "already trained for {} of {} epochs; pass --epochs N to train longer",
-            m.epoch, m.epochs
+            m.epoch,
+            m.epochs
         );
         return Ok(());
     }
     if m.epoch > 0 {
-        println!("resuming after epoch {}", m.epoch);
+        say!("resuming after epoch {}", m.epoch);
     }
     let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
         .expect("template")
         .progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
-    train::run(&mut s, &tr, &te, Some(&dir), &mut |ev| match ev {
+    let result = train::run(&mut s, &tr, &te, Some(&dir), &mut |ev| match ev {
         Event::EpochStart {
             epoch,
             epochs,
@@ -234,14 +252,19 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            println!(
+            say!(
                 "epoch {:>2}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.2} s, {:.0} img/s",
                 m.epoch, m.train_loss, m.train_acc, m.test_loss, m.test_acc, m.seconds, m.images_per_s
             );
         }
         Event::Saved { .. } => {}
-    })?;
-    println!(
+    });
+    if result.is_err() && created {
+        // a new run that failed before its first save leaves no folder (only removed if empty)
+        let _ = std::fs::remove_dir(&dir);
+    }
+    result?;
+    say!(
         "wrote {} (checkpoint.safetensors, metrics.csv, chart.png)",
         dir.display()
     );

@@ -22,21 +22,46 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Reads the raw bytes, un-gzipping when the file starts with the gzip magic.
+/// Reads the raw bytes, un-gzipping when the file starts with the gzip magic. Reads are
+/// bounded: the file itself by the memory limit, the decompressed stream by what its own
+/// header declares (plus one byte, so that extra data is reported) — a gzip bomb stops there.
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| bad(path, format!("is gzipped but cannot be decompressed ({e}); the download is probably truncated")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    let raw = crate::limits::read_file(path, None)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
     }
+    let gz_err = |e: std::io::Error| {
+        bad(
+            path,
+            format!(
+                "is gzipped but cannot be decompressed ({e}); the download is probably truncated"
+            ),
+        )
+    };
+    let mut dec = flate2::read::GzDecoder::new(&raw[..]);
+    let mut out = vec![0u8; 4];
+    dec.read_exact(&mut out).map_err(gz_err)?;
+    let nd = out[3] as usize;
+    out.resize(4 + 4 * nd, 0);
+    dec.read_exact(&mut out[4..]).map_err(gz_err)?;
+    let want = out[4..]
+        .chunks(4)
+        .try_fold(1u128, |a, d| {
+            a.checked_mul(u32::from_be_bytes(d.try_into().expect("4 bytes")) as u128)
+        })
+        .unwrap_or(u128::MAX);
+    crate::limits::check(
+        &path.display().to_string(),
+        Some(want),
+        "its header declares more data than fits; check the file",
+    )?;
+    let max = (want as u64).saturating_add(1);
+    let rest = crate::limits::read_bounded(path, dec, max, want as u64).map_err(|e| match e {
+        Error::Io { source, .. } => gz_err(source),
+        e => e,
+    })?;
+    out.extend(rest);
+    Ok(out)
 }
 
 /// Parses IDX bytes (already decompressed). `path` is used in error messages.

@@ -15,18 +15,21 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 }
 
 /// Decodes an image file (PNG, JPEG, BMP: whatever the `image` crate reads, recognised by its
-/// contents) into grayscale `[0, 1]` values, row-major, with its width and height.
+/// contents) into grayscale `[0, 1]` values, row-major, with its width and height. The file is
+/// read with a bounded read (a regular file within the memory limit), and the decoder may not
+/// allocate more than a fifth of the memory limit (room for the f32 copy), checked from the
+/// header before decoding.
 fn read_image(path: &Path) -> Result<(Vec<f32>, usize, usize, Vec<String>)> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
+    let bytes = crate::limits::read_file(path, None)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(crate::limits::max_bytes()? / 5);
+    reader.limits(limits);
     let img = reader.decode().map_err(|e| {
         // the decoders' messages may span lines: one line for the user
         let why = e
@@ -142,6 +145,11 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
             };
             let mut notes = Vec::new();
             let mut px = t.into_data();
+            let nans = px.iter().filter(|v| v.is_nan()).count();
+            if nans > 0 {
+                px.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = 0.0);
+                notes.push(format!("{nans} NaN pixel(s) found: treated as 0 (black)"));
+            }
             if px.iter().any(|&v| v > 1.0) {
                 px.iter_mut().for_each(|v| *v /= 255.0);
                 notes
@@ -159,6 +167,12 @@ pub fn load(path: &Path, h: usize, w: usize) -> Result<(Tensor, Vec<String>)> {
             ))
         }
     };
+    if iw == 0 || ih == 0 {
+        return Err(bad(
+            path,
+            format!("is an empty image ({ih}×{iw}); give a {w}×{h} grayscale image"),
+        ));
+    }
     let px = if (iw, ih) != (w, h) {
         notes.push(format!("resized {iw}×{ih} → {w}×{h} (area averaging)"));
         resize_area(&px, iw, ih, w, h)

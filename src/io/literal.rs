@@ -4,6 +4,9 @@
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// Deepest nesting accepted (tensors have a few axes; this bounds the parser's recursion).
+pub const MAX_DEPTH: usize = 32;
+
 /// Parses a literal; `arg` names the argument in error messages.
 pub fn parse(arg: &str, s: &str) -> Result<Tensor> {
     let mut p = Parser {
@@ -12,7 +15,7 @@ pub fn parse(arg: &str, s: &str) -> Result<Tensor> {
         chars: s.char_indices().peekable(),
     };
     p.skip_ws();
-    let node = p.value()?;
+    let node = p.value(0)?;
     p.skip_ws();
     if let Some((i, c)) = p.chars.next() {
         return Err(p.err(format!(
@@ -94,10 +97,15 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Result<Node> {
+    fn value(&mut self, depth: usize) -> Result<Node> {
         self.skip_ws();
         match self.chars.peek().copied() {
-            Some((_, '[')) => {
+            Some((i, '[')) => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err(format!(
+                        "nested too deep at position {i} (at most {MAX_DEPTH} levels of brackets)"
+                    )));
+                }
                 self.chars.next();
                 let mut items = Vec::new();
                 loop {
@@ -106,7 +114,7 @@ impl Parser<'_> {
                         self.chars.next();
                         return Ok(Node::List(items));
                     }
-                    items.push(self.value()?);
+                    items.push(self.value(depth + 1)?);
                     self.skip_ws();
                     match self.chars.peek().copied() {
                         Some((_, ',')) => {
@@ -137,9 +145,14 @@ impl Parser<'_> {
                     }
                 }
                 let tok = &self.src[start..end];
+                let word = tok.trim_start_matches(['+', '-']).to_ascii_lowercase();
+                let special = matches!(word.as_str(), "nan" | "inf" | "infinity");
                 match tok.parse::<f64>() {
-                    Ok(v) if v.is_finite() || tok.contains("inf") || tok.contains("nan") => {
-                        Ok(Node::Num(v as f32))
+                    // nan, NaN, inf, -Infinity: as written
+                    Ok(v) if special => Ok(Node::Num(v as f32)),
+                    Ok(v) if v.abs() <= f32::MAX as f64 => Ok(Node::Num(v as f32)),
+                    Ok(_) => {
+                        Err(self.err(format!("'{tok}' is outside the float32 range (±3.4e38)")))
                     }
                     _ if tok.is_empty() => {
                         let c = self.src[start..].chars().next().unwrap_or(' ');
@@ -166,6 +179,15 @@ mod tests {
         assert_eq!(t.data(), &[1.0, 2.5, 3.0, 40.0]);
         let t = parse("x", "7").unwrap();
         assert_eq!(t.shape(), &[] as &[usize]);
+        let t = parse("x", "[nan, NaN, -inf, Infinity, 3.4e38]").unwrap();
+        assert!(t.data()[0].is_nan() && t.data()[1].is_nan());
+        assert_eq!(t.data()[2], f32::NEG_INFINITY);
+        assert_eq!(t.data()[3], f32::INFINITY);
+        let deep = format!("{}1{}", "[".repeat(30000), "]".repeat(30000));
+        assert!(parse("x", &deep)
+            .unwrap_err()
+            .to_string()
+            .contains("too deep"));
     }
 
     #[test]
@@ -177,6 +199,8 @@ mod tests {
             "[]",
             "[[1,2]]]",
             "[1,[2]]",
+            "[[1e39]]",
+            "[-1e400]",
         ] {
             let e = parse("input", bad).unwrap_err().to_string();
             assert!(e.starts_with("input: malformed literal"), "{bad}: {e}");

@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod literal;
 pub mod npy;
+mod npy_header;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

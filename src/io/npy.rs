@@ -22,10 +22,29 @@ pub fn read(path: &Path) -> Result<Tensor> {
         path: path.to_path_buf(),
         source,
     })?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // npyz's header grammar can hang or overflow on hostile headers: check it strictly first
+    super::npy_header::check(path)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .map_err(|m| {
+            bad(
+                path,
+                format!("not a valid .npy file: {m}; save arrays with numpy.save"),
+            )
+        })?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).map_err(|e| {
+        // npyz's messages can span lines (a header that is not a dict): keep the first
+        let e = e.to_string();
+        let first = e.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
         bad(
             path,
-            format!("not a valid .npy file ({e}); save arrays with numpy.save"),
+            format!(
+                "not a valid .npy file ({}); save arrays with numpy.save",
+                first.trim()
+            ),
         )
     })?;
     if npy.order() == Order::Fortran {
@@ -48,6 +67,26 @@ pub fn read(path: &Path) -> Result<Tensor> {
             ))
         }
     };
+    // the header's claim, checked before allocating: the values must fit the memory limit and
+    // the file must hold them
+    let count = shape
+        .iter()
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    crate::limits::check(
+        &path.display().to_string(),
+        count.and_then(|c| c.checked_mul(4)),
+        "its header claims a larger array than fits; check the file",
+    )?;
+    let need = count.and_then(|c| c.checked_mul(ts.size_field() as u128));
+    if need.is_none_or(|n| n > file_len as u128) {
+        return Err(bad(
+            path,
+            format!(
+                "is truncated: its header's shape {shape:?} needs {} bytes of data but the file has {file_len} bytes in all",
+                need.map_or("more than 2^128".into(), |n| n.to_string())
+            ),
+        ));
+    }
     let truncated = |e: std::io::Error| bad(path, format!("data is truncated or unreadable ({e})"));
     let data: Vec<f32> = match (ts.type_char(), ts.size_field()) {
         (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(truncated)?,
@@ -70,7 +109,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
     Tensor::new(shape, data).map_err(|_| bad(path, "data length does not match the header's shape"))
 }
 
-pub use super::atomic::temp_path;
+pub use super::atomic::{temp_name_pid, temp_path};
 
 /// Writes a tensor as a little-endian f32 `.npy` file, atomically.
 pub fn write(path: &Path, t: &Tensor) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use super::Layer;
 use crate::error::{Error, Result};
-use crate::ops::activation::{backward_inplace, forward_inplace_keep, Activation};
+use crate::ops::activation::{backward_inplace, forward_inplace, forward_inplace_keep, Activation};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 
@@ -36,6 +36,15 @@ impl Layer for Act {
         }
         forward_inplace_keep(self.kind, x.data_mut(), self.y.data_mut());
         Ok(x)
+    }
+
+    fn infer(&mut self, mut x: Tensor) -> Result<Tensor> {
+        forward_inplace(self.kind, x.data_mut());
+        Ok(x)
+    }
+
+    fn cached(&self) -> usize {
+        self.y.numel()
     }
 
     fn backward(&mut self, mut gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
@@ -113,5 +122,9 @@ impl Layer for Dropout {
 
     fn reseed(&mut self, seed: u64) {
         self.rng = Rng::new(seed);
+    }
+
+    fn cached(&self) -> usize {
+        self.mask.len()
     }
 }

@@ -120,6 +120,26 @@ impl Layer for BatchNorm {
         Ok(y)
     }
 
+    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+        let d = self.dims(x.shape())?;
+        let mut y = Tensor::zeros(x.shape());
+        forward_eval(
+            d,
+            x.data(),
+            self.weight.value.data(),
+            self.bias.value.data(),
+            self.eps,
+            self.running_mean.data(),
+            self.running_var.data(),
+            y.data_mut(),
+        );
+        Ok(y)
+    }
+
+    fn cached(&self) -> usize {
+        self.x.numel()
+    }
+
     fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         let d = self.dims(self.x.shape())?;
         let mut gx = Tensor::zeros(self.x.shape());

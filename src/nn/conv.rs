@@ -83,7 +83,36 @@ impl Layer for Conv {
         out + ")"
     }
 
-    fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
+        let y = self.infer_ref(&x, train)?;
+        self.x = x;
+        Ok(y)
+    }
+
+    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+        self.infer_ref(&x, false)
+    }
+
+    fn cached(&self) -> usize {
+        self.x.numel()
+    }
+
+    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+        self.backward_impl(gy, want_input_grad)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Param::weight_and_bias(&self.weight, &self.bias)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
+    }
+}
+
+impl Conv {
+    /// The forward maths, keeping nothing.
+    fn infer_ref(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         if x.rank() != self.nd() + 2 {
             return Err(Error::arg(
                 "input",
@@ -95,18 +124,16 @@ impl Layer for Conv {
                 ),
             ));
         }
-        let y = conv(
-            &x,
+        conv(
+            x,
             &self.weight.value,
             self.bias.as_ref().map(|b| &b.value),
             &self.params,
             self.algo,
-        )?;
-        self.x = x;
-        Ok(y)
+        )
     }
 
-    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+    fn backward_impl(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         let want = GradRequest {
             input: want_input_grad,
             weight: true,
@@ -127,13 +154,5 @@ impl Layer for Conv {
             b.grad = gb;
         }
         Ok(g.input)
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        Param::weight_and_bias(&self.weight, &self.bias)
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 }

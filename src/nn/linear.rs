@@ -46,6 +46,35 @@ impl Layer for Linear {
     }
 
     fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
+        let y = self.apply(&x)?;
+        self.x = x;
+        Ok(y)
+    }
+
+    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+        self.apply(&x)
+    }
+
+    fn cached(&self) -> usize {
+        self.x.numel()
+    }
+
+    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+        self.backward_impl(gy, want_input_grad)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        Param::weight_and_bias(&self.weight, &self.bias)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
+    }
+}
+
+impl Linear {
+    /// `y = x · wᵀ + b`, keeping nothing.
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let inf = self.weight.value.shape()[1];
         if x.rank() != 2 || x.shape()[1] != inf {
             return Err(Error::arg(
@@ -65,11 +94,10 @@ impl Layer for Linear {
             self.bias.as_ref().map(|b| b.value.data()),
             y.data_mut(),
         );
-        self.x = x;
         Ok(y)
     }
 
-    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+    fn backward_impl(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         let d = self.dims(self.x.shape()[0]);
         let mut gx = want_input_grad.then(|| Tensor::zeros(self.x.shape()));
         backward(
@@ -82,14 +110,6 @@ impl Layer for Linear {
             self.bias.as_mut().map(|b| b.grad.data_mut()),
         );
         Ok(gx)
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        Param::weight_and_bias(&self.weight, &self.bias)
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 }
 

@@ -58,6 +58,18 @@ pub trait Layer: Send {
     /// Takes the input by value so it can be cached for backward without a copy.
     fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor>;
 
+    /// Forward pass for inference only (evaluation, prediction: no backward follows). Same
+    /// result as `forward(x, false)`, but nothing is kept for backward, so a deep network
+    /// evaluates in the memory of its two largest activations.
+    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+        self.forward(x, false)
+    }
+
+    /// Number of values currently kept for the backward pass (memory accounting, tests).
+    fn cached(&self) -> usize {
+        0
+    }
+
     /// Backward pass: stores parameter gradients and returns the input gradient when
     /// `want_input_grad` (the first layer of a network does not need it).
     fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>>;
@@ -119,6 +131,19 @@ impl Sequential {
             }
         }
         Ok(x)
+    }
+
+    /// Forward through every layer for inference: eval mode, nothing kept for backward.
+    pub fn infer(&mut self, mut x: Tensor) -> Result<Tensor> {
+        for layer in &mut self.layers {
+            x = layer.infer(x)?;
+        }
+        Ok(x)
+    }
+
+    /// Values kept for the backward pass by all layers.
+    pub fn cached(&self) -> usize {
+        self.layers.iter().map(|l| l.cached()).sum()
     }
 
     /// Backward through every layer in reverse, from the gradient of the loss w.r.t. the output.

@@ -94,6 +94,9 @@ impl Default for ModelDefaults {
     }
 }
 
+/// Largest spec file read.
+pub const SPEC_MAX_BYTES: u64 = 1 << 20;
+
 /// Resolves a model argument: a preset name, `@file` or the path of a spec file, or an inline spec.
 /// Returns the spec, a display name, and the training defaults.
 pub fn resolve(model: &str) -> Result<(ModelSpec, String, ModelDefaults)> {
@@ -112,10 +115,16 @@ pub fn resolve(model: &str) -> Result<(ModelSpec, String, ModelDefaults)> {
     });
     let (text, name) = match file {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|source| Error::Io {
-                path: p.to_path_buf(),
-                source,
-            })?,
+            {
+                // a spec is text of a few lines: refuse devices and anything over 1 MiB
+                let bytes = crate::limits::read_file(p, Some(SPEC_MAX_BYTES))?;
+                String::from_utf8(bytes).map_err(|_| Error::BadFile {
+                    path: p.to_path_buf(),
+                    msg: "is not UTF-8 text; a spec file holds a spec such as \
+                          `conv(6,k=5) relu flatten linear(10)`"
+                        .into(),
+                })?
+            },
             p.file_stem()
                 .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
         ),
@@ -171,6 +180,12 @@ impl Model {
     /// ```
     pub fn build(spec: &ModelSpec, init: Init, seed: u64) -> Result<Model> {
         let shapes = spec.shapes()?;
+        // parameters, gradients and optimiser state, one image's activations: before allocating
+        crate::limits::check(
+            "model",
+            spec.memory_bytes(1)?,
+            "use fewer or smaller layers",
+        )?;
         let mut rng = Rng::new(seed);
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers.len());
         for (l, s) in spec.layers.iter().zip(&shapes) {

@@ -75,6 +75,14 @@ impl Layer for Pool {
         Ok(out.y)
     }
 
+    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+        Ok(pool_forward(&x, &self.params)?.y)
+    }
+
+    fn cached(&self) -> usize {
+        self.x.numel() + self.out.y.numel() + self.out.indices.as_ref().map_or(0, Vec::len)
+    }
+
     fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         if !want_input_grad {
             return Ok(None);

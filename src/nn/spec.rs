@@ -199,13 +199,28 @@ impl LayerSpec {
     pub fn param_count(&self, in_shape: &[usize]) -> Result<usize> {
         Ok(match self {
             LayerSpec::Conv { out, bias, .. } => {
-                let w: usize = self.conv_weight_shape(in_shape)?.iter().product();
-                w + if *bias { *out } else { 0 }
+                let w = self.conv_weight_shape(in_shape)?;
+                let w = w.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+                w.and_then(|w| w.checked_add(if *bias { *out } else { 0 }))
+                    .ok_or_else(too_many)?
             }
-            LayerSpec::Linear { out, bias } => in_shape[0] * out + if *bias { *out } else { 0 },
+            LayerSpec::Linear { out, bias } => in_shape[0]
+                .checked_mul(*out)
+                .and_then(|w| w.checked_add(if *bias { *out } else { 0 }))
+                .ok_or_else(too_many)?,
             LayerSpec::BatchNorm { .. } => 2 * in_shape[0],
             _ => 0,
         })
+    }
+}
+
+fn too_many() -> Error {
+    Error::TooLarge {
+        what: "model".into(),
+        msg: format!(
+            "a layer has more than {} parameters; use fewer features or channels",
+            usize::MAX
+        ),
     }
 }
 
@@ -383,7 +398,31 @@ impl ModelSpec {
 
     /// Total trainable values.
     pub fn param_count(&self) -> Result<usize> {
-        Ok(self.shapes()?.iter().map(|s| s.params).sum())
+        self.shapes()?
+            .iter()
+            .try_fold(0usize, |a, s| a.checked_add(s.params))
+            .ok_or_else(too_many)
+    }
+
+    /// Bytes a training or evaluation pass needs, at most: per parameter its value, gradient
+    /// and two optimiser moments; per layer, for `batch` images, its output and the gradient
+    /// of its output (`None` on overflow). Checked against the memory limit before building.
+    pub fn memory_bytes(&self, batch: usize) -> Result<Option<u128>> {
+        let shapes = self.shapes()?;
+        let params = shapes
+            .iter()
+            .try_fold(0u128, |a, s| a.checked_add(s.params as u128));
+        let acts = shapes.iter().try_fold(0u128, |a, s| {
+            let n = s
+                .out_shape
+                .iter()
+                .try_fold(batch as u128, |n, &d| n.checked_mul(d as u128))?;
+            a.checked_add(n)
+        });
+        Ok(params
+            .and_then(|p| p.checked_mul(16))
+            .zip(acts.and_then(|a| a.checked_mul(8)))
+            .and_then(|(p, a)| p.checked_add(a)))
     }
 }
 

@@ -239,8 +239,12 @@ fn layer(t: &Token) -> Result<LayerSpec> {
         (b, _) if POOL_NAMES.iter().any(|(n, _)| *n == b) => pool(t, base, dims),
         ("linear" | "fc" | "dense", None) => {
             t.check_args(&["out", "out_features", "bias"], 1)?;
+            let out = t.usize(&["out", "out_features"], Some(0), None)?;
+            if out == 0 {
+                return Err(t.err("linear needs at least 1 output feature, e.g. linear(10)"));
+            }
             Ok(LayerSpec::Linear {
-                out: t.usize(&["out", "out_features"], Some(0), None)?,
+                out,
                 bias: t.bool(&["bias"], true)?,
             })
         }

@@ -13,6 +13,7 @@ pub mod gemm;
 pub mod linear;
 pub mod loss;
 pub mod norm;
+pub mod partials;
 pub mod pool;
 pub mod scratch;
 pub mod simd;

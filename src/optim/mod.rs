@@ -75,6 +75,77 @@ impl OptimConfig {
         Ok(self)
     }
 
+    /// Sets SGD momentum and weight decay (both PyTorch's: finite and ≥ 0).
+    pub fn with_momentum(mut self, momentum: f64, weight_decay: f64) -> Result<Self> {
+        self.momentum = momentum;
+        self.weight_decay = weight_decay;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks every field as PyTorch's constructors do; the error names the field (as the CLI
+    /// flag) and the range it must be in. Used for the command line and for checkpoints.
+    pub fn validate(&self) -> Result<()> {
+        if self.kind != "sgd" && self.kind != "adam" {
+            return Err(Error::arg(
+                "optimizer",
+                format!("unknown optimizer '{}'; use sgd or adam", self.kind),
+            ));
+        }
+        if self.schedule != "constant" && self.schedule != "cosine" {
+            return Err(Error::arg(
+                "lr-schedule",
+                format!(
+                    "unknown schedule '{}'; use constant or cosine",
+                    self.schedule
+                ),
+            ));
+        }
+        let range = |name: &str, v: f64, ok: bool, want: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::arg(name, format!("{v} must be {want}")))
+            }
+        };
+        let (b1, b2) = self.betas;
+        range(
+            "lr",
+            self.lr,
+            self.lr.is_finite() && self.lr > 0.0,
+            "a positive number",
+        )?;
+        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        range(
+            "momentum",
+            self.momentum,
+            nonneg(self.momentum),
+            "a number ≥ 0, e.g. 0.9",
+        )?;
+        range(
+            "dampening",
+            self.dampening,
+            self.dampening.is_finite(),
+            "finite",
+        )?;
+        range(
+            "weight-decay",
+            self.weight_decay,
+            nonneg(self.weight_decay),
+            "a number ≥ 0, e.g. 5e-4",
+        )?;
+        range("betas", b1, (0.0..1.0).contains(&b1), "in [0, 1)")?;
+        range("betas", b2, (0.0..1.0).contains(&b2), "in [0, 1)")?;
+        range("eps", self.eps, nonneg(self.eps), "a number ≥ 0")?;
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::arg(
+                "nesterov",
+                "Nesterov momentum needs a momentum > 0 and zero dampening",
+            ));
+        }
+        Ok(())
+    }
+
     /// The learning rate of step `t` (0-based) out of `total`:
     /// cosine: `η_t = η · (1 + cos(π t / total)) / 2`; constant: `η`.
     pub fn lr_at(&self, t: u64, total: u64) -> f64 {

@@ -256,35 +256,21 @@ fn backward_weight_image(s: &ConvShape, x_n: &[f32], gy_n: &[f32], gw: &mut [f32
 }
 
 /// Weight gradient (im2col). `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
-/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten). With enough images each thread sums its own
-/// partial gradient and the partials are added at the end; otherwise the GEMM is split.
+/// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten). With enough images each fixed slot of images
+/// sums its own partial gradient and the partials are added in slot order; otherwise the GEMM is
+/// split.
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     let in_img = s.cin * s.window.in_len();
     let out_img = s.cout * s.window.out_len();
     let threads = rayon::current_num_threads();
     gw.fill(0.0);
     if s.batch >= threads && threads > 1 {
-        let len = gw.len();
-        // at most about one partial gradient per thread
-        let total = x
-            .par_chunks(in_img)
-            .zip(gy.par_chunks(out_img))
-            .with_min_len(s.batch.div_ceil(threads))
-            .fold(
-                || vec![0.0f32; len],
-                |mut part, (x_n, gy_n)| {
-                    backward_weight_image(s, x_n, gy_n, &mut part, 1);
-                    part
-                },
-            )
-            .reduce(
-                || vec![0.0f32; len],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        gw.copy_from_slice(&total);
+        // one partial gradient per fixed slot of images, added in slot order
+        crate::ops::partials::sum_in_order(s.batch, gw, |n, part| {
+            let x_n = &x[n * in_img..][..in_img];
+            let gy_n = &gy[n * out_img..][..out_img];
+            backward_weight_image(s, x_n, gy_n, part, 1);
+        });
     } else {
         for (x_n, gy_n) in x.chunks(in_img).zip(gy.chunks(out_img)) {
             backward_weight_image(s, x_n, gy_n, gw, threads);

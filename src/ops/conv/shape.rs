@@ -110,19 +110,21 @@ impl ConvShape {
         Ok(shape)
     }
 
-    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the width-lanes kernel
-    /// builds) or output `N·Cout·out` would hold more than [`MAX_ELEMENTS`] values; `arg` and
-    /// `fix` name the argument to change and how.
+    /// Refuses a problem whose padded input `N·Cin·Π(pb + i + pe)` (which the row kernel
+    /// builds) or output `N·Cout·out` would hold more than [`MAX_ELEMENTS`] values, or whose
+    /// padded input, output and one gradient of the output together pass the memory limit
+    /// ([`crate::limits`]); `arg` and `fix` name the argument to change and how.
     pub fn check_size(&self, arg: &str, fix: &str) -> Result<()> {
-        let count = |c: usize, lens: [usize; 3]| {
-            lens.iter()
-                .try_fold(self.batch.checked_mul(c)?, |n, &l| n.checked_mul(l))
+        let axes = &self.window.axes;
+        let dims = |c: usize, lens: [usize; 3]| [self.batch, c, lens[0], lens[1], lens[2]];
+        let padded = dims(self.cin, axes.map(|a| a.padded()));
+        let out = dims(self.cout, axes.map(|a| a.output));
+        let count = |d: &[usize]| {
+            d.iter()
+                .try_fold(1usize, |n, &l| n.checked_mul(l))
                 .filter(|&n| n <= MAX_ELEMENTS)
         };
-        let axes = &self.window.axes;
-        if count(self.cin, axes.map(|a| a.padded())).is_none()
-            || count(self.cout, axes.map(|a| a.output)).is_none()
-        {
+        if count(&padded).is_none() || count(&out).is_none() {
             return Err(Error::TooLarge {
                 what: arg.into(),
                 msg: format!(
@@ -130,7 +132,7 @@ impl ConvShape {
                 ),
             });
         }
-        Ok(())
+        crate::limits::check(arg, crate::limits::f32_bytes(&[&padded, &out, &out]), fix)
     }
 
     /// Input channels per group.

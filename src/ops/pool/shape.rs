@@ -128,7 +128,8 @@ pub fn check_bounds(p: &PoolParams) -> Result<()> {
     Ok(())
 }
 
-/// Refuses outputs of more than [`MAX_CELLS`] values (`planes · Π sizes`) before allocating.
+/// Refuses outputs of more than [`MAX_CELLS`] values (`planes · Π sizes`), or past the memory
+/// limit, before allocating.
 pub fn check_cells(planes: usize, sizes: &[usize]) -> Result<()> {
     let cells = sizes.iter().try_fold(planes, |a, &o| a.checked_mul(o));
     if cells.is_none_or(|c| c > MAX_CELLS) {
@@ -139,7 +140,12 @@ pub fn check_cells(planes: usize, sizes: &[usize]) -> Result<()> {
             ),
         });
     }
-    Ok(())
+    // the output and its argmax indices (4 bytes each)
+    crate::limits::check(
+        "output-size",
+        cells.and_then(|c| (c as u128).checked_mul(8)),
+        "use a smaller output size",
+    )
 }
 
 /// Number of spatial axes: the common length of the per-axis lists that have several values,

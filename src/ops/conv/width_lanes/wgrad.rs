@@ -14,8 +14,8 @@ const WG_OC: usize = 4;
 /// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per block of WG_OC output channels and up to
 /// 6 consecutive (input channel, tap) pairs (1 channel × 12 pairs for depthwise), the vector
 /// accumulators sweep every output row of an image (one masked `gy` load per channel and one
-/// `xp` load per tap feed channels × taps FMAs); lane sums are kept per thread as 16-lane
-/// partials and reduced at the end.
+/// `xp` load per tap feed channels × taps FMAs); lane sums are kept per fixed slot of work items
+/// as 16-lane partials and added in slot order at the end.
 /// `gw`: (Cout, Cin/g, kd, kh, kw), overwritten. Requires [`suits`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
@@ -65,25 +65,14 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
             });
         return;
     }
-    // few groups: work items (image chunk, group), lane partials per thread, summed at the end
-    let partial = (0..chunks * s.groups)
-        .into_par_iter()
-        .fold(
-            || vec![0.0f32; s.groups * group_len],
-            |mut acc, item| {
-                let (c, g) = (item / s.groups, item % s.groups);
-                let acc_g = &mut acc[g * group_len..][..group_len];
-                sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f32; s.groups * group_len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    // few groups: work items (image chunk, group), lane partials per fixed slot of items,
+    // summed in slot order (the same bits at the same thread count, whatever the scheduling)
+    let mut partial = vec![0.0f32; s.groups * group_len];
+    crate::ops::partials::sum_in_order(chunks * s.groups, &mut partial, |item, acc| {
+        let (c, g) = (item / s.groups, item % s.groups);
+        let acc_g = &mut acc[g * group_len..][..group_len];
+        sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
+    });
     lane_sums(gw, &partial);
 }
 
