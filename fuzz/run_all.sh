@@ -11,8 +11,11 @@ run() {
         -max_total_time="$secs" -rss_limit_mb=2048 -print_final_stats=1 > "fuzz/logs/$1.log" 2>&1
     echo "$1 exit $?" >> fuzz/logs/summary.txt
 }
-for pair in "literal npy" "spec idx" "checkpoint png"; do
+for pair in "literal npy" "spec idx" "checkpoint png" "onnx"; do
     set -- $pair
-    mkdir -p "fuzz/corpus/$1" "fuzz/corpus/$2"
-    run "$1" & run "$2" & wait
+    for t in "$@"; do
+        mkdir -p "fuzz/corpus/$t"
+        run "$t" &
+    done
+    wait
 done

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 6] = ["literal", "npy", "spec", "idx", "checkpoint", "png"];
+const TARGETS: [&str; 7] = ["literal", "npy", "spec", "idx", "checkpoint", "png", "onnx"];
 
 /// The fuzz target `target` on `data` (as in `fuzz/fuzz_targets/<target>.rs`).
 fn exercise(target: &str, data: &[u8], scratch: &Path) {
@@ -47,6 +47,11 @@ fn exercise(target: &str, data: &[u8], scratch: &Path) {
         }
         "png" => {
             let _ = stride::data::image::load(&file("x.png"), 28, 28);
+        }
+        "onnx" => {
+            if let Ok(imported) = stride::onnx::import(data) {
+                let _ = imported.into_model();
+            }
         }
         _ => unreachable!("unknown target {target}"),
     }
