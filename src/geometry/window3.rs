@@ -109,21 +109,35 @@ impl Window3 {
         Ok(())
     }
 
+    /// (d, h, w) of flat output cell `out` (row-major over the output grid).
+    #[inline]
+    pub fn out_coords(&self, out: usize) -> [usize; 3] {
+        let [_, ah, aw] = &self.axes;
+        [
+            out / (ah.output * aw.output),
+            (out / aw.output) % ah.output,
+            out % aw.output,
+        ]
+    }
+
+    /// (d, h, w) of flat tap `tap` (row-major over the kernel).
+    #[inline]
+    pub fn tap_coords(&self, tap: usize) -> [usize; 3] {
+        let [_, ah, aw] = &self.axes;
+        [
+            tap / (ah.kernel * aw.kernel),
+            (tap / aw.kernel) % ah.kernel,
+            tap % aw.kernel,
+        ]
+    }
+
     /// Flat input index read by flat output cell `out` and flat tap `tap` (both row-major over
     /// (d, h, w)), or `None` when the tap lands in zero padding.
     #[inline]
     pub fn source(&self, out: usize, tap: usize, mode: PaddingMode) -> Option<usize> {
         let [ad, ah, aw] = &self.axes;
-        let (od, oh, ow) = (
-            out / (ah.output * aw.output),
-            (out / aw.output) % ah.output,
-            out % aw.output,
-        );
-        let (td, th, tw) = (
-            tap / (ah.kernel * aw.kernel),
-            (tap / aw.kernel) % ah.kernel,
-            tap % aw.kernel,
-        );
+        let [od, oh, ow] = self.out_coords(out);
+        let [td, th, tw] = self.tap_coords(tap);
         let d = ad.source_mode(od, td, mode)?;
         let h = ah.source_mode(oh, th, mode)?;
         let w = aw.source_mode(ow, tw, mode)?;

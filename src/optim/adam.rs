@@ -7,7 +7,7 @@
 //! ```
 //! Defaults: β = (0.9, 0.999), ε = 1e-8.
 
-use super::{state_tensor, OptimConfig, Optimizer};
+use super::{state_tensor, OptimConfig, OptimState, Optimizer};
 use crate::error::Result;
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -15,22 +15,12 @@ use crate::tensor::Tensor;
 /// Adam with bias correction.
 ///
 /// PyTorch: `torch.optim.Adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)`.
-pub struct Adam {
-    pub cfg: OptimConfig,
-    /// `(exp_avg, exp_avg_sq)` per parameter.
-    moments: Vec<(Tensor, Tensor)>,
-    names: Vec<String>,
-    steps: u64,
-}
+/// Its per-parameter state is `(exp_avg, exp_avg_sq)`.
+pub struct Adam(OptimState<(Tensor, Tensor)>);
 
 impl Adam {
     pub fn new(cfg: OptimConfig) -> Self {
-        Adam {
-            cfg,
-            moments: Vec::new(),
-            names: Vec::new(),
-            steps: 0,
-        }
+        Adam(OptimState::new(cfg))
     }
 }
 
@@ -42,9 +32,9 @@ impl Optimizer for Adam {
             eps,
             weight_decay,
             ..
-        } = self.cfg;
-        if self.moments.len() != params.len() {
-            self.moments = params
+        } = self.0.cfg;
+        if self.0.state.len() != params.len() {
+            self.0.state = params
                 .iter()
                 .map(|(_, p)| {
                     (
@@ -54,15 +44,15 @@ impl Optimizer for Adam {
                 })
                 .collect();
         }
-        self.names = params.iter().map(|(n, _)| n.clone()).collect();
-        self.steps += 1;
-        let t = self.steps as i32;
+        self.0.record_names(&params);
+        self.0.steps += 1;
+        let t = self.0.steps as i32;
         let bc2_sqrt = (1.0 - b2.powi(t)).sqrt() as f32;
         let step_size = (lr / (1.0 - b1.powi(t))) as f32;
         let (w1, b2f, w2) = ((1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32);
         let (eps, weight_decay) = (eps as f32, weight_decay as f32);
         // for each parameter, for each value
-        for ((_, p), (m, v)) in params.into_iter().zip(&mut self.moments) {
+        for ((_, p), (m, v)) in params.into_iter().zip(&mut self.0.state) {
             let (value, grad) = (p.value.data_mut(), p.grad.data());
             for (((pv, &gv), mv), vv) in value
                 .iter_mut()
@@ -84,16 +74,16 @@ impl Optimizer for Adam {
     }
 
     fn steps(&self) -> u64 {
-        self.steps
+        self.0.steps
     }
 
     fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
+        self.0.cfg.lr = lr;
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
-        for (n, (m, v)) in self.names.iter().zip(&self.moments) {
+        for (n, (m, v)) in self.0.names.iter().zip(&self.0.state) {
             out.push((format!("{n}.exp_avg"), m.clone()));
             out.push((format!("{n}.exp_avg_sq"), v.clone()));
         }
@@ -106,9 +96,8 @@ impl Optimizer for Adam {
         steps: u64,
         get: &dyn Fn(&str) -> Option<Tensor>,
     ) -> Result<()> {
-        self.names = names.to_vec();
-        self.steps = steps;
-        self.moments = if steps > 0 {
+        self.0.restore(names, steps);
+        self.0.state = if steps > 0 {
             names
                 .iter()
                 .map(|n| {

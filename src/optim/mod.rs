@@ -167,6 +167,38 @@ impl OptimConfig {
     }
 }
 
+/// What every optimiser keeps: its settings, the parameter names of the last step (the keys
+/// of [`Optimizer::state`]), the number of steps taken, and its own state `S` per parameter
+/// (in parameter order; empty until the first step).
+pub(crate) struct OptimState<S> {
+    pub cfg: OptimConfig,
+    pub names: Vec<String>,
+    pub steps: u64,
+    pub state: Vec<S>,
+}
+
+impl<S> OptimState<S> {
+    pub fn new(cfg: OptimConfig) -> Self {
+        OptimState {
+            cfg,
+            names: Vec::new(),
+            steps: 0,
+            state: Vec::new(),
+        }
+    }
+
+    /// Remembers the names of the parameters being stepped (in order).
+    pub fn record_names(&mut self, params: &[(String, &mut Param)]) {
+        self.names = params.iter().map(|(n, _)| n.clone()).collect();
+    }
+
+    /// Restores names and step count from a checkpoint.
+    pub fn restore(&mut self, names: &[String], steps: u64) {
+        self.names = names.to_vec();
+        self.steps = steps;
+    }
+}
+
 /// An optimiser: updates parameters from their gradients.
 pub trait Optimizer: Send {
     /// One update of every parameter (named as in the model's `state_dict`, in a fixed order).

@@ -7,7 +7,7 @@
 //! p ← p - η·g
 //! ```
 
-use super::{state_tensor, OptimConfig, Optimizer};
+use super::{state_tensor, OptimConfig, OptimState, Optimizer};
 use crate::error::Result;
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -15,22 +15,12 @@ use crate::tensor::Tensor;
 /// SGD with optional momentum, dampening, Nesterov and weight decay.
 ///
 /// PyTorch: `torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)`.
-pub struct Sgd {
-    pub cfg: OptimConfig,
-    /// Momentum buffer per parameter (empty until the first step, or without momentum).
-    bufs: Vec<Option<Tensor>>,
-    names: Vec<String>,
-    steps: u64,
-}
+/// Its per-parameter state is the momentum buffer (none without momentum).
+pub struct Sgd(OptimState<Option<Tensor>>);
 
 impl Sgd {
     pub fn new(cfg: OptimConfig) -> Self {
-        Sgd {
-            cfg,
-            bufs: Vec::new(),
-            names: Vec::new(),
-            steps: 0,
-        }
+        Sgd(OptimState::new(cfg))
     }
 }
 
@@ -43,13 +33,13 @@ impl Optimizer for Sgd {
             nesterov,
             weight_decay,
             ..
-        } = self.cfg;
+        } = self.0.cfg;
         let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
         let keep = (1.0 - dampening) as f32;
-        self.bufs.resize(params.len(), None);
-        self.names = params.iter().map(|(n, _)| n.clone()).collect();
+        self.0.state.resize(params.len(), None);
+        self.0.record_names(&params);
         // for each parameter
-        for ((_, p), buf) in params.into_iter().zip(&mut self.bufs) {
+        for ((_, p), buf) in params.into_iter().zip(&mut self.0.state) {
             let (value, grad) = (p.value.data_mut(), p.grad.data());
             let mut g: Vec<f32> = grad.to_vec();
             if weight_decay != 0.0 {
@@ -77,21 +67,22 @@ impl Optimizer for Sgd {
             }
             value.iter_mut().zip(&g).for_each(|(v, &g)| *v += -lr * g);
         }
-        self.steps += 1;
+        self.0.steps += 1;
     }
 
     fn steps(&self) -> u64 {
-        self.steps
+        self.0.steps
     }
 
     fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
+        self.0.cfg.lr = lr;
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        self.names
+        self.0
+            .names
             .iter()
-            .zip(&self.bufs)
+            .zip(&self.0.state)
             .filter_map(|(n, b)| {
                 b.as_ref()
                     .map(|b| (format!("{n}.momentum_buffer"), b.clone()))
@@ -105,9 +96,8 @@ impl Optimizer for Sgd {
         steps: u64,
         get: &dyn Fn(&str) -> Option<Tensor>,
     ) -> Result<()> {
-        self.names = names.to_vec();
-        self.steps = steps;
-        self.bufs = if self.cfg.momentum != 0.0 && steps > 0 {
+        self.0.restore(names, steps);
+        self.0.state = if self.0.cfg.momentum != 0.0 && steps > 0 {
             names
                 .iter()
                 .map(|n| state_tensor(get, &format!("{n}.momentum_buffer"), None).map(Some))

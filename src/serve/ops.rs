@@ -14,7 +14,7 @@ use stride::explain::trace::{
 use stride::explain::trace_pool::pool_trace;
 use stride::explain::{fmt_num, Explanation};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
-use stride::ops::conv::{ConvParams, ConvShape};
+use stride::ops::conv::{ConvGrads, ConvParams, ConvShape};
 use stride::ops::conv_transpose::ConvTransposeParams;
 use stride::ops::pool::{PoolKind, PoolParams, PoolShape};
 use stride::Tensor;
@@ -140,26 +140,9 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
         .map(|f| {
             json!({"spread": tensor(&f.spread), "flipped": tensor(&f.flipped), "windows": f.windows, "taps": f.taps})
         });
-    let mut tensors = json!({
-        "input": tensor(&x),
-        "kernel": tensor(&w),
-        "kernel_used": tensor(&tr.kernel_used),
-        "padded": tensor(&tr.padded),
-        "output": tensor(&tr.y),
-        "grad_output": tensor(&gy),
-    });
-    for (name, t) in [
-        ("grad_input", &g.grads.input),
-        ("grad_weight", &g.grads.weight),
-        ("grad_bias", &g.grads.bias),
-    ] {
-        if let Some(t) = t {
-            tensors[name] = tensor(t);
-        }
-    }
-    if let Some(b) = &b {
-        tensors["bias"] = tensor(b);
-    }
+    let mut tensors = conv_tensors([&x, &w, &tr.y, &gy], b.as_ref(), &g.grads);
+    tensors["kernel_used"] = tensor(&tr.kernel_used);
+    tensors["padded"] = tensor(&tr.padded);
     Ok(json!({
         "op": "conv",
         "nd": s.window.nd,
@@ -179,6 +162,31 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
     }))
 }
 
+/// The tensors both convolution answers show: `[input, kernel, output, grad_output]`, the
+/// bias when given, and the gradients that were computed.
+fn conv_tensors(xwyg: [&Tensor; 4], b: Option<&Tensor>, g: &ConvGrads) -> Value {
+    let [x, w, y, gy] = xwyg;
+    let mut tensors = json!({
+        "input": tensor(x),
+        "kernel": tensor(w),
+        "output": tensor(y),
+        "grad_output": tensor(gy),
+    });
+    for (name, t) in [
+        ("grad_input", &g.input),
+        ("grad_weight", &g.weight),
+        ("grad_bias", &g.bias),
+    ] {
+        if let Some(t) = t {
+            tensors[name] = tensor(t);
+        }
+    }
+    if let Some(b) = b {
+        tensors["bias"] = tensor(b);
+    }
+    tensors
+}
+
 /// `POST /api/conv-transpose`: the scatter of every input value, each output value as the sum
 /// of what landed on it, and the gradients for `grad-output`.
 pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
@@ -194,24 +202,7 @@ pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
     let tr = conv_transpose_trace(&x, &w, b.as_ref(), &p)?;
     let gy = f.grad_output(tr.y.shape())?;
     let g = conv_transpose_grads(&x, &w, &gy, &p)?;
-    let mut tensors = json!({
-        "input": tensor(&x),
-        "kernel": tensor(&w),
-        "output": tensor(&tr.y),
-        "grad_output": tensor(&gy),
-    });
-    for (name, t) in [
-        ("grad_input", &g.input),
-        ("grad_weight", &g.weight),
-        ("grad_bias", &g.bias),
-    ] {
-        if let Some(t) = t {
-            tensors[name] = tensor(t);
-        }
-    }
-    if let Some(b) = &b {
-        tensors["bias"] = tensor(b);
-    }
+    let tensors = conv_tensors([&x, &w, &tr.y, &gy], b.as_ref(), &g);
     Ok(json!({
         "op": "conv-transpose",
         "nd": w.rank() - 2,
