@@ -123,7 +123,7 @@ pub fn explain_at(
     }
     let nd = s.window.nd;
     let y = conv(x, w, b, p, ConvAlgo::Direct)?;
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let w_used = super::kernel_used(w, p);
     let mut ex = Explanation {
         title: "Convolution, step by step".into(),
         steps: vec![],

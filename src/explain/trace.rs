@@ -188,7 +188,7 @@ pub fn conv_trace(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: &ConvParams) ->
             b: w.data()[w_at],
         })
     });
-    let kernel_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let kernel_used = super::kernel_used(w, p);
     let plen = padded_len(&s.window);
     let pad = (0..padded.numel())
         .filter(|&at| is_padding(&s.window, at % plen))
