@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ok, usage_error, words};
+use common::{matrix_literal, ok, usage_error, words};
 
 const X: &str = "[[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1]]";
 const Y: &str = "[[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0]]";
@@ -175,57 +175,22 @@ fn positions_are_one_based_and_cell_narrows() {
     )));
     assert!(ex.contains("Output cell c=2 (1,1)"), "{ex}");
     // --cell: one output cell of a 20×20 input instead of hundreds
-    let big: Vec<String> = (0..20)
-        .map(|r| {
-            format!(
-                "[{}]",
-                (0..20)
-                    .map(|c| ((r * 20 + c) % 7).to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
-    let big = format!("[{}]", big.join(","));
-    let ex = ok(&[
-        "conv",
-        "--input",
-        &big,
-        "--kernel",
-        B,
-        "--explain",
-        "--cell",
-        "2,3",
-    ]);
+    let big = matrix_literal(20, 20, |r, c| (r * 20 + c) % 7);
+    let ex = ok(&words(&format!(
+        "conv --input {big} --kernel {B} --explain --cell 2,3"
+    )));
     assert_eq!(ex.matches("Output cell").count(), 1, "{ex}");
     assert!(ex.contains("Output cell (2,3)"), "{ex}");
-    let e = usage_error(&[
-        "conv",
-        "--input",
-        &big,
-        "--kernel",
-        B,
-        "--explain",
-        "--cell",
-        "19,1",
-    ]);
+    let e = usage_error(&words(&format!(
+        "conv --input {big} --kernel {B} --explain --cell 19,1"
+    )));
     assert!(e.contains("18×18"), "{e}");
     // a wide Toeplitz matrix prints in bands of columns
-    let ten: Vec<String> = (0..10)
-        .map(|r| {
-            format!(
-                "[{}]",
-                (0..10)
-                    .map(|c| (r + c).to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
+    let ten = matrix_literal(10, 10, |r, c| r + c);
     let tp = ok(&[
         "conv",
         "--input",
-        &format!("[{}]", ten.join(",")),
+        &ten,
         "--kernel",
         B,
         "--explain",

@@ -283,6 +283,16 @@ pub fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The text of a `rows × cols` matrix literal with entry `f(r, c)`, for inputs too large to
+/// write out: `matrix_literal(2, 2, |r, c| r + c)` is `[[0,1],[1,2]]`.
+pub fn matrix_literal(rows: usize, cols: usize, f: impl Fn(usize, usize) -> usize) -> String {
+    let row = |r| {
+        let v: Vec<String> = (0..cols).map(|c| f(r, c).to_string()).collect();
+        format!("[{}]", v.join(","))
+    };
+    format!("[{}]", (0..rows).map(row).collect::<Vec<_>>().join(","))
+}
+
 /// A command line split at spaces (`words("pool max --kernel 2")`), so a test reads as what
 /// a user types; for arguments without spaces.
 pub fn words(line: &str) -> Vec<&str> {
