@@ -22,32 +22,13 @@ use stride::Tensor;
 /// Largest Toeplitz matrix (rows × columns) the page is sent; larger ones are left out.
 pub const MAX_TOEPLITZ: usize = 40_000;
 
-pub const CONV_FIELDS: [&str; 11] = [
-    "input",
-    "kernel",
-    "weight",
-    "bias",
-    "stride",
-    "padding",
-    "dilation",
-    "groups",
-    "padding-mode",
-    "flip",
-    "grad-output",
+/// The fields both convolutions take, in the order an unknown-field error lists them; each
+/// adds its own ([`CONV_OWN_FIELDS`], [`TRANSPOSE_OWN_FIELDS`]) before `grad-output`.
+const CONV_COMMON_FIELDS: [&str; 8] = [
+    "input", "kernel", "weight", "bias", "stride", "padding", "dilation", "groups",
 ];
-
-pub const TRANSPOSE_FIELDS: [&str; 10] = [
-    "input",
-    "kernel",
-    "weight",
-    "bias",
-    "stride",
-    "padding",
-    "output-padding",
-    "dilation",
-    "groups",
-    "grad-output",
-];
+pub const CONV_OWN_FIELDS: [&str; 2] = ["padding-mode", "flip"];
+pub const TRANSPOSE_OWN_FIELDS: [&str; 1] = ["output-padding"];
 
 pub const POOL_FIELDS: [&str; 14] = [
     "kind",
@@ -66,8 +47,11 @@ pub const POOL_FIELDS: [&str; 14] = [
     "grad-output",
 ];
 
+/// Input, kernel and optional bias.
+type Operands = (Tensor, Tensor, Option<Tensor>);
+
 /// The input, weight and bias of a convolution request.
-fn operands(f: &Fields) -> Result<(Tensor, Tensor, Option<Tensor>), ApiError> {
+fn operands(f: &Fields) -> Result<Operands, ApiError> {
     let x = f.tensor("input")?.ok_or_else(|| {
         ApiError::bad(
             "input",
@@ -109,16 +93,39 @@ fn first_cell_step(ex: &Explanation, cells: usize) -> Option<usize> {
     (cells > 0 && is_cell(first) && is_cell(first + cells - 1)).then_some(first)
 }
 
+/// The window fields both convolutions take: `stride` (default 1), `padding` (0), `dilation`
+/// (1) and `groups` (1).
+type WindowFields = (Vec<usize>, PaddingSpec, Vec<usize>, usize);
+
+/// The parts of a convolution request both convolutions read: the fields (checked against the
+/// common ones and the operation's `own`), the operands and the window fields.
+fn conv_request(body: Value, own: &[&str]) -> Result<(Fields, Operands, WindowFields), ApiError> {
+    let known: Vec<&str> = CONV_COMMON_FIELDS
+        .iter()
+        .chain(own)
+        .chain(&["grad-output"])
+        .copied()
+        .collect();
+    let f = Fields::new(body, &known)?;
+    let ops = operands(&f)?;
+    let win = (
+        parse_per_axis("stride", f.or("stride", "1"))?,
+        f.or("padding", "0").parse::<PaddingSpec>()?,
+        parse_per_axis("dilation", f.or("dilation", "1"))?,
+        f.count("groups")?.unwrap_or(1),
+    );
+    Ok((f, ops, win))
+}
+
 /// `POST /api/conv`: forward (traced, with the direct, im2col and Toeplitz explanations) and the
 /// gradients for `grad-output` (all ones by default), every entry traced.
 pub fn conv(body: Value) -> Result<Value, ApiError> {
-    let f = Fields::new(body, &CONV_FIELDS)?;
-    let (x, w, b) = operands(&f)?;
+    let (f, (x, w, b), (stride, padding, dilation, groups)) = conv_request(body, &CONV_OWN_FIELDS)?;
     let p = ConvParams {
-        stride: parse_per_axis("stride", f.or("stride", "1"))?,
-        padding: f.or("padding", "0").parse::<PaddingSpec>()?,
-        dilation: parse_per_axis("dilation", f.or("dilation", "1"))?,
-        groups: f.count("groups")?.unwrap_or(1),
+        stride,
+        padding,
+        dilation,
+        groups,
         padding_mode: f.or("padding-mode", "zeros").parse::<PaddingMode>()?,
         flip: f.flag("flip")?,
     };
@@ -190,14 +197,14 @@ fn conv_tensors(xwyg: [&Tensor; 4], b: Option<&Tensor>, g: &ConvGrads) -> Value 
 /// `POST /api/conv-transpose`: the scatter of every input value, each output value as the sum
 /// of what landed on it, and the gradients for `grad-output`.
 pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
-    let f = Fields::new(body, &TRANSPOSE_FIELDS)?;
-    let (x, w, b) = operands(&f)?;
+    let (f, (x, w, b), (stride, padding, dilation, groups)) =
+        conv_request(body, &TRANSPOSE_OWN_FIELDS)?;
     let p = ConvTransposeParams {
-        stride: parse_per_axis("stride", f.or("stride", "1"))?,
-        padding: f.or("padding", "0").parse::<PaddingSpec>()?,
+        stride,
+        padding,
         output_padding: parse_per_axis("output-padding", f.or("output-padding", "0"))?,
-        dilation: parse_per_axis("dilation", f.or("dilation", "1"))?,
-        groups: f.count("groups")?.unwrap_or(1),
+        dilation,
+        groups,
     };
     let tr = conv_transpose_trace(&x, &w, b.as_ref(), &p)?;
     let gy = f.grad_output(tr.y.shape())?;
