@@ -211,6 +211,11 @@ impl Sequential {
         out
     }
 
+    /// The parameters' `state_dict` names alone, in order (a checkpoint's parameter list).
+    pub fn param_names(&self) -> Vec<String> {
+        self.named_params().into_iter().map(|(n, _)| n).collect()
+    }
+
     /// Parameters, mutable, with their names.
     pub fn named_params_mut(&mut self) -> Vec<(String, &mut Param)> {
         let mut out = Vec::new();
