@@ -1,7 +1,7 @@
 //! [`Window3`]: the window of an op over three spatial axes (1-D and 2-D ops get leading
 //! singleton axes), resolved from a [`WindowSpec`] against the input sizes; flat indices.
 
-use super::{per_axis, AxisWindow, PaddingMode, PaddingSpec};
+use super::{per_axis, AxisSizes, AxisWindow, PaddingMode, PaddingSpec};
 use crate::error::{Error, Result};
 
 /// A window over three spatial axes (depth, height, width); lower-dimensional ops use leading
@@ -65,11 +65,13 @@ impl Window3 {
             )?;
             axes[3 - nd + a] = AxisWindow::new(
                 a,
-                input[a],
-                kernel[a],
-                stride[a],
-                dilation[a],
-                pad,
+                AxisSizes {
+                    input: input[a],
+                    kernel: kernel[a],
+                    stride: stride[a],
+                    dilation: dilation[a],
+                    pad,
+                },
                 spec.ceil_mode,
             )?;
         }
