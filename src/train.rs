@@ -84,12 +84,7 @@ impl Session {
             limit: cfg.limit,
             optim: cfg.optim.clone(),
             optim_steps: 0,
-            params: model
-                .net
-                .named_params()
-                .into_iter()
-                .map(|(n, _)| n)
-                .collect(),
+            params: model.net.param_names(),
             history: Vec::new(),
         };
         Ok(Session {
@@ -257,13 +252,7 @@ pub fn run(
         s.meta.history.push(m.clone());
         s.meta.epoch = epoch;
         s.meta.optim_steps = s.optim.steps();
-        s.meta.params = s
-            .model
-            .net
-            .named_params()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        s.meta.params = s.model.net.param_names();
         on_event(Event::EpochEnd(&m));
         if let Some(dir) = out_dir {
             save_run(dir, s)?;

@@ -12,28 +12,19 @@ const B: &str = "[[4,3,3],[5,5,5],[2,4,3]]";
 
 /// A raw `.npy` file with the given header dict and payload.
 fn raw_npy(path: &Path, dict: &str, payload: &[u8]) {
-    let mut header = dict.to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(payload);
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, npy_bytes(dict, payload)).unwrap();
 }
 
 #[test]
 fn prints_seed_004_result() {
-    let out = ok(&["conv", "--input", A, "--kernel", B]);
+    let out = ok(&words(&format!("conv --input {A} --kernel {B}")));
     assert!(out.contains("[ 109   92   72 ]"), "{out}");
     assert!(out.contains("[ 110   74   79 ]"), "{out}");
 }
 
 #[test]
 fn explain_shows_windows_and_dot_products() {
-    let out = ok(&["conv", "--input", A, "--kernel", B, "--explain"]);
+    let out = ok(&words(&format!("conv --input {A} --kernel {B} --explain")));
     assert!(
         out.contains("H: floor((5 + 0 + 0 - 1·(3-1) - 1) / 1) + 1 = 3"),
         "{out}"
@@ -43,28 +34,23 @@ fn explain_shows_windows_and_dot_products() {
         "{out}"
     );
     assert!(out.contains("[ 109   92   72 ]"));
-    let im2col = ok(&["conv", "--input", A, "--kernel", B, "--explain", "im2col"]);
+    let im2col = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --explain im2col"
+    )));
     assert!(
         im2col.contains("columns (9, 9)") && im2col.contains("kernel matrix · columns (1, 9)"),
         "{im2col}"
     );
-    let toep = ok(&["conv", "--input", A, "--kernel", B, "--explain", "toeplitz"]);
+    let toep = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --explain toeplitz"
+    )));
     assert!(
         toep.contains("T (9, 25)") && toep.contains("T · x (9, 1)"),
         "{toep}"
     );
-    let padded = ok(&[
-        "conv",
-        "--input",
-        A,
-        "--kernel",
-        B,
-        "--padding",
-        "1",
-        "--padding-mode",
-        "reflect",
-        "--explain",
-    ]);
+    let padded = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --padding 1 --padding-mode reflect --explain"
+    )));
     assert!(
         padded.contains("Padded input (reflect padding)") && padded.contains("(1, 7, 7)"),
         "{padded}"

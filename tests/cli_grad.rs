@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{files_in, npy as save, rand_tensor, stride};
+use common::{files_in, npy as save, rand_tensor, stride, words};
 use std::path::Path;
 use std::process::Output;
 use stride::io::npy;
@@ -37,7 +37,9 @@ fn path(dir: &Path, name: &str) -> String {
 
 #[test]
 fn conv_prints_gradients_of_seed_004() {
-    let o = stride(&["conv", "--input", A, "--kernel", B, "--grad-output", ONES]);
+    let o = stride(&words(&format!(
+        "conv --input {A} --kernel {B} --grad-output {ONES}"
+    )));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("output (1, 1, 3, 3)"), "{out}");
@@ -52,16 +54,9 @@ fn conv_prints_gradients_of_seed_004() {
 
 #[test]
 fn conv_explains_gradients() {
-    let o = stride(&[
-        "conv",
-        "--input",
-        A,
-        "--kernel",
-        B,
-        "--grad-output",
-        ONES,
-        "--explain",
-    ]);
+    let o = stride(&words(&format!(
+        "conv --input {A} --kernel {B} --grad-output {ONES} --explain"
+    )));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("Convolution, step by step"), "{out}");
@@ -227,15 +222,9 @@ fn bad_gradient_flags_write_nothing() {
 
 #[test]
 fn conv_transpose_prints_and_writes() {
-    let o = stride(&[
-        "conv-transpose",
-        "--input",
-        "[[1,2],[3,4]]",
-        "--weight",
-        "[[1,1],[1,1]]",
-        "--stride",
-        "2",
-    ]);
+    let o = stride(&words(
+        "conv-transpose --input [[1,2],[3,4]] --weight [[1,1],[1,1]] --stride 2",
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("output (1, 1, 4, 4)"), "{out}");

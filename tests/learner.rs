@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ok, usage_error};
+use common::{matrix_literal, ok, usage_error, words};
 
 const X: &str = "[[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1],[1,1,0,0,0,0,1,1]]";
 const Y: &str = "[[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0],[0,1,0,0,0,-1,0]]";
@@ -70,74 +70,42 @@ fn learn_kernel_finds_d2l_edge_detector() {
     let saved = stride::io::npy::read(&k).unwrap();
     assert_eq!(saved.shape(), &[1, 1, 1, 2]);
     // the first step worked out: the gradient traced entry by entry and the update
-    let ex = ok(&[
-        "learn-kernel",
-        "--input",
-        X,
-        "--target",
-        Y,
-        "--kernel-size",
-        "1,2",
-        "--explain",
-    ]);
+    let ex = ok(&words(&format!(
+        "learn-kernel --input {X} --target {Y} --kernel-size 1,2 --explain"
+    )));
     assert!(ex.contains("∂E/∂w(1,2) = g(1,1)·x(1,2) + "), "{ex}");
     assert!(ex.contains("K after one step"), "{ex}");
     // a target of the wrong shape names the right one
-    let e = usage_error(&[
-        "learn-kernel",
-        "--input",
-        X,
-        "--target",
-        Y,
-        "--kernel-size",
-        "2,2",
-    ]);
+    let e = usage_error(&words(&format!(
+        "learn-kernel --input {X} --target {Y} --kernel-size 2,2"
+    )));
     assert!(e.contains("is (5, 7)"), "{e}");
 }
 
 #[test]
 fn constant_output_gradients() {
-    let ones = ok(&["conv", "--input", A, "--kernel", B, "--grad-output", "ones"]);
-    let explicit = ok(&[
-        "conv",
-        "--input",
-        A,
-        "--kernel",
-        B,
-        "--grad-output",
-        "[[1,1,1],[1,1,1],[1,1,1]]",
-    ]);
+    let ones = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --grad-output ones"
+    )));
+    let explicit = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --grad-output [[1,1,1],[1,1,1],[1,1,1]]"
+    )));
     assert_eq!(ones, explicit);
     // seed 004 (d): the centre of dE/dA is 34
     assert_eq!(matrix(&ones, "grad_input")[12], 34.0);
-    let twos = ok(&["conv", "--input", A, "--kernel", B, "--grad-output", "2"]);
+    let twos = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --grad-output 2"
+    )));
     assert_eq!(matrix(&twos, "grad_input")[12], 68.0);
-    let t = ok(&[
-        "conv-transpose",
-        "--input",
-        "[[1,2],[3,4]]",
-        "--weight",
-        "[[1,1],[1,1]]",
-        "--grad-output",
-        "ones",
-    ]);
+    let t = ok(&words(
+        "conv-transpose --input [[1,2],[3,4]] --weight [[1,1],[1,1]] --grad-output ones",
+    ));
     assert_eq!(matrix(&t, "grad_input"), vec![4.0, 4.0, 4.0, 4.0], "{t}");
 }
 
 #[test]
 fn conv_transpose_explains_the_scatter() {
-    let ex = ok(&[
-        "conv-transpose",
-        "--input",
-        "[[1,2],[3,4]]",
-        "--weight",
-        "[[1,1],[1,-1]]",
-        "--stride",
-        "2",
-        "--padding",
-        "1",
-        "--explain",
-    ]);
+    let ex = ok(&words("conv-transpose --input [[1,2],[3,4]] --weight [[1,1],[1,-1]] --stride 2 --padding 1 --explain"));
     assert!(ex.contains("x(1,2) = 2 scatters 2 × kernel"), "{ex}");
     assert!(ex.contains("y(1,1) = x(1,1)·w(2,2) = 1·(-1) = -1"), "{ex}");
     assert!(ex.contains("convolution's input gradient"), "{ex}");
@@ -150,35 +118,16 @@ fn conv_transpose_explains_the_scatter() {
 #[test]
 fn pool_backward_prints_and_explains() {
     let x = "[[1,2,3],[4,5,6],[7,8,9]]";
-    let out = ok(&[
-        "pool",
-        "max",
-        "--input",
-        x,
-        "--kernel",
-        "2",
-        "--stride",
-        "1",
-        "--grad-output",
-        "ones",
-    ]);
+    let out = ok(&words(&format!(
+        "pool max --input {x} --kernel 2 --stride 1 --grad-output ones"
+    )));
     assert_eq!(
         matrix(&out, "grad_input"),
         vec![0., 0., 0., 0., 1., 1., 0., 1., 1.]
     );
-    let ex = ok(&[
-        "pool",
-        "avg",
-        "--input",
-        x,
-        "--kernel",
-        "2",
-        "--stride",
-        "1",
-        "--grad-output",
-        "[[1,2],[3,4]]",
-        "--explain",
-    ]);
+    let ex = ok(&words(&format!(
+        "pool avg --input {x} --kernel 2 --stride 1 --grad-output [[1,2],[3,4]] --explain"
+    )));
     assert!(
         ex.contains("g at (2,2) = 4 → x(2,2): 1, x(2,3): 1, x(3,2): 1, x(3,3): 1"),
         "{ex}"
@@ -214,76 +163,34 @@ fn matrix_forms_of_the_gradients() {
 
 #[test]
 fn positions_are_one_based_and_cell_narrows() {
-    let ex = ok(&[
-        "conv",
-        "--input",
-        A,
-        "--kernel",
-        B,
-        "--bias",
-        "[1]",
-        "--grad-output",
-        "ones",
-        "--explain",
-    ]);
+    let ex = ok(&words(&format!(
+        "conv --input {A} --kernel {B} --bias [1] --grad-output ones --explain"
+    )));
     assert!(ex.contains("numbered from 1"), "{ex}");
     assert!(ex.contains("∂E/∂b[1] = "), "{ex}");
     assert!(!ex.contains("c=0") && !ex.contains("[0]"), "{ex}");
     let two = "[[[[1,0],[0,1]]],[[[0,1],[1,0]]]]";
-    let ex = ok(&["conv", "--input", A, "--kernel", two, "--explain"]);
+    let ex = ok(&words(&format!(
+        "conv --input {A} --kernel {two} --explain"
+    )));
     assert!(ex.contains("Output cell c=2 (1,1)"), "{ex}");
     // --cell: one output cell of a 20×20 input instead of hundreds
-    let big: Vec<String> = (0..20)
-        .map(|r| {
-            format!(
-                "[{}]",
-                (0..20)
-                    .map(|c| ((r * 20 + c) % 7).to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
-    let big = format!("[{}]", big.join(","));
-    let ex = ok(&[
-        "conv",
-        "--input",
-        &big,
-        "--kernel",
-        B,
-        "--explain",
-        "--cell",
-        "2,3",
-    ]);
+    let big = matrix_literal(20, 20, |r, c| (r * 20 + c) % 7);
+    let ex = ok(&words(&format!(
+        "conv --input {big} --kernel {B} --explain --cell 2,3"
+    )));
     assert_eq!(ex.matches("Output cell").count(), 1, "{ex}");
     assert!(ex.contains("Output cell (2,3)"), "{ex}");
-    let e = usage_error(&[
-        "conv",
-        "--input",
-        &big,
-        "--kernel",
-        B,
-        "--explain",
-        "--cell",
-        "19,1",
-    ]);
+    let e = usage_error(&words(&format!(
+        "conv --input {big} --kernel {B} --explain --cell 19,1"
+    )));
     assert!(e.contains("18×18"), "{e}");
     // a wide Toeplitz matrix prints in bands of columns
-    let ten: Vec<String> = (0..10)
-        .map(|r| {
-            format!(
-                "[{}]",
-                (0..10)
-                    .map(|c| (r + c).to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
+    let ten = matrix_literal(10, 10, |r, c| r + c);
     let tp = ok(&[
         "conv",
         "--input",
-        &format!("[{}]", ten.join(",")),
+        &ten,
         "--kernel",
         B,
         "--explain",
@@ -297,7 +204,7 @@ fn positions_are_one_based_and_cell_narrows() {
 
 #[test]
 fn shape_receptive_field_and_summary_edges() {
-    let out = ok(&["shape", "--input", "5x5", "--kernel", "3", "--filters", "1"]);
+    let out = ok(&words("shape --input 5x5 --kernel 3 --filters 1"));
     assert!(out.contains("output: 3×3×1"), "{out}");
     assert!(
         out.contains("1 filter of") && !out.contains("1 filters"),
@@ -305,27 +212,21 @@ fn shape_receptive_field_and_summary_edges() {
     );
     let e = usage_error(&["receptive-field", "--kernels", "3x3"]);
     assert!(e.contains("--kernels 3"), "{e}");
-    let e = usage_error(&["receptive-field", "--kernels", "3,3", "--strides", "1,1,1"]);
+    let e = usage_error(&words("receptive-field --kernels 3,3 --strides 1,1,1"));
     assert!(e.contains("for 2 layers"), "{e}");
-    let out = ok(&["receptive-field", "--kernels", "3,3,3", "--channels", "1"]);
+    let out = ok(&words("receptive-field --kernels 3,3,3 --channels 1"));
     assert!(
         !out.contains("reduction") && out.contains("1 channel in and out"),
         "{out}"
     );
-    let out = ok(&[
-        "receptive-field",
-        "--kernels",
-        "3,2,3",
-        "--strides",
-        "1,2,1",
-        "--pools",
-        "2",
-    ]);
+    let out = ok(&words(
+        "receptive-field --kernels 3,2,3 --strides 1,2,1 --pools 2",
+    ));
     assert!(
         out.contains("64·64·3² + 0 (layer 2: pooling, no weights) + 64·64·3² = 73,728 weights"),
         "{out}"
     );
-    let out = ok(&["summary", "conv(1,k=3)", "--input-shape", "1,5,5"]);
+    let out = ok(&words("summary conv(1,k=3) --input-shape 1,5,5"));
     assert!(out.contains("needs no input gradient"), "{out}");
 }
 
@@ -333,54 +234,29 @@ fn shape_receptive_field_and_summary_edges() {
 fn pooling_edges() {
     // LP with a large p stays finite and tends to the max; p = inf is max pooling
     let x = "[[10,20],[30,40]]";
-    let lp = ok(&[
-        "pool",
-        "lp",
-        "--input",
-        x,
-        "--kernel",
-        "2",
-        "--norm-type",
-        "200",
-    ]);
+    let lp = ok(&words(&format!(
+        "pool lp --input {x} --kernel 2 --norm-type 200"
+    )));
     let v = matrix(&lp, "output")[0];
     assert!(v.is_finite() && (v - 40.0).abs() < 0.5, "{lp}");
-    let inf = ok(&[
-        "pool",
-        "lp",
-        "--input",
-        x,
-        "--kernel",
-        "2",
-        "--norm-type",
-        "inf",
-    ]);
+    let inf = ok(&words(&format!(
+        "pool lp --input {x} --kernel 2 --norm-type inf"
+    )));
     assert_eq!(matrix(&inf, "output"), vec![40.0]);
     // --padding same: out = ceil(in / stride) per axis, the extra padding at the end
-    let same = ok(&[
-        "pool",
-        "max",
-        "--input",
-        "[[1,2,3,4,5],[6,7,8,9,10],[1,1,1,1,1]]",
-        "--kernel",
-        "2",
-        "--padding",
-        "same",
-    ]);
+    let same = ok(&words(
+        "pool max --input [[1,2,3,4,5],[6,7,8,9,10],[1,1,1,1,1]] --kernel 2 --padding same",
+    ));
     assert!(same.contains("output (1, 1, 2, 3)"), "{same}");
     assert_eq!(matrix(&same, "output"), vec![7.0, 9.0, 10.0, 1.0, 1.0, 1.0]);
 }
 
 #[test]
 fn literal_rank_errors_say_what_to_write() {
-    let e = usage_error(&["conv", "--input", "[[1,2,3],[4,5,6]]", "--kernel", "[1,-1]"]);
+    let e = usage_error(&words("conv --input [[1,2,3],[4,5,6]] --kernel [1,-1]"));
     assert!(e.contains("write [[1,-1]]"), "{e}");
-    let e = usage_error(&[
-        "conv",
-        "--input",
-        "[[[1,2,3],[4,5,6]],[[1,2,3],[4,5,6]]]",
-        "--kernel",
-        "[[1,-1]]",
-    ]);
+    let e = usage_error(&words(
+        "conv --input [[[1,2,3],[4,5,6]],[[1,2,3],[4,5,6]]] --kernel [[1,-1]]",
+    ));
     assert!(e.contains("4-D literal"), "{e}");
 }

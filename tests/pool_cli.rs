@@ -2,73 +2,35 @@
 //! exercises, max-unpool, and the bad-input policy (one line, exit code 2, nothing written).
 
 mod common;
+use common::{ok, usage_error, words};
 use std::path::Path;
-use std::process::Command;
 use stride::io::npy;
 use stride::Tensor;
-
-fn stride(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str]) -> String {
-    let (code, out, err) = stride(args);
-    assert_eq!(code, 0, "{args:?}: {err}");
-    out
-}
-
-fn bad(args: &[&str]) -> String {
-    common::usage_error(args)
-}
 
 const SEED_C: &str = "[[109,92,72],[108,85,74],[110,74,79]]";
 const SEED_I: &str = "[[1,1,-2,0,1],[1,0,0,2,1],[0,1,0,5,-1],[-2,1,0,-1,1],[0,1,0,5,-1]]";
 
 #[test]
 fn seed_004_max_pool_prints_and_explains() {
-    let out = ok(&[
-        "pool", "max", "--input", SEED_C, "--kernel", "2", "--stride", "1",
-    ]);
+    let out = ok(&words(&format!(
+        "pool max --input {SEED_C} --kernel 2 --stride 1"
+    )));
     assert!(
         out.contains("[ 109   92 ]") && out.contains("[ 110   85 ]"),
         "{out}"
     );
-    let ex = ok(&[
-        "pool",
-        "max",
-        "--input",
-        SEED_C,
-        "--kernel",
-        "2",
-        "--stride",
-        "1",
-        "--explain",
-    ]);
+    let ex = ok(&words(&format!(
+        "pool max --input {SEED_C} --kernel 2 --stride 1 --explain"
+    )));
     assert!(ex.contains("max(109, 92, 108, 85) = 109"), "{ex}");
     assert!(ex.contains("max(85, 74, 74, 79) = 85"), "{ex}");
 }
 
 #[test]
 fn seed_000_max_pool_k3_s2_explains_each_window() {
-    let ex = ok(&[
-        "pool",
-        "max",
-        "--input",
-        SEED_I,
-        "--kernel",
-        "3",
-        "--stride",
-        "2",
-        "--explain",
-    ]);
+    let ex = ok(&words(&format!(
+        "pool max --input {SEED_I} --kernel 3 --stride 2 --explain"
+    )));
     assert!(
         ex.contains("H: floor((5 + 0 + 0 - 1·(3-1) - 1) / 2) + 1 = 2"),
         "{ex}"
@@ -177,21 +139,14 @@ fn every_kind_runs() {
         assert!(ok(&e).contains("step by step"), "{a:?}");
     }
     // lp with p = 1 is the window sum
-    let out = ok(&[
-        "pool",
-        "lp",
-        "--input",
-        x,
-        "--kernel",
-        "2",
-        "--norm-type",
-        "1",
-    ]);
+    let out = ok(&words(&format!(
+        "pool lp --input {x} --kernel 2 --norm-type 1"
+    )));
     assert!(
         out.contains("[ 14  22 ]") && out.contains("[ 46  54 ]"),
         "{out}"
     );
-    let out = ok(&["pool", "global-avg", "--input", x]);
+    let out = ok(&words(&format!("pool global-avg --input {x}")));
     assert!(out.contains("8.5"), "{out}");
 }
 
@@ -263,13 +218,13 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     for (args, want) in cases {
         let mut a = vec!["pool", args[0], "--input", x, "--output", &y];
         a.extend(&args[1..]);
-        let err = bad(&a);
+        let err = usage_error(&a);
         assert!(err.contains(want), "{a:?}: {err}");
         assert!(!Path::new(&y).exists(), "{a:?} wrote output");
     }
     // an output folder that does not exist is refused before anything is written
     let gx = dir.path().join("gx.npy").to_string_lossy().into_owned();
-    let err = bad(&[
+    let err = usage_error(&[
         "pool",
         "max",
         "--input",
@@ -285,6 +240,6 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     ]);
     assert!(err.contains("grad-input"), "{err}");
     assert!(!Path::new(&y).exists() && !Path::new(&gx).exists());
-    let single_line = bad(&["pool", "max", "--input", x, "--kernel", "5"]);
+    let single_line = usage_error(&words(&format!("pool max --input {x} --kernel 5")));
     assert_eq!(single_line.trim_end().lines().count(), 1, "{single_line}");
 }

@@ -6,7 +6,7 @@
 mod common;
 mod synth;
 
-use common::{ok, stride, usage_error};
+use common::{npy_bytes, ok, stride, usage_error, words};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -121,20 +121,6 @@ fn closed_stdout_costs_no_work() {
 
 type Entry = (String, Vec<usize>, Vec<u8>);
 type Tamper = Box<dyn Fn(&mut Vec<Entry>, &mut serde_json::Value)>;
-
-/// A `.npy` file (version 1) with `header` as its header text and `data` after it.
-fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = header.to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    bytes
-}
 
 /// Rewrites a checkpoint: `f` edits its tensors and its metadata JSON.
 fn tamper(path: &Path, f: impl FnOnce(&mut Vec<Entry>, &mut serde_json::Value)) {
@@ -298,27 +284,21 @@ fn huge_sizes_are_refused_before_allocating() {
     assert!(e.contains("huge.npy"), "{e}");
     // the limit is overridable
     let o = Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args(["conv", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]"])
+        .args(words("conv --input [[1,2],[3,4]] --kernel [[1]]"))
         .env("STRIDE_MAX_MEMORY", "1K")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let o = Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args([
-            "conv",
-            "--input",
-            "[[1,2],[3,4]]",
-            "--kernel",
-            "[[1]]",
-            "--padding",
-            "20",
-        ])
+        .args(words(
+            "conv --input [[1,2],[3,4]] --kernel [[1]] --padding 20",
+        ))
         .env("STRIDE_MAX_MEMORY", "1K")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     let o = Command::new(env!("CARGO_BIN_EXE_stride"))
-        .args(["conv", "--input", "[[1,2],[3,4]]", "--kernel", "[[1]]"])
+        .args(words("conv --input [[1,2],[3,4]] --kernel [[1]]"))
         .env("STRIDE_MAX_MEMORY", "lots")
         .output()
         .unwrap();

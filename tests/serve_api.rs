@@ -1,13 +1,14 @@
 //! `stride serve`'s JSON API without a browser: the server started on port 0, requests sent
 //! over a plain TCP socket, answers checked against the library's own results.
 
+mod common;
 mod serve_common;
 mod synth;
 
+use common::words;
+
 use serde_json::json;
-use serve_common::{api, http, texts, Server};
-use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
-use stride::Tensor;
+use serve_common::{api, avg_pool_example, http, Server};
 
 const A: &str = "[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]";
 const B: &str = "[[4,3,3],[5,5,5],[2,4,3]]";
@@ -178,14 +179,9 @@ fn pooling_forward_backward_and_transposed_convolution() {
         &json!({"kind": "avg", "input": x, "kernel": "2", "stride": "1", "grad-output": "[[1,2,3],[4,5,6]]"}),
     );
     assert_eq!(status, 200, "{j}");
-    let xt = Tensor::new(vec![1, 1, 3, 4], (1..=12).map(|v| v as f32).collect()).unwrap();
-    let mut p = PoolParams::new(PoolKind::Avg, &[2]);
-    p.stride = vec![1];
-    let out = pool_forward(&xt, &p).unwrap();
-    let gy = Tensor::new(vec![1, 1, 2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
-    let gx = pool_backward(&xt, &out, &gy, &p).unwrap();
-    assert_eq!(strs(&j["tensors"]["output"]["text"]), texts(out.y.data()));
-    assert_eq!(strs(&j["tensors"]["grad_input"]["text"]), texts(gx.data()));
+    let (out_texts, gx_texts) = avg_pool_example();
+    assert_eq!(strs(&j["tensors"]["output"]["text"]), out_texts);
+    assert_eq!(strs(&j["tensors"]["grad_input"]["text"]), gx_texts);
     // avg: each output's gradient goes to its 4 window cells with weight 1/4
     assert_eq!(j["cells"][0]["window"], json!([0, 1, 4, 5]));
     assert_eq!(j["cells"][0]["routes"][0], json!([0, "0.25"]));
@@ -277,16 +273,8 @@ fn model_view_of_a_trained_run() {
             "--data",
             &s(&data),
         ])
-        .args([
-            "--epochs",
-            "2",
-            "--batch-size",
-            "20",
-            "--threads",
-            "1",
-            "--out",
-            &s(&run),
-        ])
+        .args(words("--epochs 2 --batch-size 20 --threads 1 --out"))
+        .arg(s(&run))
         .output()
         .unwrap();
     assert!(

@@ -8,12 +8,11 @@ mod serve_common;
 mod synth;
 
 use serde_json::{json, Value};
-use serve_common::{grid_texts, http, texts, Server};
+use serve_common::{avg_pool_example, grid_texts, http, texts, Server};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stride::geometry::{PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, ConvAlgo, ConvParams};
-use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
 use stride::Tensor;
 
 const A: &str = "[[4,5,2,2,1],[3,3,2,2,4],[4,3,4,1,1],[5,1,4,1,2],[5,1,3,1,4]]";
@@ -139,14 +138,9 @@ fn pooling_forward_and_backward_and_a_transposed_convolution() {
     let dom = dump_dom(&s.url(
         "/#op=pool&kind=avg&input=[[1,2,3,4],[5,6,7,8],[9,10,11,12]]&kernel=2&stride=1&grad-output=[[1,2,3],[4,5,6]]",
     ));
-    let xt = Tensor::new(vec![1, 1, 3, 4], (1..=12).map(|v| v as f32).collect()).unwrap();
-    let mut p = PoolParams::new(PoolKind::Avg, &[2]);
-    p.stride = vec![1];
-    let out = pool_forward(&xt, &p).unwrap();
-    let gy = Tensor::new(vec![1, 1, 2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
-    let gx = pool_backward(&xt, &out, &gy, &p).unwrap();
-    assert_eq!(grid_texts(&dom, "output"), texts(out.y.data()));
-    assert_eq!(grid_texts(&dom, "grad_input"), texts(gx.data()));
+    let (out_texts, gx_texts) = avg_pool_example();
+    assert_eq!(grid_texts(&dom, "output"), out_texts);
+    assert_eq!(grid_texts(&dom, "grad_input"), gx_texts);
     let dom =
         dump_dom(&s.url("/#op=conv-transpose&input=[[1,2],[3,4]]&kernel=[[1,1],[1,1]]&stride=2"));
     assert_eq!(

@@ -48,14 +48,9 @@ fn cli_table() {
 
 #[test]
 fn cli_markdown() {
-    let out = ok(&[
-        "summary",
-        "lenet5-relu",
-        "--format",
-        "markdown",
-        "--batch-size",
-        "256",
-    ]);
+    let out = ok(&words(
+        "summary lenet5-relu --format markdown --batch-size 256",
+    ));
     let table: Vec<&str> = out.lines().filter(|l| l.starts_with('|')).collect();
     // header, alignment, input, 12 layers, total
     assert_eq!(table.len(), 16, "{out}");
@@ -79,14 +74,7 @@ fn cli_markdown() {
 
 #[test]
 fn cli_json_is_numbers() {
-    let out = ok(&[
-        "summary",
-        "lenet5",
-        "--format",
-        "json",
-        "--batch-size",
-        "32",
-    ]);
+    let out = ok(&words("summary lenet5 --format json --batch-size 32"));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["model"], "lenet5");
     assert_eq!(v["batch_size"], 32);
@@ -126,14 +114,7 @@ fn cli_json_is_numbers() {
 #[test]
 fn cli_user_specs_and_input_shape() {
     // lenet5 on 3×32×32: conv1 has 3·25·6 + 6 weights, the flatten sees 16·6·6
-    let out = ok(&[
-        "summary",
-        "lenet5",
-        "--input-shape",
-        "3,32,32",
-        "--format",
-        "json",
-    ]);
+    let out = ok(&words("summary lenet5 --input-shape 3,32,32 --format json"));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["layers"][0]["params"], 456);
     assert_eq!(v["layers"][6]["out_shape"], serde_json::json!([576]));
@@ -190,63 +171,66 @@ fn cli_user_specs_and_input_shape() {
 
 #[test]
 fn cli_bad_input() {
-    let one_line = |args: &[&str], needle: &str| {
+    // (arguments, what the one-line error must say)
+    let cases: [(&[&str], &str); 12] = [
+        (
+            &["summary", "lenet6"],
+            "model: unknown model 'lenet6'; use a preset (lenet5",
+        ),
+        (
+            &["summary", "conv(6,k=5"],
+            "model: layer 1 `conv(6,k=5` (column 1): missing `)`",
+        ),
+        (
+            &["summary", "conv(6,k=5) pool9 flatten"],
+            "unknown layer `pool9`",
+        ),
+        (
+            &["summary", "conv(6,k=5) linear(3)"],
+            "put `flatten` before it",
+        ),
+        (
+            &["summary", "@/no/such/spec.txt"],
+            "model: cannot read the spec file /no/such/spec.txt",
+        ),
+        (
+            &["summary", "lenet5", "--input-shape", "1,0,28"],
+            "input-shape: '1,0,28' is not a valid shape",
+        ),
+        (
+            &["summary", "lenet5", "--input-shape", "a,b"],
+            "input-shape: cannot read 'a,b'",
+        ),
+        (
+            &["summary", "lenet5", "--input-shape", "1,2,3,4,5"],
+            "give 1 to 4 positive sizes",
+        ),
+        (
+            &["summary", "lenet5", "--input-shape", "1,99999999,2"],
+            "input-shape: '1,99999999,2' is too large",
+        ),
+        (
+            &["summary", "lenet5", "--input-shape", "1,8,8"],
+            "layer 4 `conv(16,k=5)` does not fit its input (6, 4, 4)",
+        ),
+        (
+            &["summary", "lenet5", "--batch-size", "0"],
+            "batch-size: must be at least 1",
+        ),
+        (
+            &[
+                "summary",
+                "conv(2,k=1,s=4000000000) conv(2,k=1,s=4000000000) conv(2,k=1,s=4000000000)",
+            ],
+            "overflows",
+        ),
+    ];
+    for (args, needle) in cases {
         let err = usage_error(args);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
-    };
-    one_line(
-        &["summary", "lenet6"],
-        "model: unknown model 'lenet6'; use a preset (lenet5",
-    );
-    one_line(
-        &["summary", "conv(6,k=5"],
-        "model: layer 1 `conv(6,k=5` (column 1): missing `)`",
-    );
-    one_line(
-        &["summary", "conv(6,k=5) pool9 flatten"],
-        "unknown layer `pool9`",
-    );
-    one_line(
-        &["summary", "conv(6,k=5) linear(3)"],
-        "put `flatten` before it",
-    );
-    one_line(
-        &["summary", "@/no/such/spec.txt"],
-        "model: cannot read the spec file /no/such/spec.txt",
-    );
-    one_line(
-        &["summary", "lenet5", "--input-shape", "1,0,28"],
-        "input-shape: '1,0,28' is not a valid shape",
-    );
-    one_line(
-        &["summary", "lenet5", "--input-shape", "a,b"],
-        "input-shape: cannot read 'a,b'",
-    );
-    one_line(
-        &["summary", "lenet5", "--input-shape", "1,2,3,4,5"],
-        "give 1 to 4 positive sizes",
-    );
-    one_line(
-        &["summary", "lenet5", "--input-shape", "1,99999999,2"],
-        "input-shape: '1,99999999,2' is too large",
-    );
-    one_line(
-        &["summary", "lenet5", "--input-shape", "1,8,8"],
-        "layer 4 `conv(16,k=5)` does not fit its input (6, 4, 4)",
-    );
-    one_line(
-        &["summary", "lenet5", "--batch-size", "0"],
-        "batch-size: must be at least 1",
-    );
-    one_line(
-        &[
-            "summary",
-            "conv(2,k=1,s=4000000000) conv(2,k=1,s=4000000000) conv(2,k=1,s=4000000000)",
-        ],
-        "overflows",
-    );
-    let err = usage_error(&["summary", "lenet5", "--format", "xml"]);
+    }
+    let err = usage_error(&words("summary lenet5 --format xml"));
     assert!(
         err.contains("--format") && err.contains("table, markdown, json"),
         "{err}"

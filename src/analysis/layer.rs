@@ -181,32 +181,24 @@ impl LayerQuery {
 
     /// The report's title: the layer, its input and its kernel.
     fn title(&self, win: &Window3) -> String {
-        let names = axis_names(win.nd);
+        let input = format!(
+            "input {}×{} ({}×C)",
+            dims(&self.spatial),
+            self.channels,
+            axis_names(win.nd).join("×")
+        );
+        let kernel = kernel_dims(win);
         match self.kind {
             LayerKind::Conv { filters, .. } => format!(
-                "Convolution: input {}×{} ({}×C), {} of {}×{}",
-                dims(&self.spatial),
-                self.channels,
-                names.join("×"),
+                "Convolution: {input}, {} of {kernel}×{}",
                 count(filters as u64, "filter"),
-                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
                 self.channels
             ),
             LayerKind::ConvTranspose { filters, .. } => format!(
-                "Transposed convolution: input {}×{} ({}×C), {} of {}",
-                dims(&self.spatial),
-                self.channels,
-                names.join("×"),
+                "Transposed convolution: {input}, {} of {kernel}",
                 count(filters as u64, "filter"),
-                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
             ),
-            LayerKind::Pool { .. } => format!(
-                "Pooling: input {}×{} ({}×C), window {}",
-                dims(&self.spatial),
-                self.channels,
-                names.join("×"),
-                dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>())
-            ),
+            LayerKind::Pool { .. } => format!("Pooling: {input}, window {kernel}"),
         }
     }
 
@@ -244,64 +236,63 @@ impl LayerQuery {
     /// Parameters, multiply-accumulates (or window reads) and output memory.
     fn cost_step(&self, win: &Window3, f: &LayerFigures) -> Step {
         let cout = f.out_shape[0];
-        let mut cost = Step::new("Parameters and cost");
-        match self.kind {
+        let k = win.taps();
+        // (parameters line, work line) per kind
+        let (params, work) = match self.kind {
             LayerKind::Conv {
                 filters,
                 groups,
                 bias,
-            } => {
-                let k = win.taps();
-                cost = cost.line(format!(
-                    "parameters: {} × ({}·{} weights{}) = {}",
+            } => (
+                format!(
+                    "parameters: {} × ({}·{k} weights{}) = {}",
                     count(filters as u64, "filter"),
                     self.channels / groups,
-                    k,
                     if bias { " + 1 bias" } else { "" },
                     thousands(f.params)
-                ));
-                let outputs = (cout * win.out_len()) as u64;
-                cost = cost.line(macs_line(
+                ),
+                macs_line(
                     "output",
-                    outputs,
+                    (cout * win.out_len()) as u64,
                     self.channels / groups * k,
                     f.macs,
-                ));
-            }
+                ),
+            ),
             LayerKind::ConvTranspose {
                 filters,
                 groups,
                 bias,
                 ..
             } => {
-                let k = win.taps();
-                cost = cost.line(format!(
-                    "parameters: weight ({}, {}, {}) = {}·{}·{}{} = {}",
-                    self.channels,
-                    filters / groups,
-                    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>()),
-                    self.channels,
-                    filters / groups,
-                    k,
-                    if bias {
-                        format!(" + {filters} biases")
-                    } else {
-                        String::new()
-                    },
-                    thousands(f.params)
-                ));
+                let kernel = kernel_dims(win);
+                let biases = if bias {
+                    format!(" + {filters} biases")
+                } else {
+                    String::new()
+                };
                 let inputs = (self.channels * self.spatial.iter().product::<usize>()) as u64;
-                cost = cost.line(macs_line("input", inputs, filters / groups * k, f.macs));
+                (
+                    format!(
+                        "parameters: weight ({}, {}, {kernel}) = {}·{}·{k}{biases} = {}",
+                        self.channels,
+                        filters / groups,
+                        self.channels,
+                        filters / groups,
+                        thousands(f.params)
+                    ),
+                    macs_line("input", inputs, filters / groups * k, f.macs),
+                )
             }
-            LayerKind::Pool { .. } => {
-                cost = cost.line("parameters: 0").line(format!(
-                    "window reads per image: {} output values × {} = {}",
+            LayerKind::Pool { .. } => (
+                "parameters: 0".to_string(),
+                format!(
+                    "window reads per image: {} output values × {k} = {}",
                     thousands((cout * win.out_len()) as u64),
-                    win.taps(),
                     thousands(f.macs)
-                ));
-            }
-        }
+                ),
+            ),
+        };
+        let mut cost = Step::new("Parameters and cost").line(params).line(work);
         let out_values = f.out_shape.iter().product::<usize>() as u64;
         cost = cost.line(format!(
             "output memory per image: {} values = {} as f32",
@@ -320,6 +311,11 @@ fn macs_line(what: &str, values: u64, per_value: usize, macs: u64) -> String {
         thousands(macs),
         thousands(2 * macs)
     )
+}
+
+/// The kernel's size per real axis (`5×5`).
+fn kernel_dims(win: &Window3) -> String {
+    dims(&win.real_axes().iter().map(|a| a.kernel).collect::<Vec<_>>())
 }
 
 /// Sizes joined by `×` (`28×28`).

@@ -6,7 +6,7 @@ use super::render;
 use clap::Args;
 use stride::explain::conv::{explain_at, ExplainKind};
 use stride::explain::conv_grad::explain_grad_at;
-use stride::explain::conv_grad_matrix::{explain_grad_im2col, explain_grad_toeplitz};
+use stride::explain::conv_grad_matrix::explain_grad_matrix;
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
 use stride::ops::conv::{conv, conv_backward, ConvParams, ConvShape};
 use stride::Tensor;
@@ -146,8 +146,7 @@ pub fn run(a: ConvArgs) -> anyhow::Result<()> {
             text += "\n";
             let ex = match kind {
                 ExplainKind::Direct => explain_grad_at(&x, &w, b.as_ref(), gy, &p, cell)?,
-                ExplainKind::Im2col => explain_grad_im2col(&x, &w, gy, &p)?,
-                ExplainKind::Toeplitz => explain_grad_toeplitz(&x, &w, gy, &p)?,
+                matrix => explain_grad_matrix(&x, &w, gy, &p, matrix)?,
             };
             text += &render::explanation(&ex);
         }

@@ -123,7 +123,7 @@ pub fn explain_at(
     }
     let nd = s.window.nd;
     let y = conv(x, w, b, p, ConvAlgo::Direct)?;
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let w_used = super::kernel_used(w, p);
     let mut ex = Explanation {
         title: "Convolution, step by step".into(),
         steps: vec![],
@@ -177,25 +177,36 @@ pub fn explain_at(
         }
         ex.steps.push(st);
     }
+    let fwd = Forward {
+        s: &s,
+        x: x_flat,
+        w: &w_used,
+        b,
+        y: &y,
+    };
     match kind {
-        ExplainKind::Direct => direct_steps(&s, x_flat, &w_used, b, &y, focus, &mut ex),
-        ExplainKind::Im2col => im2col_steps(&s, x_flat, &w_used, b, &y, &mut ex)?,
-        ExplainKind::Toeplitz => toeplitz_steps(&s, x_flat, &w_used, b, &y, &mut ex)?,
+        ExplainKind::Direct => direct_steps(fwd, focus, &mut ex),
+        ExplainKind::Im2col => im2col_steps(fwd, &mut ex)?,
+        ExplainKind::Toeplitz => toeplitz_steps(fwd, &mut ex)?,
     }
     ex.steps.push(Step::new("Result").show("output", y, nd));
     Ok(ex)
 }
 
+/// What the explanation steps read: the checked shape, the flat input, the kernel as applied
+/// (flipped for `--flip`), the bias and the library's output.
+#[derive(Clone, Copy)]
+struct Forward<'a> {
+    s: &'a ConvShape,
+    x: &'a [f32],
+    w: &'a Tensor,
+    b: Option<&'a Tensor>,
+    y: &'a Tensor,
+}
+
 /// One step per output cell: the window of each input channel and the dot product.
-fn direct_steps(
-    s: &ConvShape,
-    x: &[f32],
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    focus: Option<usize>,
-    ex: &mut Explanation,
-) {
+fn direct_steps(f: Forward, focus: Option<usize>, ex: &mut Explanation) {
+    let Forward { s, x, w, b, y } = f;
     let win = &s.window;
     let (in_len, out_len, taps, cin_g) = (win.in_len(), win.out_len(), win.taps(), s.cin_g());
     let kshape: Vec<usize> = win.real_axes().iter().map(|a| a.kernel).collect();
@@ -239,14 +250,8 @@ fn direct_steps(
 }
 
 /// The unfolded column matrix per image and group, and the product with the reshaped kernel.
-fn im2col_steps(
-    s: &ConvShape,
-    x: &[f32],
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    ex: &mut Explanation,
-) -> Result<()> {
+fn im2col_steps(f: Forward, ex: &mut Explanation) -> Result<()> {
+    let Forward { s, x, w, b, y } = f;
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     ex.steps.push(Step::new("im2col").line(format!(
@@ -297,14 +302,8 @@ fn im2col_steps(
 }
 
 /// The explicit Toeplitz matrix and `y = T·x (+ b)` per image.
-fn toeplitz_steps(
-    s: &ConvShape,
-    x: &[f32],
-    w: &Tensor,
-    b: Option<&Tensor>,
-    y: &Tensor,
-    ex: &mut Explanation,
-) -> Result<()> {
+fn toeplitz_steps(f: Forward, ex: &mut Explanation) -> Result<()> {
+    let Forward { s, x, w, b, y } = f;
     let t = toeplitz::matrix(s, w.data())?;
     let (rows, cols) = toeplitz::dims(s);
     ex.steps.push(

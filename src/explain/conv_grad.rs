@@ -38,6 +38,20 @@ pub(crate) fn traced(terms: &[Term], value: f32) -> String {
     )
 }
 
+/// The checked shape of a gradient explanation: the forward's operands as `conv` takes them,
+/// and `gy` of the output's shape and small enough to narrate.
+pub(crate) fn grad_shape(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    gy: &Tensor,
+    p: &ConvParams,
+) -> Result<ConvShape> {
+    let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+    check_size(&s, gy)?;
+    Ok(s)
+}
+
 pub(crate) fn check_size(s: &ConvShape, gy: &Tensor) -> Result<()> {
     check_grad_output(gy.shape(), &s.out_shape())?;
     let terms = s.batch * s.cout * s.window.out_len() * s.reduction_len();
@@ -93,8 +107,7 @@ pub fn explain_grad_at(
     p: &ConvParams,
     cell: Option<&[usize]>,
 ) -> Result<Explanation> {
-    let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-    check_size(&s, gy)?;
+    let s = grad_shape(x, w, b, gy, p)?;
     let in_dims: Vec<usize> = s.window.real_axes().iter().map(|a| a.input).collect();
     let focus = cell.map(|c| focus_index(c, &in_dims)).transpose()?;
     let grads = conv_backward(x, w, gy, p, ConvAlgo::Direct, GradRequest::all())?;
@@ -128,8 +141,7 @@ pub fn explain_weight_grad(
     gy: &Tensor,
     p: &ConvParams,
 ) -> Result<Explanation> {
-    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
-    check_size(&s, gy)?;
+    let s = grad_shape(x, w, None, gy, p)?;
     let want = GradRequest {
         weight: true,
         ..GradRequest::default()
@@ -267,7 +279,7 @@ fn input_terms(s: &ConvShape, w: &Tensor, gy: &Tensor, p: &ConvParams) -> InputT
     let pad_dims = win.axes.map(|a| a.padded());
     let spread_dims = win.axes.map(|a| a.spread_len());
     // the kernel the forward used (flipped for --flip)
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let w_used = super::kernel_used(w, p);
     let flat = |c: [usize; 3], dims: [usize; 3]| (c[0] * dims[1] + c[1]) * dims[2] + c[2];
     let spread_len: usize = spread_dims.iter().product();
     let pad_len: usize = pad_dims.iter().product();
@@ -328,7 +340,7 @@ fn full_conv_step(s: &ConvShape, w: &Tensor, p: &ConvParams, tr: &InputTrace) ->
         v.extend(&dims[3 - nd..]);
         v
     };
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let w_used = super::kernel_used(w, p);
     let k_txt: Vec<String> = win
         .real_axes()
         .iter()

@@ -5,9 +5,12 @@
 //! matrix, `∂E/∂x = Tᵀ · g`. The products are computed here as the narration states them and
 //! the result shown is the library's `conv_backward`, so the two can be compared.
 
+use super::conv::ExplainKind;
+use super::conv_grad::grad_shape;
+use super::kernel_used;
 use super::{fmt_num, Explanation, Step};
 use crate::error::Result;
-use crate::ops::conv::{check_grad_output, conv_backward, im2col, toeplitz};
+use crate::ops::conv::{conv_backward, im2col, toeplitz};
 use crate::ops::conv::{ConvAlgo, ConvParams, ConvShape, GradRequest};
 use crate::tensor::Tensor;
 
@@ -53,19 +56,37 @@ fn result(x: &Tensor, w: &Tensor, gy: &Tensor, p: &ConvParams, nd: usize) -> Res
     )
 }
 
-/// The im2col form: per image and group, `∂E/∂K = G · colsᵀ` and `∂E/∂cols = Kᵀ · G`.
-pub fn explain_grad_im2col(
+/// The gradients of `y = conv(x, w)` for the output gradient `gy` in matrix form (`kind`
+/// im2col or Toeplitz; `Direct` gives the sum form of `conv_grad`), ending with the library's
+/// result for comparison.
+pub fn explain_grad_matrix(
     x: &Tensor,
     w: &Tensor,
     gy: &Tensor,
     p: &ConvParams,
+    kind: ExplainKind,
 ) -> Result<Explanation> {
-    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
-    check_grad_output(gy.shape(), &s.out_shape())?;
-    super::conv_grad::check_size(&s, gy)?;
+    let s = grad_shape(x, w, None, gy, p)?;
+    let w_used = kernel_used(w, p);
+    let mut ex = match kind {
+        ExplainKind::Direct => return super::conv_grad::explain_grad(x, w, None, gy, p),
+        ExplainKind::Im2col => im2col_form(&s, x, &w_used, gy, p)?,
+        ExplainKind::Toeplitz => toeplitz_form(&s, &w_used, gy)?,
+    };
+    ex.steps.push(result(x, w, gy, p, s.window.nd)?);
+    Ok(ex)
+}
+
+/// The im2col form: per image and group, `∂E/∂K = G · colsᵀ` and `∂E/∂cols = Kᵀ · G`.
+fn im2col_form(
+    s: &ConvShape,
+    x: &Tensor,
+    w_used: &Tensor,
+    gy: &Tensor,
+    p: &ConvParams,
+) -> Result<Explanation> {
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
     let mut ex = Explanation {
         title: "Convolution gradients as matrix products (im2col)".into(),
         steps: vec![Step::new("The matrix form").line(format!(
@@ -79,44 +100,34 @@ pub fn explain_grad_im2col(
         for g in 0..s.groups {
             let x_g = &x.data()[(n * s.cin + g * cin_g) * in_len..][..cin_g * in_len];
             let mut cols = vec![0.0; k * out_len];
-            im2col::unfold(&s, x_g, 0, out_len, &mut cols);
+            im2col::unfold(s, x_g, 0, out_len, &mut cols);
             let gm: Vec<f32> =
                 gy.data()[(n * s.cout + g * cout_g) * out_len..][..cout_g * out_len].to_vec();
             let km = w_used.data()[g * cout_g * k..][..cout_g * k].to_vec();
             let dk = matmul(&gm, &transpose(&cols, k, out_len), cout_g, out_len, k);
             let dcols = matmul(&transpose(&km, cout_g, k), &gm, k, cout_g, out_len);
             ex.steps.push(
-                Step::new(format!("Kernel gradient{}", tag(&s, n, g)))
+                Step::new(format!("Kernel gradient{}", tag(s, n, g)))
                     .show("G = ∂E/∂Y", Tensor::new(vec![cout_g, out_len], gm.clone())?, 2)
                     .show("colsᵀ", Tensor::new(vec![out_len, k], transpose(&cols, k, out_len))?, 2)
                     .show("∂E/∂K = G · colsᵀ", Tensor::new(vec![cout_g, k], dk)?, 2)
                     .conclude("each row of ∂E/∂K, reshaped to the kernel's shape, is that filter's gradient"),
             );
             ex.steps.push(
-                Step::new(format!("Input gradient{}", tag(&s, n, g)))
+                Step::new(format!("Input gradient{}", tag(s, n, g)))
                     .show("Kᵀ", Tensor::new(vec![k, cout_g], transpose(&km, cout_g, k))?, 2)
                     .show("∂E/∂cols = Kᵀ · G", Tensor::new(vec![k, out_len], dcols)?, 2)
                     .conclude("col2im: add entry (row r, column o) to the input pixel that column o copied for row r; padding drops out"),
             );
         }
     }
-    ex.steps.push(result(x, w, gy, p, s.window.nd)?);
     Ok(ex)
 }
 
 /// The Toeplitz form: per image `∂E/∂x = Tᵀ · g`.
-pub fn explain_grad_toeplitz(
-    x: &Tensor,
-    w: &Tensor,
-    gy: &Tensor,
-    p: &ConvParams,
-) -> Result<Explanation> {
-    let s = ConvShape::new(x.shape(), w.shape(), None, p)?;
-    check_grad_output(gy.shape(), &s.out_shape())?;
-    super::conv_grad::check_size(&s, gy)?;
-    let w_used = if p.flip { w.flip_spatial() } else { w.clone() };
-    let t = toeplitz::matrix(&s, w_used.data())?;
-    let (rows, cols) = toeplitz::dims(&s);
+fn toeplitz_form(s: &ConvShape, w_used: &Tensor, gy: &Tensor) -> Result<Explanation> {
+    let t = toeplitz::matrix(s, w_used.data())?;
+    let (rows, cols) = toeplitz::dims(s);
     let tt = transpose(t.data(), rows, cols);
     let mut ex = Explanation {
         title: "Convolution gradients as matrix products (Toeplitz)".into(),
@@ -149,6 +160,5 @@ pub fn explain_grad_toeplitz(
                 )),
         );
     }
-    ex.steps.push(result(x, w, gy, p, s.window.nd)?);
     Ok(ex)
 }

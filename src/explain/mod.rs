@@ -198,6 +198,15 @@ pub fn padded_plane(win: &Window3, mode: PaddingMode, plane: &[f32], fill: f32) 
     Tensor::new(shape, out).expect("padded shape")
 }
 
+/// The kernel the forward applies: `w` mirrored on every spatial axis for `--flip`.
+pub fn kernel_used(w: &Tensor, p: &crate::ops::conv::ConvParams) -> Tensor {
+    if p.flip {
+        w.flip_spatial()
+    } else {
+        w.clone()
+    }
+}
+
 /// Whether any axis of `win` is padded.
 pub fn is_padded(win: &Window3) -> bool {
     win.real_axes().iter().any(|a| a.pad_begin + a.pad_end > 0)

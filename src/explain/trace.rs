@@ -111,27 +111,15 @@ fn check_terms(what: &str, terms: usize) -> Result<()> {
 /// Flat tap index of the tap mirrored on every spatial axis (`--flip`).
 fn flipped_tap(win: &Window3, t: usize) -> usize {
     let [ad, ah, aw] = &win.axes;
-    let (td, th, tw) = (
-        t / (ah.kernel * aw.kernel),
-        (t / aw.kernel) % ah.kernel,
-        t % aw.kernel,
-    );
+    let [td, th, tw] = win.tap_coords(t);
     ((ad.kernel - 1 - td) * ah.kernel + (ah.kernel - 1 - th)) * aw.kernel + (aw.kernel - 1 - tw)
 }
 
 /// Flat index in the padded plane of the tap `t` of output cell `o`: `o·s + t·d` per axis.
 fn padded_at(win: &Window3, o: usize, t: usize) -> usize {
     let [ad, ah, aw] = &win.axes;
-    let (od, oh, ow) = (
-        o / (ah.output * aw.output),
-        (o / aw.output) % ah.output,
-        o % aw.output,
-    );
-    let (td, th, tw) = (
-        t / (ah.kernel * aw.kernel),
-        (t / aw.kernel) % ah.kernel,
-        t % aw.kernel,
-    );
+    let [od, oh, ow] = win.out_coords(o);
+    let [td, th, tw] = win.tap_coords(t);
     let (d, h, w) = (
         ad.padded_coord(od, td),
         ah.padded_coord(oh, th),
@@ -200,7 +188,7 @@ pub fn conv_trace(x: &Tensor, w: &Tensor, b: Option<&Tensor>, p: &ConvParams) ->
             b: w.data()[w_at],
         })
     });
-    let kernel_used = if p.flip { w.flip_spatial() } else { w.clone() };
+    let kernel_used = super::kernel_used(w, p);
     let plen = padded_len(&s.window);
     let pad = (0..padded.numel())
         .filter(|&at| is_padding(&s.window, at % plen))

@@ -68,18 +68,36 @@ fn check_step(stride: usize, dilation: usize) -> Result<()> {
     Ok(())
 }
 
+/// The sizes that define one axis of a window, before they are checked: the input length, the
+/// kernel taps, stride, dilation and `(begin, end)` padding. [`AxisWindow::new`] makes a
+/// convolution's or pooling's window of them, [`AxisWindow::transposed`] a transposed one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisSizes {
+    pub input: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub pad: (usize, usize),
+}
+
+impl AxisSizes {
+    /// `(input, kernel, stride, dilation, pad)`.
+    pub fn parts(self) -> (usize, usize, usize, usize, (usize, usize)) {
+        (
+            self.input,
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.pad,
+        )
+    }
+}
+
 impl AxisWindow {
     /// Validates the window and computes the output length; `axis` is used in error messages,
     /// `ceil_mode` follows PyTorch pooling (the last window must start inside input or begin padding).
-    pub fn new(
-        axis: usize,
-        input: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
-        pad: (usize, usize),
-        ceil_mode: bool,
-    ) -> Result<Self> {
+    pub fn new(axis: usize, sizes: AxisSizes, ceil_mode: bool) -> Result<Self> {
+        let (input, kernel, stride, dilation, pad) = sizes.parts();
         check_step(stride, dilation)?;
         if kernel == 0 {
             return Err(Error::arg(

@@ -1,8 +1,19 @@
 //! Unit tests of the window geometry.
 use super::*;
 
+/// The sizes of one axis: input, kernel, stride, dilation, padding.
+fn sizes(i: usize, k: usize, s: usize, d: usize, p: (usize, usize)) -> AxisSizes {
+    AxisSizes {
+        input: i,
+        kernel: k,
+        stride: s,
+        dilation: d,
+        pad: p,
+    }
+}
+
 fn axis(i: usize, k: usize, s: usize, d: usize, p: (usize, usize), ceil: bool) -> AxisWindow {
-    AxisWindow::new(0, i, k, s, d, p, ceil).unwrap()
+    AxisWindow::new(0, sizes(i, k, s, d, p), ceil).unwrap()
 }
 
 #[test]
@@ -65,24 +76,24 @@ fn valid_outputs_matches_source() {
 
 #[test]
 fn rejects_bad_geometry() {
-    assert!(AxisWindow::new(0, 4, 5, 1, 1, (0, 0), false).is_err());
-    assert!(AxisWindow::new(0, 4, 3, 0, 1, (0, 0), false).is_err());
-    assert!(AxisWindow::new(0, 4, 3, 1, 0, (0, 0), false).is_err());
-    let msg = AxisWindow::new(0, 4, 5, 1, 1, (0, 0), false)
+    assert!(AxisWindow::new(0, sizes(4, 5, 1, 1, (0, 0)), false).is_err());
+    assert!(AxisWindow::new(0, sizes(4, 3, 0, 1, (0, 0)), false).is_err());
+    assert!(AxisWindow::new(0, sizes(4, 3, 1, 0, (0, 0)), false).is_err());
+    let msg = AxisWindow::new(0, sizes(4, 5, 1, 1, (0, 0)), false)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("larger than the padded input 4"), "{msg}");
     // sizes that overflow are errors, not panics or wrapped arithmetic
-    assert!(AxisWindow::new(0, 4, 3, 1, usize::MAX, (0, 0), false).is_err());
-    assert!(AxisWindow::new(0, 4, 3, 1, 1, (usize::MAX, 1), false).is_err());
-    assert!(AxisWindow::transposed(0, 3, 3, usize::MAX / 2, 1, (0, 0), 0).is_err());
-    assert!(AxisWindow::transposed(0, 3, 3, 1, 1, (usize::MAX, usize::MAX), 0).is_err());
+    assert!(AxisWindow::new(0, sizes(4, 3, 1, usize::MAX, (0, 0)), false).is_err());
+    assert!(AxisWindow::new(0, sizes(4, 3, 1, 1, (usize::MAX, 1)), false).is_err());
+    assert!(AxisWindow::transposed(0, sizes(3, 3, usize::MAX / 2, 1, (0, 0)), 0).is_err());
+    assert!(AxisWindow::transposed(0, sizes(3, 3, 1, 1, (usize::MAX, usize::MAX)), 0).is_err());
 }
 
 #[test]
 fn transposed_output_size() {
     // PyTorch: (i-1)*s - 2p + d*(k-1) + op + 1
-    let t = |i, k, s, d, p, op| AxisWindow::transposed(0, i, k, s, d, (p, p), op);
+    let t = |i, k, s, d, p, op| AxisWindow::transposed(0, sizes(i, k, s, d, (p, p)), op);
     assert_eq!(t(3, 3, 2, 1, 1, 1).unwrap().input, 6);
     assert_eq!(t(4, 2, 1, 3, 0, 2).unwrap().input, 9);
     assert_eq!(t(5, 3, 1, 1, 0, 0).unwrap().input, 7);

@@ -3,7 +3,7 @@
 //! ([`AxisWindow::transposed`], [`Window3::transposed`]); at stride 1 the input gradient is a
 //! convolution of the output gradient ([`AxisWindow::adjoint_padding`]).
 
-use super::{check_step, per_axis, AxisWindow, PaddingSpec, Window3, WindowSpec};
+use super::{check_step, per_axis, AxisSizes, AxisWindow, PaddingSpec, Window3, WindowSpec};
 use crate::error::{Error, Result};
 
 impl AxisWindow {
@@ -12,15 +12,8 @@ impl AxisWindow {
     /// the transposed output length `(i - 1)*s - pb - pe + d*(k-1) + op + 1` and its `output` is
     /// the transposed input length `i`. `output_padding` must be smaller than the stride or the
     /// dilation (as in PyTorch).
-    pub fn transposed(
-        axis: usize,
-        input: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
-        pad: (usize, usize),
-        output_padding: usize,
-    ) -> Result<Self> {
+    pub fn transposed(axis: usize, sizes: AxisSizes, output_padding: usize) -> Result<Self> {
+        let (input, kernel, stride, dilation, pad) = sizes.parts();
         check_step(stride, dilation)?;
         if kernel == 0 || input == 0 {
             return Err(Error::arg(
@@ -63,7 +56,14 @@ impl AxisWindow {
         }
         // The adjoint convolution over the transposed output has floor(((i-1)*s + op)/s) + 1 >= i
         // windows; the transposed input fills the first i of them.
-        let mut w = AxisWindow::new(axis, len as usize, kernel, stride, dilation, pad, false)?;
+        let mut w = AxisWindow::new(
+            axis,
+            AxisSizes {
+                input: len as usize,
+                ..sizes
+            },
+            false,
+        )?;
         debug_assert!(w.output >= input);
         w.output = input;
         Ok(w)
@@ -116,11 +116,13 @@ impl Window3 {
         for a in 0..nd {
             axes[3 - nd + a] = AxisWindow::transposed(
                 a,
-                input[a],
-                kernel[a],
-                stride[a],
-                dilation[a],
-                pads[a],
+                AxisSizes {
+                    input: input[a],
+                    kernel: kernel[a],
+                    stride: stride[a],
+                    dilation: dilation[a],
+                    pad: pads[a],
+                },
                 op[a],
             )?;
         }

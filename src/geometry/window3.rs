@@ -1,7 +1,7 @@
 //! [`Window3`]: the window of an op over three spatial axes (1-D and 2-D ops get leading
 //! singleton axes), resolved from a [`WindowSpec`] against the input sizes; flat indices.
 
-use super::{per_axis, AxisWindow, PaddingMode, PaddingSpec};
+use super::{per_axis, AxisSizes, AxisWindow, PaddingMode, PaddingSpec};
 use crate::error::{Error, Result};
 
 /// A window over three spatial axes (depth, height, width); lower-dimensional ops use leading
@@ -65,11 +65,13 @@ impl Window3 {
             )?;
             axes[3 - nd + a] = AxisWindow::new(
                 a,
-                input[a],
-                kernel[a],
-                stride[a],
-                dilation[a],
-                pad,
+                AxisSizes {
+                    input: input[a],
+                    kernel: kernel[a],
+                    stride: stride[a],
+                    dilation: dilation[a],
+                    pad,
+                },
                 spec.ceil_mode,
             )?;
         }
@@ -109,21 +111,35 @@ impl Window3 {
         Ok(())
     }
 
+    /// (d, h, w) of flat output cell `out` (row-major over the output grid).
+    #[inline]
+    pub fn out_coords(&self, out: usize) -> [usize; 3] {
+        let [_, ah, aw] = &self.axes;
+        [
+            out / (ah.output * aw.output),
+            (out / aw.output) % ah.output,
+            out % aw.output,
+        ]
+    }
+
+    /// (d, h, w) of flat tap `tap` (row-major over the kernel).
+    #[inline]
+    pub fn tap_coords(&self, tap: usize) -> [usize; 3] {
+        let [_, ah, aw] = &self.axes;
+        [
+            tap / (ah.kernel * aw.kernel),
+            (tap / aw.kernel) % ah.kernel,
+            tap % aw.kernel,
+        ]
+    }
+
     /// Flat input index read by flat output cell `out` and flat tap `tap` (both row-major over
     /// (d, h, w)), or `None` when the tap lands in zero padding.
     #[inline]
     pub fn source(&self, out: usize, tap: usize, mode: PaddingMode) -> Option<usize> {
         let [ad, ah, aw] = &self.axes;
-        let (od, oh, ow) = (
-            out / (ah.output * aw.output),
-            (out / aw.output) % ah.output,
-            out % aw.output,
-        );
-        let (td, th, tw) = (
-            tap / (ah.kernel * aw.kernel),
-            (tap / aw.kernel) % ah.kernel,
-            tap % aw.kernel,
-        );
+        let [od, oh, ow] = self.out_coords(out);
+        let [td, th, tw] = self.tap_coords(tap);
         let d = ad.source_mode(od, td, mode)?;
         let h = ah.source_mode(oh, th, mode)?;
         let w = aw.source_mode(ow, tw, mode)?;

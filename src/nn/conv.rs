@@ -1,7 +1,7 @@
 //! Convolution layers (1-D, 2-D, 3-D) on [`crate::ops::conv`]: forward with the fastest
 //! algorithm, backward through `conv_backward`. Caches its input.
 
-use super::{Layer, Param};
+use super::{weighted_layer_methods, Layer, Param};
 use crate::error::{Error, Result};
 use crate::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use crate::tensor::{fmt_shape, Tensor};
@@ -83,36 +83,12 @@ impl Layer for Conv {
         out + ")"
     }
 
-    fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
-        let y = self.infer_ref(&x, train)?;
-        self.x = x;
-        Ok(y)
-    }
-
-    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
-        self.infer_ref(&x, false)
-    }
-
-    fn cached(&self) -> usize {
-        self.x.numel()
-    }
-
-    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
-        self.backward_impl(gy, want_input_grad)
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        Param::weight_and_bias(&self.weight, &self.bias)
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
-    }
+    weighted_layer_methods!();
 }
 
 impl Conv {
     /// The forward maths, keeping nothing.
-    fn infer_ref(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() != self.nd() + 2 {
             return Err(Error::arg(
                 "input",

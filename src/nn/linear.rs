@@ -1,6 +1,6 @@
 //! The fully connected layer ([`Linear`]) and [`Flatten`], on the maths of [`crate::ops::linear`].
 
-use super::{Layer, Param};
+use super::{weighted_layer_methods, Layer, Param};
 use crate::error::{Error, Result};
 use crate::ops::linear::{backward, forward, LinearDims};
 use crate::tensor::{fmt_shape, Tensor};
@@ -45,31 +45,7 @@ impl Layer for Linear {
         )
     }
 
-    fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
-        let y = self.apply(&x)?;
-        self.x = x;
-        Ok(y)
-    }
-
-    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
-        self.apply(&x)
-    }
-
-    fn cached(&self) -> usize {
-        self.x.numel()
-    }
-
-    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
-        self.backward_impl(gy, want_input_grad)
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        Param::weight_and_bias(&self.weight, &self.bias)
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
-    }
+    weighted_layer_methods!();
 }
 
 impl Linear {

@@ -98,6 +98,41 @@ pub trait Layer: Send {
     fn reseed(&mut self, _seed: u64) {}
 }
 
+/// The [`Layer`] methods shared by the layers with a weight, an optional bias and a cached
+/// input (`Conv`, `Linear`): forward caches `x` for backward, infer keeps nothing, and the
+/// parameters are `[weight, bias?]`. The layer provides `apply(&self, &Tensor)` (the forward
+/// maths, keeping nothing) and `backward_impl`, and fields `x`, `weight`, `bias`.
+macro_rules! weighted_layer_methods {
+    () => {
+        fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
+            let y = self.apply(&x)?;
+            self.x = x;
+            Ok(y)
+        }
+
+        fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+            self.apply(&x)
+        }
+
+        fn cached(&self) -> usize {
+            self.x.numel()
+        }
+
+        fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+            self.backward_impl(gy, want_input_grad)
+        }
+
+        fn params(&self) -> Vec<&Param> {
+            Param::weight_and_bias(&self.weight, &self.bias)
+        }
+
+        fn params_mut(&mut self) -> Vec<&mut Param> {
+            Param::weight_and_bias_mut(&mut self.weight, &mut self.bias)
+        }
+    };
+}
+pub(crate) use weighted_layer_methods;
+
 /// Layers applied in order (PyTorch `nn.Sequential`).
 #[derive(Default)]
 pub struct Sequential {
@@ -174,6 +209,11 @@ impl Sequential {
             );
         }
         out
+    }
+
+    /// The parameters' `state_dict` names alone, in order (a checkpoint's parameter list).
+    pub fn param_names(&self) -> Vec<String> {
+        self.named_params().into_iter().map(|(n, _)| n).collect()
     }
 
     /// Parameters, mutable, with their names.

@@ -180,12 +180,7 @@ pub fn write_run(dir: &Path, model: &Model, name: &str) -> Result<()> {
         limit: None,
         optim: optim.clone(),
         optim_steps: 0,
-        params: model
-            .net
-            .named_params()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect(),
+        params: model.net.param_names(),
         history: Vec::new(),
     };
     std::fs::create_dir_all(dir).map_err(|source| Error::Io {

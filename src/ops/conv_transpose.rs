@@ -108,51 +108,6 @@ pub fn adjoint_shape(
     Ok(shape)
 }
 
-/// Forward on flat buffers: `x: (N, Cin, *i)`, `w: (Cin, Cout/g, *k)`, `y: (N, Cout, *o)`
-/// (overwritten) — the adjoint convolution's input gradient, plus the bias.
-pub fn forward(
-    s: &ConvShape,
-    algo: ConvAlgo,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-) -> Result<()> {
-    backward_input_slices(s, algo, x, w, y)?;
-    if let Some(b) = bias {
-        let plane = s.window.in_len();
-        for (i, chunk) in y.chunks_mut(plane).enumerate() {
-            let bv = b[i % s.cin];
-            chunk.iter_mut().for_each(|v| *v += bv);
-        }
-    }
-    Ok(())
-}
-
-/// Input gradient on flat buffers: `gy: (N, Cout, *o)` → `gx: (N, Cin, *i)` (overwritten) — the
-/// adjoint convolution's forward.
-pub fn backward_input(
-    s: &ConvShape,
-    algo: ConvAlgo,
-    gy: &[f32],
-    w: &[f32],
-    gx: &mut [f32],
-) -> Result<()> {
-    forward_slices(s, algo, gy, w, None, gx)
-}
-
-/// Weight gradient on flat buffers: `gw: (Cin, Cout/g, *k)` (overwritten) — the adjoint
-/// convolution's weight gradient with `gy` as its input and `x` as its output gradient.
-pub fn backward_weight(
-    s: &ConvShape,
-    algo: ConvAlgo,
-    x: &[f32],
-    gy: &[f32],
-    gw: &mut [f32],
-) -> Result<()> {
-    backward_weight_slices(s, algo, gy, x, gw)
-}
-
 /// Bias gradient on flat buffers: `gb[c] = Σ_n Σ_o gy[n, c, o]`, `gb: (Cout)` (overwritten).
 pub fn backward_bias(s: &ConvShape, gy: &[f32], gb: &mut [f32]) {
     crate::ops::conv::backward::bias_grad(gy, s.batch, s.cin, gb)
@@ -169,14 +124,15 @@ pub fn conv_transpose(
 ) -> Result<Tensor> {
     let s = adjoint_shape(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
     let mut y = Tensor::zeros(&s.in_shape());
-    forward(
-        &s,
-        algo,
-        x.data(),
-        w.data(),
-        b.map(|b| b.data()),
-        y.data_mut(),
-    )?;
+    // the adjoint convolution's input gradient of `x`, plus the bias per output channel
+    backward_input_slices(&s, algo, x.data(), w.data(), y.data_mut())?;
+    if let Some(b) = b {
+        let plane = s.window.in_len();
+        for (i, chunk) in y.data_mut().chunks_mut(plane).enumerate() {
+            let bv = b.data()[i % s.cin];
+            chunk.iter_mut().for_each(|v| *v += bv);
+        }
+    }
     Ok(y)
 }
 
@@ -195,12 +151,14 @@ pub fn conv_transpose_backward(
     let mut grads = ConvGrads::default();
     if want.input {
         let mut gx = Tensor::zeros(x.shape());
-        backward_input(&s, algo, gy.data(), w.data(), gx.data_mut())?;
+        // the adjoint convolution's forward of `gy`
+        forward_slices(&s, algo, gy.data(), w.data(), None, gx.data_mut())?;
         grads.input = Some(gx);
     }
     if want.weight {
         let mut gw = Tensor::zeros(w.shape());
-        backward_weight(&s, algo, x.data(), gy.data(), gw.data_mut())?;
+        // the adjoint's weight gradient with `gy` as its input and `x` as its output gradient
+        backward_weight_slices(&s, algo, gy.data(), x.data(), gw.data_mut())?;
         grads.weight = Some(gw);
     }
     if want.bias {

@@ -7,7 +7,7 @@
 //! ```
 //! Defaults: β = (0.9, 0.999), ε = 1e-8.
 
-use super::{state_tensor, OptimConfig, Optimizer};
+use super::{state_tensor, OptimConfig, OptimState, Rule};
 use crate::error::Result;
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -15,54 +15,39 @@ use crate::tensor::Tensor;
 /// Adam with bias correction.
 ///
 /// PyTorch: `torch.optim.Adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)`.
-pub struct Adam {
-    pub cfg: OptimConfig,
-    /// `(exp_avg, exp_avg_sq)` per parameter.
-    moments: Vec<(Tensor, Tensor)>,
-    names: Vec<String>,
-    steps: u64,
+pub type Adam = OptimState<Moments>;
+
+/// Adam's state per parameter: PyTorch's `exp_avg` (m) and `exp_avg_sq` (v).
+pub struct Moments {
+    m: Tensor,
+    v: Tensor,
 }
 
-impl Adam {
-    pub fn new(cfg: OptimConfig) -> Self {
-        Adam {
-            cfg,
-            moments: Vec::new(),
-            names: Vec::new(),
-            steps: 0,
-        }
-    }
-}
-
-impl Optimizer for Adam {
-    fn step(&mut self, params: Vec<(String, &mut Param)>) {
+impl Rule for Moments {
+    fn update(st: &mut OptimState<Self>, params: Vec<(String, &mut Param)>) {
         let OptimConfig {
             lr,
             betas: (b1, b2),
             eps,
             weight_decay,
             ..
-        } = self.cfg;
-        if self.moments.len() != params.len() {
-            self.moments = params
+        } = st.cfg;
+        if st.state.len() != params.len() {
+            st.state = params
                 .iter()
-                .map(|(_, p)| {
-                    (
-                        Tensor::zeros(p.value.shape()),
-                        Tensor::zeros(p.value.shape()),
-                    )
+                .map(|(_, p)| Moments {
+                    m: Tensor::zeros(p.value.shape()),
+                    v: Tensor::zeros(p.value.shape()),
                 })
                 .collect();
         }
-        self.names = params.iter().map(|(n, _)| n.clone()).collect();
-        self.steps += 1;
-        let t = self.steps as i32;
+        let t = st.steps as i32;
         let bc2_sqrt = (1.0 - b2.powi(t)).sqrt() as f32;
         let step_size = (lr / (1.0 - b1.powi(t))) as f32;
         let (w1, b2f, w2) = ((1.0 - b1) as f32, b2 as f32, (1.0 - b2) as f32);
         let (eps, weight_decay) = (eps as f32, weight_decay as f32);
         // for each parameter, for each value
-        for ((_, p), (m, v)) in params.into_iter().zip(&mut self.moments) {
+        for ((_, p), Moments { m, v }) in params.into_iter().zip(&mut st.state) {
             let (value, grad) = (p.value.data_mut(), p.grad.data());
             for (((pv, &gv), mv), vv) in value
                 .iter_mut()
@@ -83,43 +68,16 @@ impl Optimizer for Adam {
         }
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
+    fn export(&self, n: &str) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{n}.exp_avg"), self.m.clone()),
+            (format!("{n}.exp_avg_sq"), self.v.clone()),
+        ]
     }
 
-    fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (n, (m, v)) in self.names.iter().zip(&self.moments) {
-            out.push((format!("{n}.exp_avg"), m.clone()));
-            out.push((format!("{n}.exp_avg_sq"), v.clone()));
-        }
-        out
-    }
-
-    fn load_state(
-        &mut self,
-        names: &[String],
-        steps: u64,
-        get: &dyn Fn(&str) -> Option<Tensor>,
-    ) -> Result<()> {
-        self.names = names.to_vec();
-        self.steps = steps;
-        self.moments = if steps > 0 {
-            names
-                .iter()
-                .map(|n| {
-                    let m = state_tensor(get, &format!("{n}.exp_avg"), None)?;
-                    let v = state_tensor(get, &format!("{n}.exp_avg_sq"), Some(&m))?;
-                    Ok((m, v))
-                })
-                .collect::<Result<_>>()?
-        } else {
-            Vec::new()
-        };
-        Ok(())
+    fn import(_cfg: &OptimConfig, n: &str, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self> {
+        let m = state_tensor(get, &format!("{n}.exp_avg"), None)?;
+        let v = state_tensor(get, &format!("{n}.exp_avg_sq"), Some(&m))?;
+        Ok(Moments { m, v })
     }
 }

@@ -167,6 +167,84 @@ impl OptimConfig {
     }
 }
 
+/// An optimiser: a [`Rule`]'s state per parameter plus what every optimiser keeps — its
+/// settings, the parameter names of the last step (the keys of [`Optimizer::state`]) and the
+/// number of steps taken. [`sgd::Sgd`] and [`adam::Adam`] are this with their rules.
+pub struct OptimState<S> {
+    pub(crate) cfg: OptimConfig,
+    pub(crate) names: Vec<String>,
+    pub(crate) steps: u64,
+    /// One per parameter, in parameter order (empty until the first step).
+    pub(crate) state: Vec<S>,
+}
+
+impl<S> OptimState<S> {
+    pub fn new(cfg: OptimConfig) -> Self {
+        OptimState {
+            cfg,
+            names: Vec::new(),
+            steps: 0,
+            state: Vec::new(),
+        }
+    }
+}
+
+/// An update rule, implemented on its per-parameter state (Adam's moments, SGD's momentum
+/// buffer).
+pub trait Rule: Sized + Send {
+    /// Updates every parameter; `st.steps` already counts this step.
+    fn update(st: &mut OptimState<Self>, params: Vec<(String, &mut Param)>);
+
+    /// This parameter's state tensors under PyTorch's names (`"{name}.exp_avg"`, ...).
+    fn export(&self, name: &str) -> Vec<(String, Tensor)>;
+
+    /// Reads this parameter's state back from a checkpoint (`get` looks a tensor up by name).
+    fn import(cfg: &OptimConfig, name: &str, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self>;
+}
+
+impl<S: Rule> Optimizer for OptimState<S> {
+    fn step(&mut self, params: Vec<(String, &mut Param)>) {
+        self.names = params.iter().map(|(n, _)| n.clone()).collect();
+        self.steps += 1;
+        S::update(self, params);
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.names
+            .iter()
+            .zip(&self.state)
+            .flat_map(|(n, s)| s.export(n))
+            .collect()
+    }
+
+    fn load_state(
+        &mut self,
+        names: &[String],
+        steps: u64,
+        get: &dyn Fn(&str) -> Option<Tensor>,
+    ) -> Result<()> {
+        self.names = names.to_vec();
+        self.steps = steps;
+        self.state = if steps > 0 {
+            names
+                .iter()
+                .map(|n| S::import(&self.cfg, n, get))
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(())
+    }
+}
+
 /// An optimiser: updates parameters from their gradients.
 pub trait Optimizer: Send {
     /// One update of every parameter (named as in the model's `state_dict`, in a fixed order).

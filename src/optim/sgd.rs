@@ -7,7 +7,7 @@
 //! p ← p - η·g
 //! ```
 
-use super::{state_tensor, OptimConfig, Optimizer};
+use super::{state_tensor, OptimConfig, OptimState, Rule};
 use crate::error::Result;
 use crate::nn::Param;
 use crate::tensor::Tensor;
@@ -15,27 +15,14 @@ use crate::tensor::Tensor;
 /// SGD with optional momentum, dampening, Nesterov and weight decay.
 ///
 /// PyTorch: `torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)`.
-pub struct Sgd {
-    pub cfg: OptimConfig,
-    /// Momentum buffer per parameter (empty until the first step, or without momentum).
-    bufs: Vec<Option<Tensor>>,
-    names: Vec<String>,
-    steps: u64,
-}
+pub type Sgd = OptimState<Momentum>;
 
-impl Sgd {
-    pub fn new(cfg: OptimConfig) -> Self {
-        Sgd {
-            cfg,
-            bufs: Vec::new(),
-            names: Vec::new(),
-            steps: 0,
-        }
-    }
-}
+/// SGD's state per parameter: PyTorch's `momentum_buffer` (none without momentum, and before
+/// the first step).
+pub struct Momentum(Option<Tensor>);
 
-impl Optimizer for Sgd {
-    fn step(&mut self, params: Vec<(String, &mut Param)>) {
+impl Rule for Momentum {
+    fn update(st: &mut OptimState<Self>, params: Vec<(String, &mut Param)>) {
         let OptimConfig {
             lr,
             momentum,
@@ -43,13 +30,12 @@ impl Optimizer for Sgd {
             nesterov,
             weight_decay,
             ..
-        } = self.cfg;
+        } = st.cfg;
         let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
         let keep = (1.0 - dampening) as f32;
-        self.bufs.resize(params.len(), None);
-        self.names = params.iter().map(|(n, _)| n.clone()).collect();
+        st.state.resize_with(params.len(), || Momentum(None));
         // for each parameter
-        for ((_, p), buf) in params.into_iter().zip(&mut self.bufs) {
+        for ((_, p), Momentum(buf)) in params.into_iter().zip(&mut st.state) {
             let (value, grad) = (p.value.data_mut(), p.grad.data());
             let mut g: Vec<f32> = grad.to_vec();
             if weight_decay != 0.0 {
@@ -77,44 +63,20 @@ impl Optimizer for Sgd {
             }
             value.iter_mut().zip(&g).for_each(|(v, &g)| *v += -lr * g);
         }
-        self.steps += 1;
     }
 
-    fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.cfg.lr = lr;
-    }
-
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.names
+    fn export(&self, n: &str) -> Vec<(String, Tensor)> {
+        self.0
             .iter()
-            .zip(&self.bufs)
-            .filter_map(|(n, b)| {
-                b.as_ref()
-                    .map(|b| (format!("{n}.momentum_buffer"), b.clone()))
-            })
+            .map(|b| (format!("{n}.momentum_buffer"), b.clone()))
             .collect()
     }
 
-    fn load_state(
-        &mut self,
-        names: &[String],
-        steps: u64,
-        get: &dyn Fn(&str) -> Option<Tensor>,
-    ) -> Result<()> {
-        self.names = names.to_vec();
-        self.steps = steps;
-        self.bufs = if self.cfg.momentum != 0.0 && steps > 0 {
-            names
-                .iter()
-                .map(|n| state_tensor(get, &format!("{n}.momentum_buffer"), None).map(Some))
-                .collect::<Result<_>>()?
-        } else {
-            vec![None; names.len()]
-        };
-        Ok(())
+    fn import(cfg: &OptimConfig, n: &str, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<Self> {
+        if cfg.momentum == 0.0 {
+            return Ok(Momentum(None));
+        }
+        let b = state_tensor(get, &format!("{n}.momentum_buffer"), None)?;
+        Ok(Momentum(Some(b)))
     }
 }

@@ -14,7 +14,7 @@ use stride::explain::trace::{
 use stride::explain::trace_pool::pool_trace;
 use stride::explain::{fmt_num, Explanation};
 use stride::geometry::{parse_per_axis, PaddingMode, PaddingSpec};
-use stride::ops::conv::{ConvParams, ConvShape};
+use stride::ops::conv::{ConvGrads, ConvParams, ConvShape};
 use stride::ops::conv_transpose::ConvTransposeParams;
 use stride::ops::pool::{PoolKind, PoolParams, PoolShape};
 use stride::Tensor;
@@ -22,32 +22,13 @@ use stride::Tensor;
 /// Largest Toeplitz matrix (rows × columns) the page is sent; larger ones are left out.
 pub const MAX_TOEPLITZ: usize = 40_000;
 
-pub const CONV_FIELDS: [&str; 11] = [
-    "input",
-    "kernel",
-    "weight",
-    "bias",
-    "stride",
-    "padding",
-    "dilation",
-    "groups",
-    "padding-mode",
-    "flip",
-    "grad-output",
+/// The fields both convolutions take, in the order an unknown-field error lists them; each
+/// adds its own ([`CONV_OWN_FIELDS`], [`TRANSPOSE_OWN_FIELDS`]) before `grad-output`.
+const CONV_COMMON_FIELDS: [&str; 8] = [
+    "input", "kernel", "weight", "bias", "stride", "padding", "dilation", "groups",
 ];
-
-pub const TRANSPOSE_FIELDS: [&str; 10] = [
-    "input",
-    "kernel",
-    "weight",
-    "bias",
-    "stride",
-    "padding",
-    "output-padding",
-    "dilation",
-    "groups",
-    "grad-output",
-];
+pub const CONV_OWN_FIELDS: [&str; 2] = ["padding-mode", "flip"];
+pub const TRANSPOSE_OWN_FIELDS: [&str; 1] = ["output-padding"];
 
 pub const POOL_FIELDS: [&str; 14] = [
     "kind",
@@ -66,8 +47,11 @@ pub const POOL_FIELDS: [&str; 14] = [
     "grad-output",
 ];
 
+/// Input, kernel and optional bias.
+type Operands = (Tensor, Tensor, Option<Tensor>);
+
 /// The input, weight and bias of a convolution request.
-fn operands(f: &Fields) -> Result<(Tensor, Tensor, Option<Tensor>), ApiError> {
+fn operands(f: &Fields) -> Result<Operands, ApiError> {
     let x = f.tensor("input")?.ok_or_else(|| {
         ApiError::bad(
             "input",
@@ -109,16 +93,39 @@ fn first_cell_step(ex: &Explanation, cells: usize) -> Option<usize> {
     (cells > 0 && is_cell(first) && is_cell(first + cells - 1)).then_some(first)
 }
 
+/// The window fields both convolutions take: `stride` (default 1), `padding` (0), `dilation`
+/// (1) and `groups` (1).
+type WindowFields = (Vec<usize>, PaddingSpec, Vec<usize>, usize);
+
+/// The parts of a convolution request both convolutions read: the fields (checked against the
+/// common ones and the operation's `own`), the operands and the window fields.
+fn conv_request(body: Value, own: &[&str]) -> Result<(Fields, Operands, WindowFields), ApiError> {
+    let known: Vec<&str> = CONV_COMMON_FIELDS
+        .iter()
+        .chain(own)
+        .chain(&["grad-output"])
+        .copied()
+        .collect();
+    let f = Fields::new(body, &known)?;
+    let ops = operands(&f)?;
+    let win = (
+        parse_per_axis("stride", f.or("stride", "1"))?,
+        f.or("padding", "0").parse::<PaddingSpec>()?,
+        parse_per_axis("dilation", f.or("dilation", "1"))?,
+        f.count("groups")?.unwrap_or(1),
+    );
+    Ok((f, ops, win))
+}
+
 /// `POST /api/conv`: forward (traced, with the direct, im2col and Toeplitz explanations) and the
 /// gradients for `grad-output` (all ones by default), every entry traced.
 pub fn conv(body: Value) -> Result<Value, ApiError> {
-    let f = Fields::new(body, &CONV_FIELDS)?;
-    let (x, w, b) = operands(&f)?;
+    let (f, (x, w, b), (stride, padding, dilation, groups)) = conv_request(body, &CONV_OWN_FIELDS)?;
     let p = ConvParams {
-        stride: parse_per_axis("stride", f.or("stride", "1"))?,
-        padding: f.or("padding", "0").parse::<PaddingSpec>()?,
-        dilation: parse_per_axis("dilation", f.or("dilation", "1"))?,
-        groups: f.count("groups")?.unwrap_or(1),
+        stride,
+        padding,
+        dilation,
+        groups,
         padding_mode: f.or("padding-mode", "zeros").parse::<PaddingMode>()?,
         flip: f.flag("flip")?,
     };
@@ -140,26 +147,9 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
         .map(|f| {
             json!({"spread": tensor(&f.spread), "flipped": tensor(&f.flipped), "windows": f.windows, "taps": f.taps})
         });
-    let mut tensors = json!({
-        "input": tensor(&x),
-        "kernel": tensor(&w),
-        "kernel_used": tensor(&tr.kernel_used),
-        "padded": tensor(&tr.padded),
-        "output": tensor(&tr.y),
-        "grad_output": tensor(&gy),
-    });
-    for (name, t) in [
-        ("grad_input", &g.grads.input),
-        ("grad_weight", &g.grads.weight),
-        ("grad_bias", &g.grads.bias),
-    ] {
-        if let Some(t) = t {
-            tensors[name] = tensor(t);
-        }
-    }
-    if let Some(b) = &b {
-        tensors["bias"] = tensor(b);
-    }
+    let mut tensors = conv_tensors([&x, &w, &tr.y, &gy], b.as_ref(), &g.grads);
+    tensors["kernel_used"] = tensor(&tr.kernel_used);
+    tensors["padded"] = tensor(&tr.padded);
     Ok(json!({
         "op": "conv",
         "nd": s.window.nd,
@@ -179,26 +169,15 @@ pub fn conv(body: Value) -> Result<Value, ApiError> {
     }))
 }
 
-/// `POST /api/conv-transpose`: the scatter of every input value, each output value as the sum
-/// of what landed on it, and the gradients for `grad-output`.
-pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
-    let f = Fields::new(body, &TRANSPOSE_FIELDS)?;
-    let (x, w, b) = operands(&f)?;
-    let p = ConvTransposeParams {
-        stride: parse_per_axis("stride", f.or("stride", "1"))?,
-        padding: f.or("padding", "0").parse::<PaddingSpec>()?,
-        output_padding: parse_per_axis("output-padding", f.or("output-padding", "0"))?,
-        dilation: parse_per_axis("dilation", f.or("dilation", "1"))?,
-        groups: f.count("groups")?.unwrap_or(1),
-    };
-    let tr = conv_transpose_trace(&x, &w, b.as_ref(), &p)?;
-    let gy = f.grad_output(tr.y.shape())?;
-    let g = conv_transpose_grads(&x, &w, &gy, &p)?;
+/// The tensors both convolution answers show: `[input, kernel, output, grad_output]`, the
+/// bias when given, and the gradients that were computed.
+fn conv_tensors(xwyg: [&Tensor; 4], b: Option<&Tensor>, g: &ConvGrads) -> Value {
+    let [x, w, y, gy] = xwyg;
     let mut tensors = json!({
-        "input": tensor(&x),
-        "kernel": tensor(&w),
-        "output": tensor(&tr.y),
-        "grad_output": tensor(&gy),
+        "input": tensor(x),
+        "kernel": tensor(w),
+        "output": tensor(y),
+        "grad_output": tensor(gy),
     });
     for (name, t) in [
         ("grad_input", &g.input),
@@ -209,9 +188,28 @@ pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
             tensors[name] = tensor(t);
         }
     }
-    if let Some(b) = &b {
+    if let Some(b) = b {
         tensors["bias"] = tensor(b);
     }
+    tensors
+}
+
+/// `POST /api/conv-transpose`: the scatter of every input value, each output value as the sum
+/// of what landed on it, and the gradients for `grad-output`.
+pub fn conv_transpose(body: Value) -> Result<Value, ApiError> {
+    let (f, (x, w, b), (stride, padding, dilation, groups)) =
+        conv_request(body, &TRANSPOSE_OWN_FIELDS)?;
+    let p = ConvTransposeParams {
+        stride,
+        padding,
+        output_padding: parse_per_axis("output-padding", f.or("output-padding", "0"))?,
+        dilation,
+        groups,
+    };
+    let tr = conv_transpose_trace(&x, &w, b.as_ref(), &p)?;
+    let gy = f.grad_output(tr.y.shape())?;
+    let g = conv_transpose_grads(&x, &w, &gy, &p)?;
+    let tensors = conv_tensors([&x, &w, &tr.y, &gy], b.as_ref(), &g);
     Ok(json!({
         "op": "conv-transpose",
         "nd": w.rank() - 2,

@@ -268,6 +268,37 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
         .collect()
 }
 
+/// A `.npy` file (version 1) with `header` as its header dict and `data` after it, for
+/// writing files the library would not (other dtypes, hostile headers).
+pub fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = header.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+/// The text of a `rows × cols` matrix literal with entry `f(r, c)`, for inputs too large to
+/// write out: `matrix_literal(2, 2, |r, c| r + c)` is `[[0,1],[1,2]]`.
+pub fn matrix_literal(rows: usize, cols: usize, f: impl Fn(usize, usize) -> usize) -> String {
+    let row = |r| {
+        let v: Vec<String> = (0..cols).map(|c| f(r, c).to_string()).collect();
+        format!("[{}]", v.join(","))
+    };
+    format!("[{}]", (0..rows).map(row).collect::<Vec<_>>().join(","))
+}
+
+/// A command line split at spaces (`words("pool max --kernel 2")`), so a test reads as what
+/// a user types; for arguments without spaces.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// Writes `t` as `.npy` in `dir` and returns the path as a string.
 pub fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
     let p: PathBuf = dir.join(name);

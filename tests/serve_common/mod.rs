@@ -142,3 +142,18 @@ pub fn grid_texts(dom: &str, name: &str) -> Vec<String> {
 pub fn texts(v: &[f32]) -> Vec<String> {
     v.iter().map(|&x| stride::explain::fmt_num(x)).collect()
 }
+
+/// The library's answer to the pooling example both page tests use: average pooling, kernel 2,
+/// stride 1, of the 3×4 input 1..=12 with output gradient [[1,2,3],[4,5,6]]: the output's and
+/// the input gradient's texts as the page shows them.
+pub fn avg_pool_example() -> (Vec<String>, Vec<String>) {
+    use stride::ops::pool::{pool_backward, pool_forward, PoolKind, PoolParams};
+    use stride::Tensor;
+    let xt = Tensor::new(vec![1, 1, 3, 4], (1..=12).map(|v| v as f32).collect()).unwrap();
+    let mut p = PoolParams::new(PoolKind::Avg, &[2]);
+    p.stride = vec![1];
+    let out = pool_forward(&xt, &p).unwrap();
+    let gy = Tensor::new(vec![1, 1, 2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+    let gx = pool_backward(&xt, &out, &gy, &p).unwrap();
+    (texts(out.y.data()), texts(gx.data()))
+}

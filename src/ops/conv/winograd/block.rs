@@ -28,38 +28,25 @@ fn tile_origin(tiles: &Tiles, t: usize) -> (usize, [usize; 3]) {
 /// The body itself is safe code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn run_block_avx512(
-    s: &ConvShape,
-    x: &[f32],
-    u: &[f32],
-    bias: Option<&[f32]>,
-    y: OutPtr,
-    tiles: &Tiles,
-    t0: usize,
-    t1: usize,
-    threads: usize,
-) {
-    run_block(s, x, u, bias, y, tiles, t0, t1, threads)
+pub(super) unsafe fn run_block_avx512(job: &BlockJob, t0: usize, t1: usize) {
+    run_block(job, t0, t1)
 }
 
 /// Transforms, multiplies and writes tiles `t0..t1` (flat over images and tile positions):
 /// the input transform of every tile, then per group the products at each transformed position
 /// and the output transform. The steps are `#[inline(always)]`, so the AVX-512 wrapper compiles
 /// all of them with its features.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn run_block(
-    s: &ConvShape,
-    x: &[f32],
-    u: &[f32],
-    bias: Option<&[f32]>,
-    y: OutPtr,
-    tiles: &Tiles,
-    t0: usize,
-    t1: usize,
-    threads: usize,
-) {
+pub(super) fn run_block(job: &BlockJob, t0: usize, t1: usize) {
+    let BlockJob {
+        s,
+        x,
+        u,
+        bias,
+        y,
+        tiles,
+        threads,
+    } = *job;
     let (cout_g, p) = (s.cout_g(), tiles.positions);
     let nt = t1 - t0;
     // V: (positions, Cin, T), M: (positions, Cout/g, T), in a reused per-thread buffer
@@ -76,6 +63,20 @@ pub(super) fn run_block(
         block.transform_outputs(g, m, bias, y, &mut c, &mut tmp);
     }
     SCRATCH.with(|b| *b.borrow_mut() = scratch);
+}
+
+/// What every block of one convolution reads and writes: the shape, the input `x`, the
+/// transformed kernel `u`, the bias, the output and the tiling, and the threads each block's
+/// products may use.
+#[derive(Clone, Copy)]
+pub(super) struct BlockJob<'a> {
+    pub s: &'a ConvShape,
+    pub x: &'a [f32],
+    pub u: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub y: OutPtr,
+    pub tiles: &'a Tiles,
+    pub threads: usize,
 }
 
 /// The tiles `t0..t0 + nt` that one call of [`run_block`] computes.

@@ -16,9 +16,9 @@
 
 use super::ConvShape;
 use crate::geometry::PaddingMode;
-use block::run_block;
 #[cfg(target_arch = "x86_64")]
 use block::run_block_avx512;
+use block::{run_block, BlockJob};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -242,16 +242,25 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
         ptr: y.as_mut_ptr(),
         len: y.len(),
     };
+    let job = BlockJob {
+        s,
+        x,
+        u: &u,
+        bias,
+        y: out,
+        tiles: &tiles,
+        threads: inner,
+    };
     (0..blocks).into_par_iter().for_each(|bi| {
         let t0 = bi * block;
         let t1 = (t0 + block).min(total);
         #[cfg(target_arch = "x86_64")]
         if crate::ops::simd::avx512() {
             // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { run_block_avx512(s, x, &u, bias, out, &tiles, t0, t1, inner) };
+            unsafe { run_block_avx512(&job, t0, t1) };
             return;
         }
-        run_block(s, x, &u, bias, out, &tiles, t0, t1, inner);
+        run_block(&job, t0, t1);
     });
 }
 
