@@ -13,9 +13,13 @@
 //! - [`select`]: selection by index (k-max, the scatter backward of every arg-max kind, and
 //!   max-unpooling with its gather backward).
 //!
+//! Fast paths beside the reference loop: [`rows`] (sliding max/min/avg over 1-D and 2-D planes,
+//! vectorised along the width) and [`separable`] (average pooling in 3-D and adaptive windows).
+//!
 //! [`windows`] turns each kind's window rule into spans, asking the geometry module for positions.
 
 pub mod reduce;
+pub mod rows;
 pub mod select;
 pub mod separable;
 pub mod shape;

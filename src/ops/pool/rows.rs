@@ -1,0 +1,370 @@
+//! Fast sliding max, min and average pooling over 1-D and 2-D planes, forward and (average)
+//! backward, one pass over the input, vectorised along the width.
+//!
+//! An output row `oh` reads the input rows of its height span. Per output row:
+//! 1. vertical: those rows are combined element-wise into one padded row `pv` of the width's
+//!    padded coordinates `q = w + pb` (max/min: the running extreme and its flat index `h·W + w`;
+//!    avg: the sum). The padding cells of `pv` hold −∞ (index `u32::MAX`) or 0 and never change.
+//! 2. the padded row is split into `s` phases, `phase[r][m] = pv[m·s + r]` (stride `s`).
+//! 3. horizontal: tap `j` of output `o` reads `q = o·s + j·d = (o + m_j)·s + r_j`, i.e.
+//!    `phase[r_j][o + m_j]`, a contiguous slice per tap, so each tap is one element-wise step over
+//!    the whole output row (vectorised: the row loop is compiled for AVX-512 where
+//!    [`crate::ops::simd::avx512`] allows).
+//!
+//! Ties and NaN as PyTorch (and [`super::reduce`]'s reference): in row-major window order the
+//! first maximum wins, a NaN wins and the last NaN wins. The vertical step keeps the first
+//! maximum of each column (`v > best || v is NaN`); across columns the horizontal step picks the
+//! larger value, on equal values the smaller flat index, and among NaNs the larger one — a total
+//! order on (value, index), so the result is the reference's whatever the grouping.
+//!
+//! Average sums are f32 (windows of at most [`MAX_AVG_TAPS`] taps) and multiply by the
+//! reciprocal of each cell's divisor ([`Divisor::for_window`], the reference's rule). Backward of
+//! average pooling is the exact adjoint: `g = gy / div`, spread over the phases, interleaved back
+//! into a padded row and added to every input row of the height span. Max/min backward is the
+//! index scatter of [`super::select::scatter`].
+//!
+//! Work is split over both cores by output rows (forward) and planes (backward: output rows of
+//! one plane may share input rows).
+
+use super::reduce::{Divisor, Reduce};
+use super::shape::PoolShape;
+use super::windows::Windows;
+use crate::geometry::{AxisWindow, Span};
+use rayon::prelude::*;
+
+/// Largest average window summed in f32 here.
+pub const MAX_AVG_TAPS: usize = 64;
+
+/// The arithmetic of a row, chosen once per call (the strategy of this loop family).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lane {
+    /// Max of `sign·x` (min pooling is `sign = −1`), with indices.
+    Extreme { sign: f32 },
+    /// Mean, with the divisor rule.
+    Avg(Divisor),
+}
+
+/// Whether this path applies: a sliding max, min or avg pooling over 1 or 2 spatial axes.
+pub fn applies(s: &PoolShape) -> bool {
+    let (Some(w), Windows::Shared(_)) = (&s.window, &s.windows) else {
+        return false;
+    };
+    let taps = w.axes[1].kernel * w.axes[2].kernel;
+    s.nd <= 2
+        && match s.reduce {
+            Reduce::Max | Reduce::Min => true,
+            Reduce::Avg(_) => taps <= MAX_AVG_TAPS,
+            _ => false,
+        }
+}
+
+/// Everything a row needs, shared by all planes.
+struct Plan<'a> {
+    lane: Lane,
+    /// Input plane height and width.
+    h: usize,
+    w: usize,
+    /// Output row length, output rows per plane.
+    ow: usize,
+    oh: usize,
+    /// Width axis: stride, begin padding.
+    s: usize,
+    pb: usize,
+    /// Phase length `M = OW + max_j m_j`; the padded row holds `max(M·s, pb + W)` cells.
+    m: usize,
+    pv_len: usize,
+    /// Per tap `j`: `(r_j, m_j)` with `j·d = m_j·s + r_j`.
+    taps: Vec<(usize, usize)>,
+    /// The height span of every output row.
+    hspans: &'a [Span],
+    /// Average: `1 / divisor` of every output cell of a plane (`OH·OW`).
+    inv: Vec<f32>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(s: &'a PoolShape) -> Plan<'a> {
+        let (Some(win), Windows::Shared(spans)) = (&s.window, &s.windows) else {
+            unreachable!("applies() checked")
+        };
+        let ax: &AxisWindow = &win.axes[2];
+        let lane = match s.reduce {
+            Reduce::Max => Lane::Extreme { sign: 1.0 },
+            Reduce::Min => Lane::Extreme { sign: -1.0 },
+            Reduce::Avg(div) => Lane::Avg(div),
+            _ => unreachable!("applies() checked"),
+        };
+        let taps: Vec<(usize, usize)> = (0..ax.kernel)
+            .map(|j| (j * ax.dilation % ax.stride, j * ax.dilation / ax.stride))
+            .collect();
+        let m = s.output[2] + taps.iter().map(|t| t.1).max().unwrap_or(0);
+        let inv = match lane {
+            Lane::Avg(div) => {
+                let mut inv = Vec::with_capacity(s.output[1] * s.output[2]);
+                for sh in &spans[1] {
+                    for sw in &spans[2] {
+                        let d = div.for_window(sh.extent * sw.extent, sh.count * sw.count);
+                        inv.push((1.0 / d) as f32);
+                    }
+                }
+                inv
+            }
+            Lane::Extreme { .. } => vec![],
+        };
+        Plan {
+            lane,
+            h: s.input[1],
+            w: s.input[2],
+            ow: s.output[2],
+            oh: s.output[1],
+            s: ax.stride,
+            pb: ax.pad_begin,
+            m,
+            pv_len: (m * ax.stride).max(ax.pad_begin + s.input[2]),
+            taps,
+            hspans: &spans[1],
+            inv,
+        }
+    }
+}
+
+/// Per-task buffers: the padded row and its phases (values and indices), and the output row.
+struct Scratch {
+    pv: Vec<f32>,
+    pvi: Vec<u32>,
+    ph: Vec<f32>,
+    phi: Vec<u32>,
+    acc: Vec<f32>,
+    acci: Vec<u32>,
+}
+
+impl Scratch {
+    fn new(p: &Plan) -> Scratch {
+        let fill = match p.lane {
+            Lane::Extreme { .. } => f32::NEG_INFINITY,
+            Lane::Avg(_) => 0.0,
+        };
+        Scratch {
+            pv: vec![fill; p.pv_len],
+            pvi: vec![u32::MAX; p.pv_len],
+            ph: vec![0.0; p.s * p.m],
+            phi: vec![0; p.s * p.m],
+            acc: vec![0.0; p.ow],
+            acci: vec![0; p.ow],
+        }
+    }
+}
+
+/// Forward over all planes; requires [`applies`]. `x`: planes × H·W; `y` (and `idx`, the
+/// in-plane index of each max/min): planes × OH·OW.
+pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&mut [u32]>) {
+    let p = Plan::new(s);
+    let rows = s.planes * p.oh;
+    // about 16 tasks per thread, whole output rows each
+    let per = rows.div_ceil(rayon::current_num_threads() * 16).max(1);
+    let chunk = per * p.ow;
+    let run = |t: usize, yc: &mut [f32], ic: Option<&mut [u32]>| {
+        #[cfg(target_arch = "x86_64")]
+        if crate::ops::simd::avx512() {
+            // SAFETY: the CPU has the features `forward_rows_avx512` enables (checked just above).
+            return unsafe { forward_rows_avx512(&p, x, t * per, yc, ic) };
+        }
+        forward_rows(&p, x, t * per, yc, ic)
+    };
+    match idx {
+        Some(idx) => y
+            .par_chunks_mut(chunk)
+            .zip(idx.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(t, (yc, ic))| run(t, yc, Some(ic))),
+        None => y
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(t, yc)| run(t, yc, None)),
+    }
+}
+
+/// [`forward_rows`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn forward_rows_avx512(
+    p: &Plan,
+    x: &[f32],
+    row0: usize,
+    y: &mut [f32],
+    idx: Option<&mut [u32]>,
+) {
+    forward_rows(p, x, row0, y, idx)
+}
+
+/// Output rows `row0..` (global over planes) into `y` (whole rows), and their indices.
+#[inline(always)]
+fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option<&mut [u32]>) {
+    let mut sc = Scratch::new(p);
+    let in_len = p.h * p.w;
+    for (r, yr) in y.chunks_mut(p.ow).enumerate() {
+        let (plane, oh) = ((row0 + r) / p.oh, (row0 + r) % p.oh);
+        let xp = &x[plane * in_len..][..in_len];
+        let hs = &p.hspans[oh];
+        let row = |j: usize| hs.coord(j);
+        match p.lane {
+            Lane::Extreme { sign } => {
+                vertical_extreme(p, xp, hs, sign, &mut sc);
+                split(p, &sc.pv, &mut sc.ph);
+                split(p, &sc.pvi, &mut sc.phi);
+                horizontal_extreme(p, &mut sc);
+                for (yv, a) in yr.iter_mut().zip(&sc.acc) {
+                    *yv = sign * a;
+                }
+                if let Some(ic) = idx.as_deref_mut() {
+                    ic[r * p.ow..][..p.ow].copy_from_slice(&sc.acci);
+                }
+            }
+            Lane::Avg(_) => {
+                let dst = &mut sc.pv[p.pb..p.pb + p.w];
+                dst.copy_from_slice(&xp[row(0) * p.w..][..p.w]);
+                for j in 1..hs.count {
+                    for (d, v) in dst.iter_mut().zip(&xp[row(j) * p.w..][..p.w]) {
+                        *d += v;
+                    }
+                }
+                split(p, &sc.pv, &mut sc.ph);
+                sc.acc.fill(0.0);
+                for &(rj, mj) in &p.taps {
+                    let src = &sc.ph[rj * p.m + mj..][..p.ow];
+                    for (a, v) in sc.acc.iter_mut().zip(src) {
+                        *a += v;
+                    }
+                }
+                let inv = &p.inv[oh * p.ow..][..p.ow];
+                for ((yv, a), i) in yr.iter_mut().zip(&sc.acc).zip(inv) {
+                    *yv = a * i;
+                }
+            }
+        }
+    }
+}
+
+/// Vertical step of max/min: per column the first extreme of `sign·x` over the span's rows
+/// (a NaN wins, the last NaN wins) and its flat index, into `pv[pb..pb + W]`.
+#[inline(always)]
+fn vertical_extreme(p: &Plan, xp: &[f32], hs: &Span, sign: f32, sc: &mut Scratch) {
+    let w = p.w;
+    let (dv, di) = (&mut sc.pv[p.pb..p.pb + w], &mut sc.pvi[p.pb..p.pb + w]);
+    let h0 = hs.coord(0);
+    for (c, (d, i)) in dv.iter_mut().zip(di.iter_mut()).enumerate() {
+        *d = sign * xp[h0 * w + c];
+        *i = (h0 * w + c) as u32;
+    }
+    for j in 1..hs.count {
+        let h = hs.coord(j);
+        let src = &xp[h * w..][..w];
+        for (c, ((d, i), &v)) in dv.iter_mut().zip(di.iter_mut()).zip(src).enumerate() {
+            let v = sign * v;
+            let take = v > *d || v.is_nan();
+            *d = if take { v } else { *d };
+            *i = if take { (h * w + c) as u32 } else { *i };
+        }
+    }
+}
+
+/// Horizontal step of max/min: `acc[o]` = the best of `phase[r_j][o + m_j]` over the taps.
+#[inline(always)]
+fn horizontal_extreme(p: &Plan, sc: &mut Scratch) {
+    let (r0, m0) = p.taps[0];
+    sc.acc.copy_from_slice(&sc.ph[r0 * p.m + m0..][..p.ow]);
+    sc.acci.copy_from_slice(&sc.phi[r0 * p.m + m0..][..p.ow]);
+    for &(rj, mj) in &p.taps[1..] {
+        let (sv, si) = (
+            &sc.ph[rj * p.m + mj..][..p.ow],
+            &sc.phi[rj * p.m + mj..][..p.ow],
+        );
+        for (((b, bi), &v), &vi) in sc.acc.iter_mut().zip(sc.acci.iter_mut()).zip(sv).zip(si) {
+            // larger value; equal values: smaller index; NaNs: the larger index
+            let (vn, bn) = (v.is_nan(), b.is_nan());
+            let take = (v > *b) | ((v == *b) & (vi < *bi)) | (vn & (!bn | (vi > *bi)));
+            *b = if take { v } else { *b };
+            *bi = if take { vi } else { *bi };
+        }
+    }
+}
+
+/// `ph[r·M + m] = pv[m·s + r]`: the padded row split into its `s` phases.
+#[inline(always)]
+fn split<T: Copy>(p: &Plan, pv: &[T], ph: &mut [T]) {
+    if p.s == 1 {
+        ph.copy_from_slice(&pv[..p.m]);
+        return;
+    }
+    for (r, dst) in ph.chunks_exact_mut(p.m).enumerate() {
+        for (mm, d) in dst.iter_mut().enumerate() {
+            *d = pv[mm * p.s + r];
+        }
+    }
+}
+
+/// Backward of average pooling (the exact adjoint of [`forward`]'s avg lane), added to `gx`:
+/// planes × H·W; `gy`: planes × OH·OW. Max and min go through the index scatter instead.
+pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
+    let p = Plan::new(s);
+    if !matches!(p.lane, Lane::Avg(_)) {
+        return;
+    }
+    let out_len = p.oh * p.ow;
+    gx.par_chunks_mut(p.h * p.w)
+        .zip(gy.par_chunks(out_len))
+        .for_each(|(gxp, gyp)| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::ops::simd::avx512() {
+                // SAFETY: the CPU has the features `backward_plane_avx512` enables (checked).
+                return unsafe { backward_plane_avx512(&p, gyp, gxp) };
+            }
+            backward_plane(&p, gyp, gxp)
+        });
+}
+
+/// [`backward_plane`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn backward_plane_avx512(p: &Plan, gyp: &[f32], gxp: &mut [f32]) {
+    backward_plane(p, gyp, gxp)
+}
+
+/// One plane of the average backward: per output row, `g = gy·inv` spread to the phases of
+/// each tap, interleaved into the padded row, added to every input row of the height span.
+#[inline(always)]
+fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32]) {
+    let mut sc = Scratch::new(p);
+    for oh in 0..p.oh {
+        let (g, inv) = (&gyp[oh * p.ow..][..p.ow], &p.inv[oh * p.ow..][..p.ow]);
+        for ((a, g), i) in sc.acc.iter_mut().zip(g).zip(inv) {
+            *a = g * i;
+        }
+        sc.ph.fill(0.0);
+        for &(rj, mj) in &p.taps {
+            let dst = &mut sc.ph[rj * p.m + mj..][..p.ow];
+            for (d, a) in dst.iter_mut().zip(&sc.acc) {
+                *d += a;
+            }
+        }
+        // interleave: pv[m·s + r] = ph[r·M + m] (cells past M·s stay 0)
+        for (r, src) in sc.ph.chunks_exact(p.m).enumerate() {
+            for (mm, v) in src.iter().enumerate() {
+                sc.pv[mm * p.s + r] = *v;
+            }
+        }
+        let src = &sc.pv[p.pb..p.pb + p.w];
+        let hs = &p.hspans[oh];
+        for j in 0..hs.count {
+            let dst = &mut gxp[hs.coord(j) * p.w..][..p.w];
+            for (d, v) in dst.iter_mut().zip(src) {
+                *d += v;
+            }
+        }
+    }
+}
