@@ -9,7 +9,7 @@ use stride::nn::activation::Act;
 use stride::nn::batchnorm::BatchNorm;
 use stride::nn::models::Model;
 use stride::nn::spec::ModelSpec;
-use stride::nn::{Layer, Sequential};
+use stride::nn::Sequential;
 use stride::ops::activation::Activation;
 use stride::rng::Rng;
 
@@ -51,7 +51,7 @@ fn fused_batchnorm_relu_matches_the_two_layers() {
         for train in [true, false] {
             let y1 = plain.forward(x.clone(), train).unwrap();
             let y2 = fused.forward(x.clone(), train).unwrap();
-            cut += y1.data().iter().any(|&v| v == 0.0) as usize;
+            cut += y1.data().contains(&0.0) as usize;
             assert!(y1.max_abs_diff(&y2) == 0.0, "case {case} train={train}: y");
             // a Sequential's first layer returns no input gradient: compare through a copy of
             // the BatchNorm's backward by hand
