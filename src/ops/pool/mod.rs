@@ -253,7 +253,6 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
             ),
         ));
     }
-    let mut gx = Tensor::zeros(x.shape());
     if p.kind.has_indices() {
         let idx = match &out.indices {
             Some(i) if i.len() == gy.numel() => i,
@@ -267,9 +266,10 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
                 ))
             }
         };
-        select::scatter(s.in_len(), s.out_len(), idx, gy.data(), gx.data_mut())?;
-    } else {
-        reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
+        let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
+        return Tensor::new(x.shape().to_vec(), gx);
     }
+    let mut gx = Tensor::zeros(x.shape());
+    reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
     Ok(gx)
 }

@@ -253,19 +253,31 @@ fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option
 fn vertical_extreme(p: &Plan, xp: &[f32], hs: &Span, sign: f32, sc: &mut Scratch) {
     let w = p.w;
     let (dv, di) = (&mut sc.pv[p.pb..p.pb + w], &mut sc.pvi[p.pb..p.pb + w]);
+    // flat indices fit u32 (PoolShape checks a plane has at most 2^32 cells)
     let h0 = hs.coord(0);
-    for (c, (d, i)) in dv.iter_mut().zip(di.iter_mut()).enumerate() {
-        *d = sign * xp[h0 * w + c];
-        *i = (h0 * w + c) as u32;
+    let src = &xp[h0 * w..][..w];
+    for (((d, i), &v), at) in dv
+        .iter_mut()
+        .zip(di.iter_mut())
+        .zip(src)
+        .zip((h0 * w) as u32..)
+    {
+        *d = sign * v;
+        *i = at;
     }
     for j in 1..hs.count {
         let h = hs.coord(j);
         let src = &xp[h * w..][..w];
-        for (c, ((d, i), &v)) in dv.iter_mut().zip(di.iter_mut()).zip(src).enumerate() {
+        for (((d, i), &v), at) in dv
+            .iter_mut()
+            .zip(di.iter_mut())
+            .zip(src)
+            .zip((h * w) as u32..)
+        {
             let v = sign * v;
             let take = v > *d || v.is_nan();
             *d = if take { v } else { *d };
-            *i = if take { (h * w + c) as u32 } else { *i };
+            *i = if take { at } else { *i };
         }
     }
 }
@@ -291,16 +303,47 @@ fn horizontal_extreme(p: &Plan, sc: &mut Scratch) {
     }
 }
 
-/// `ph[r·M + m] = pv[m·s + r]`: the padded row split into its `s` phases.
+/// `ph[r·M + m] = pv[m·s + r]`: the padded row split into its `s` phases (stride 1 and 2
+/// without index arithmetic, so they vectorise).
 #[inline(always)]
 fn split<T: Copy>(p: &Plan, pv: &[T], ph: &mut [T]) {
-    if p.s == 1 {
-        ph.copy_from_slice(&pv[..p.m]);
-        return;
+    match p.s {
+        1 => ph.copy_from_slice(&pv[..p.m]),
+        2 => {
+            let (p0, p1) = ph.split_at_mut(p.m);
+            for ((a, b), c) in p0.iter_mut().zip(p1).zip(pv.chunks_exact(2)) {
+                *a = c[0];
+                *b = c[1];
+            }
+        }
+        _ => {
+            for (r, dst) in ph.chunks_exact_mut(p.m).enumerate() {
+                for (mm, d) in dst.iter_mut().enumerate() {
+                    *d = pv[mm * p.s + r];
+                }
+            }
+        }
     }
-    for (r, dst) in ph.chunks_exact_mut(p.m).enumerate() {
-        for (mm, d) in dst.iter_mut().enumerate() {
-            *d = pv[mm * p.s + r];
+}
+
+/// The inverse of [`split`]: `pv[m·s + r] = ph[r·M + m]`.
+#[inline(always)]
+fn interleave(p: &Plan, ph: &[f32], pv: &mut [f32]) {
+    match p.s {
+        1 => pv[..p.m].copy_from_slice(ph),
+        2 => {
+            let (p0, p1) = ph.split_at(p.m);
+            for ((a, b), c) in p0.iter().zip(p1).zip(pv.chunks_exact_mut(2)) {
+                c[0] = *a;
+                c[1] = *b;
+            }
+        }
+        _ => {
+            for (r, src) in ph.chunks_exact(p.m).enumerate() {
+                for (mm, v) in src.iter().enumerate() {
+                    pv[mm * p.s + r] = *v;
+                }
+            }
         }
     }
 }
@@ -353,11 +396,7 @@ fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32]) {
             }
         }
         // interleave: pv[m·s + r] = ph[r·M + m] (cells past M·s stay 0)
-        for (r, src) in sc.ph.chunks_exact(p.m).enumerate() {
-            for (mm, v) in src.iter().enumerate() {
-                sc.pv[mm * p.s + r] = *v;
-            }
-        }
+        interleave(p, &sc.ph, &mut sc.pv);
         let src = &sc.pv[p.pb..p.pb + p.w];
         let hs = &p.hspans[oh];
         for j in 0..hs.count {
