@@ -356,16 +356,20 @@ pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
         return;
     }
     let out_len = p.oh * p.ow;
+    // scratch buffers once per rayon task, not per plane
     gx.par_chunks_mut(p.h * p.w)
         .zip(gy.par_chunks(out_len))
-        .for_each(|(gxp, gyp)| {
-            #[cfg(target_arch = "x86_64")]
-            if crate::ops::simd::avx512() {
-                // SAFETY: the CPU has the features `backward_plane_avx512` enables (checked).
-                return unsafe { backward_plane_avx512(&p, gyp, gxp) };
-            }
-            backward_plane(&p, gyp, gxp)
-        });
+        .for_each_init(
+            || Scratch::new(&p),
+            |sc, (gxp, gyp)| {
+                #[cfg(target_arch = "x86_64")]
+                if crate::ops::simd::avx512() {
+                    // SAFETY: the CPU has the features `backward_plane_avx512` enables (checked).
+                    return unsafe { backward_plane_avx512(&p, gyp, gxp, sc) };
+                }
+                backward_plane(&p, gyp, gxp, sc)
+            },
+        );
 }
 
 /// [`backward_plane`] compiled for AVX-512.
@@ -374,15 +378,14 @@ pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
 /// The CPU must support the features enabled here; callers check [`crate::ops::simd::avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn backward_plane_avx512(p: &Plan, gyp: &[f32], gxp: &mut [f32]) {
-    backward_plane(p, gyp, gxp)
+unsafe fn backward_plane_avx512(p: &Plan, gyp: &[f32], gxp: &mut [f32], sc: &mut Scratch) {
+    backward_plane(p, gyp, gxp, sc)
 }
 
 /// One plane of the average backward: per output row, `g = gy·inv` spread to the phases of
 /// each tap, interleaved into the padded row, added to every input row of the height span.
 #[inline(always)]
-fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32]) {
-    let mut sc = Scratch::new(p);
+fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32], sc: &mut Scratch) {
     for oh in 0..p.oh {
         let (g, inv) = (&gyp[oh * p.ow..][..p.ow], &p.inv[oh * p.ow..][..p.ow]);
         for ((a, g), i) in sc.acc.iter_mut().zip(g).zip(inv) {
