@@ -16,6 +16,7 @@ use super::backward::backward_input_new;
 use super::{ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
+use rayon::prelude::*;
 
 /// One phase along one axis (the three axes `[d, h, w]`, leading singleton ones included).
 #[derive(Clone, Copy, Debug)]
@@ -67,33 +68,61 @@ pub fn applies(s: &ConvShape) -> bool {
 /// The input gradient `gx: (N, Cin, D, H, W)` (overwritten) from `gy: (N, Cout, od, oh, ow)`
 /// and `w` as the forward used it; requires [`applies`].
 pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) -> Result<()> {
-    gx.fill(0.0);
     let phases: [Vec<AxisPhase>; 3] = std::array::from_fn(|a| axis_phases(s, a));
-    let nd = s.window.nd;
+    let mut list = Vec::new();
     for pd in &phases[0] {
         for ph in &phases[1] {
             for pw in &phases[2] {
-                let p = [*pd, *ph, *pw];
-                if p.iter().any(|q| q.k == 0 || q.n == 0) {
-                    continue; // no tap or no input read: those gradients stay 0
+                // a phase without taps or without inputs read: those gradients stay 0
+                if [pd, ph, pw].iter().all(|q| q.k > 0 && q.n > 0) {
+                    list.push([*pd, *ph, *pw]);
                 }
-                one_phase(s, &p, nd, gy, w, gx)?;
             }
         }
     }
+    // the phases are small problems: solve them side by side, then place them plane by plane
+    let solved = list
+        .par_iter()
+        .map(|p| solve(s, p, gy, w))
+        .collect::<Result<Vec<_>>>()?;
+    let in_len = s.window.in_len();
+    gx.par_chunks_mut(in_len)
+        .enumerate()
+        .for_each(|(plane, dst)| {
+            // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
+            // in cache: zeroing it here costs no pass over memory)
+            dst.fill(0.0);
+            for (p, g) in list.iter().zip(&solved) {
+                place(s, p, &g[plane * sub_len(p)..][..sub_len(p)], dst);
+            }
+        });
     Ok(())
 }
 
-/// Solves one phase combination and writes its values into `gx`.
-fn one_phase(
-    s: &ConvShape,
-    p: &[AxisPhase; 3],
-    nd: usize,
-    gy: &[f32],
-    w: &[f32],
-    gx: &mut [f32],
-) -> Result<()> {
-    let (cin_g, taps) = (s.cin_g(), s.window.taps());
+/// Values per plane of a phase's sub-problem.
+fn sub_len(p: &[AxisPhase; 3]) -> usize {
+    p[0].n * p[1].n * p[2].n
+}
+
+/// Writes one plane of a phase's input gradient to its strided places in the plane `dst`:
+/// `(vd, vh, vw)` → `s·(u0 + v) + φ - pb` per axis.
+fn place(s: &ConvShape, p: &[AxisPhase; 3], src: &[f32], dst: &mut [f32]) {
+    let ax = &s.window.axes;
+    let at = |a: usize, v: usize| ax[a].stride * (p[a].u0 + v) + p[a].phi - ax[a].pad_begin;
+    let mut src = src.iter();
+    for vd in 0..p[0].n {
+        for vh in 0..p[1].n {
+            let row = (at(0, vd) * ax[1].input + at(1, vh)) * ax[2].input;
+            for vw in 0..p[2].n {
+                dst[row + at(2, vw)] = *src.next().expect("phase size");
+            }
+        }
+    }
+}
+
+/// Solves one phase combination: its input gradient `(N, Cin, n_d, n_h, n_w)`.
+fn solve(s: &ConvShape, p: &[AxisPhase; 3], gy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
+    let (cin_g, taps, nd) = (s.cin_g(), s.window.taps(), s.window.nd);
     let ks: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].kernel);
     let st: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].stride);
     // the sub-kernel: w_φ[.., jd, jh, jw] = w[.., φd + jd·sd, φh + jh·sh, φw + jw·sw]
@@ -131,23 +160,5 @@ fn one_phase(
         s.window.out_len(),
         "phase output length"
     );
-    let g = backward_input_new(&t, ConvAlgo::Auto, gy, &wp)?;
-    // scatter: (n, c, vd, vh, vw) → gx[n, c, s·(u0 + v) + φ - pb] per axis
-    let inp: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].input);
-    let pb: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].pad_begin);
-    let at = |a: usize, v: usize| st[a] * (p[a].u0 + v) + p[a].phi - pb[a];
-    let in_len = inp.iter().product::<usize>();
-    let sub_len = p[0].n * p[1].n * p[2].n;
-    for (dst, src) in gx.chunks_exact_mut(in_len).zip(g.chunks_exact(sub_len)) {
-        let mut src = src.iter();
-        for vd in 0..p[0].n {
-            for vh in 0..p[1].n {
-                let row = (at(0, vd) * inp[1] + at(1, vh)) * inp[2];
-                for vw in 0..p[2].n {
-                    dst[row + at(2, vw)] = *src.next().expect("phase size");
-                }
-            }
-        }
-    }
-    Ok(())
+    backward_input_new(&t, ConvAlgo::Auto, gy, &wp)
 }
