@@ -70,9 +70,12 @@ struct Plan<'a> {
     /// Width axis: stride, begin padding.
     s: usize,
     pb: usize,
-    /// Phase length `M = OW + max_j m_j`; the padded row holds `max(M·s, pb + W)` cells.
+    /// Phase row length `M >= OW + max_j m_j` with `M·s >= pb + W`; a padded row holds
+    /// `pv_len = M·s` cells.
     m: usize,
     pv_len: usize,
+    /// `max_j m_j`: how far the taps reach past an output cell in its phase.
+    reach: usize,
     /// Per tap `j`: `(r_j, m_j)` with `j·d = m_j·s + r_j`.
     taps: Vec<(usize, usize)>,
     /// The height span of every output row.
@@ -96,7 +99,8 @@ impl<'a> Plan<'a> {
         let taps: Vec<(usize, usize)> = (0..ax.kernel)
             .map(|j| (j * ax.dilation % ax.stride, j * ax.dilation / ax.stride))
             .collect();
-        let m = s.output[2] + taps.iter().map(|t| t.1).max().unwrap_or(0);
+        let reach = taps.iter().map(|t| t.1).max().unwrap_or(0);
+        let m = (s.output[2] + reach).max((ax.pad_begin + s.input[2]).div_ceil(ax.stride));
         let inv = match lane {
             Lane::Avg(div) => {
                 let mut inv = Vec::with_capacity(s.output[1] * s.output[2]);
@@ -119,7 +123,8 @@ impl<'a> Plan<'a> {
             s: ax.stride,
             pb: ax.pad_begin,
             m,
-            pv_len: (m * ax.stride).max(ax.pad_begin + s.input[2]),
+            pv_len: m * ax.stride,
+            reach,
             taps,
             hspans: &spans[1],
             inv,
@@ -127,7 +132,12 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Per-task buffers: the padded row and its phases (values and indices), and the output row.
+/// Cells of padded rows per block of the forward (rows are processed `BLOCK_CELLS / pv_len` at a
+/// time, so the loops run long even on narrow planes).
+const BLOCK_CELLS: usize = 4096;
+
+/// Per-task buffers for `rows` padded rows: the rows and their phases (values and indices), and
+/// the outputs (`rows·M`, of which each row's first `OW` are used).
 struct Scratch {
     pv: Vec<f32>,
     pvi: Vec<u32>,
@@ -138,18 +148,20 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(p: &Plan) -> Scratch {
+    fn new(p: &Plan, rows: usize) -> Scratch {
         let fill = match p.lane {
             Lane::Extreme { .. } => f32::NEG_INFINITY,
             Lane::Avg(_) => 0.0,
         };
+        let idx = matches!(p.lane, Lane::Extreme { .. });
+        let n = rows * p.pv_len;
         Scratch {
-            pv: vec![fill; p.pv_len],
-            pvi: vec![u32::MAX; p.pv_len],
-            ph: vec![0.0; p.s * p.m],
-            phi: vec![0; p.s * p.m],
-            acc: vec![0.0; p.ow],
-            acci: vec![0; p.ow],
+            pv: vec![fill; n],
+            pvi: vec![u32::MAX; if idx { n } else { 0 }],
+            ph: vec![0.0; n],
+            phi: vec![0; if idx { n } else { 0 }],
+            acc: vec![0.0; rows * p.m],
+            acci: vec![0; if idx { rows * p.m } else { 0 }],
         }
     }
 }
@@ -199,60 +211,84 @@ unsafe fn forward_rows_avx512(
     forward_rows(p, x, row0, y, idx)
 }
 
-/// Output rows `row0..` (global over planes) into `y` (whole rows), and their indices.
+/// Output rows `row0..` (global over planes) into `y` (whole rows), and their indices; a block
+/// of rows at a time: the rows' padded rows lie end to end, so one split and one pass per tap
+/// serve the whole block (a row's taps stay inside its own `M` cells: `OW + reach <= M`).
 #[inline(always)]
 fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option<&mut [u32]>) {
-    let mut sc = Scratch::new(p);
+    let rows = y.len() / p.ow;
+    let block = (BLOCK_CELLS / p.pv_len).clamp(1, rows.max(1));
+    let mut sc = Scratch::new(p, block);
     let in_len = p.h * p.w;
-    for (r, yr) in y.chunks_mut(p.ow).enumerate() {
-        let (plane, oh) = ((row0 + r) / p.oh, (row0 + r) % p.oh);
-        let xp = &x[plane * in_len..][..in_len];
-        let hs = &p.hspans[oh];
-        let row = |j: usize| hs.coord(j);
+    let mut r = 0;
+    while r < rows {
+        let nr = block.min(rows - r);
+        // phase length of this block, and the outputs computed (all that stay in range)
+        let (len, n) = (nr * p.m, nr * p.m - p.reach);
+        for k in 0..nr {
+            let (plane, oh) = ((row0 + r + k) / p.oh, (row0 + r + k) % p.oh);
+            let xp = &x[plane * in_len..][..in_len];
+            let at = k * p.pv_len + p.pb;
+            match p.lane {
+                Lane::Extreme { sign } => {
+                    let (dv, di) = (&mut sc.pv[at..at + p.w], &mut sc.pvi[at..at + p.w]);
+                    vertical_extreme(p.w, xp, &p.hspans[oh], sign, dv, di);
+                }
+                Lane::Avg(_) => vertical_sum(p.w, xp, &p.hspans[oh], &mut sc.pv[at..at + p.w]),
+            }
+        }
+        split(p.s, len, &sc.pv[..nr * p.pv_len], &mut sc.ph[..p.s * len]);
         match p.lane {
             Lane::Extreme { sign } => {
-                vertical_extreme(p, xp, hs, sign, &mut sc);
-                split(p, &sc.pv, &mut sc.ph);
-                split(p, &sc.pvi, &mut sc.phi);
-                horizontal_extreme(p, &mut sc);
-                for (yv, a) in yr.iter_mut().zip(&sc.acc) {
-                    *yv = sign * a;
-                }
-                if let Some(ic) = idx.as_deref_mut() {
-                    ic[r * p.ow..][..p.ow].copy_from_slice(&sc.acci);
+                split(p.s, len, &sc.pvi[..nr * p.pv_len], &mut sc.phi[..p.s * len]);
+                horizontal_extreme(p, len, n, &mut sc);
+                for k in 0..nr {
+                    let yr = &mut y[(r + k) * p.ow..][..p.ow];
+                    for (yv, a) in yr.iter_mut().zip(&sc.acc[k * p.m..]) {
+                        *yv = sign * a;
+                    }
+                    if let Some(ic) = idx.as_deref_mut() {
+                        ic[(r + k) * p.ow..][..p.ow].copy_from_slice(&sc.acci[k * p.m..][..p.ow]);
+                    }
                 }
             }
             Lane::Avg(_) => {
-                let dst = &mut sc.pv[p.pb..p.pb + p.w];
-                dst.copy_from_slice(&xp[row(0) * p.w..][..p.w]);
-                for j in 1..hs.count {
-                    for (d, v) in dst.iter_mut().zip(&xp[row(j) * p.w..][..p.w]) {
-                        *d += v;
-                    }
-                }
-                split(p, &sc.pv, &mut sc.ph);
-                sc.acc.fill(0.0);
+                let acc = &mut sc.acc[..n];
+                acc.fill(0.0);
                 for &(rj, mj) in &p.taps {
-                    let src = &sc.ph[rj * p.m + mj..][..p.ow];
-                    for (a, v) in sc.acc.iter_mut().zip(src) {
+                    for (a, v) in acc.iter_mut().zip(&sc.ph[rj * len + mj..][..n]) {
                         *a += v;
                     }
                 }
-                let inv = &p.inv[oh * p.ow..][..p.ow];
-                for ((yv, a), i) in yr.iter_mut().zip(&sc.acc).zip(inv) {
-                    *yv = a * i;
+                for k in 0..nr {
+                    let oh = (row0 + r + k) % p.oh;
+                    let yr = &mut y[(r + k) * p.ow..][..p.ow];
+                    let inv = &p.inv[oh * p.ow..][..p.ow];
+                    for ((yv, a), i) in yr.iter_mut().zip(&sc.acc[k * p.m..]).zip(inv) {
+                        *yv = a * i;
+                    }
                 }
             }
+        }
+        r += nr;
+    }
+}
+
+/// Vertical step of average pooling: the sum of the span's rows, into `dst` (`W` cells).
+#[inline(always)]
+fn vertical_sum(w: usize, xp: &[f32], hs: &Span, dst: &mut [f32]) {
+    dst.copy_from_slice(&xp[hs.coord(0) * w..][..w]);
+    for j in 1..hs.count {
+        for (d, v) in dst.iter_mut().zip(&xp[hs.coord(j) * w..][..w]) {
+            *d += v;
         }
     }
 }
 
 /// Vertical step of max/min: per column the first extreme of `sign·x` over the span's rows
-/// (a NaN wins, the last NaN wins) and its flat index, into `pv[pb..pb + W]`.
+/// (a NaN wins, the last NaN wins) and its flat index, into `dv`, `di` (`W` cells).
 #[inline(always)]
-fn vertical_extreme(p: &Plan, xp: &[f32], hs: &Span, sign: f32, sc: &mut Scratch) {
-    let w = p.w;
-    let (dv, di) = (&mut sc.pv[p.pb..p.pb + w], &mut sc.pvi[p.pb..p.pb + w]);
+fn vertical_extreme(w: usize, xp: &[f32], hs: &Span, sign: f32, dv: &mut [f32], di: &mut [u32]) {
     // flat indices fit u32 (PoolShape checks a plane has at most 2^32 cells)
     let h0 = hs.coord(0);
     let src = &xp[h0 * w..][..w];
@@ -282,18 +318,17 @@ fn vertical_extreme(p: &Plan, xp: &[f32], hs: &Span, sign: f32, sc: &mut Scratch
     }
 }
 
-/// Horizontal step of max/min: `acc[o]` = the best of `phase[r_j][o + m_j]` over the taps.
+/// Horizontal step of max/min over phases of length `len`: `acc[q]` = the best of
+/// `phase[r_j][q + m_j]` over the taps, for the first `n` cells.
 #[inline(always)]
-fn horizontal_extreme(p: &Plan, sc: &mut Scratch) {
+fn horizontal_extreme(p: &Plan, len: usize, n: usize, sc: &mut Scratch) {
     let (r0, m0) = p.taps[0];
-    sc.acc.copy_from_slice(&sc.ph[r0 * p.m + m0..][..p.ow]);
-    sc.acci.copy_from_slice(&sc.phi[r0 * p.m + m0..][..p.ow]);
+    let (acc, acci) = (&mut sc.acc[..n], &mut sc.acci[..n]);
+    acc.copy_from_slice(&sc.ph[r0 * len + m0..][..n]);
+    acci.copy_from_slice(&sc.phi[r0 * len + m0..][..n]);
     for &(rj, mj) in &p.taps[1..] {
-        let (sv, si) = (
-            &sc.ph[rj * p.m + mj..][..p.ow],
-            &sc.phi[rj * p.m + mj..][..p.ow],
-        );
-        for (((b, bi), &v), &vi) in sc.acc.iter_mut().zip(sc.acci.iter_mut()).zip(sv).zip(si) {
+        let (sv, si) = (&sc.ph[rj * len + mj..][..n], &sc.phi[rj * len + mj..][..n]);
+        for (((b, bi), &v), &vi) in acc.iter_mut().zip(acci.iter_mut()).zip(sv).zip(si) {
             // larger value; equal values: smaller index; NaNs: the larger index
             let (vn, bn) = (v.is_nan(), b.is_nan());
             let take = (v > *b) | ((v == *b) & (vi < *bi)) | (vn & (!bn | (vi > *bi)));
@@ -303,30 +338,30 @@ fn horizontal_extreme(p: &Plan, sc: &mut Scratch) {
     }
 }
 
-/// `ph[r·M + m] = pv[m·s + r]`: the padded row split into its `s` phases (stride 1 and 2
-/// without index arithmetic, so they vectorise).
+/// `ph[r·len + m] = pv[m·s + r]`: padded rows (end to end, `len·s` cells) split into their `s`
+/// phases (stride 1 and 2 without index arithmetic, so they vectorise).
 #[inline(always)]
-fn split<T: Copy>(p: &Plan, pv: &[T], ph: &mut [T]) {
-    match p.s {
-        1 => ph.copy_from_slice(&pv[..p.m]),
+fn split<T: Copy>(s: usize, len: usize, pv: &[T], ph: &mut [T]) {
+    match s {
+        1 => ph.copy_from_slice(&pv[..len]),
         2 => {
-            let (p0, p1) = ph.split_at_mut(p.m);
+            let (p0, p1) = ph.split_at_mut(len);
             for ((a, b), c) in p0.iter_mut().zip(p1).zip(pv.chunks_exact(2)) {
                 *a = c[0];
                 *b = c[1];
             }
         }
         _ => {
-            for (r, dst) in ph.chunks_exact_mut(p.m).enumerate() {
+            for (r, dst) in ph.chunks_exact_mut(len).enumerate() {
                 for (mm, d) in dst.iter_mut().enumerate() {
-                    *d = pv[mm * p.s + r];
+                    *d = pv[mm * s + r];
                 }
             }
         }
     }
 }
 
-/// The inverse of [`split`]: `pv[m·s + r] = ph[r·M + m]`.
+/// The inverse of [`split`] for one padded row: `pv[m·s + r] = ph[r·M + m]`.
 #[inline(always)]
 fn interleave(p: &Plan, ph: &[f32], pv: &mut [f32]) {
     match p.s {
@@ -360,7 +395,7 @@ pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
     gx.par_chunks_mut(p.h * p.w)
         .zip(gy.par_chunks(out_len))
         .for_each_init(
-            || Scratch::new(&p),
+            || Scratch::new(&p, 1),
             |sc, (gxp, gyp)| {
                 #[cfg(target_arch = "x86_64")]
                 if crate::ops::simd::avx512() {
@@ -398,7 +433,7 @@ fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32], sc: &mut Scratch) {
                 *d += a;
             }
         }
-        // interleave: pv[m·s + r] = ph[r·M + m] (cells past M·s stay 0)
+        // interleave: pv[m·s + r] = ph[r·M + m]
         interleave(p, &sc.ph, &mut sc.pv);
         let src = &sc.pv[p.pb..p.pb + p.w];
         let hs = &p.hspans[oh];
