@@ -9,7 +9,8 @@
 //! 3. horizontal: tap `j` of output `o` reads `q = o·s + j·d = (o + m_j)·s + r_j`, i.e.
 //!    `phase[r_j][o + m_j]`, a contiguous slice per tap, so each tap is one element-wise step over
 //!    the whole output row (vectorised: the row loop is compiled for AVX-512 where
-//!    [`crate::ops::simd::avx512`] allows).
+//!    [`crate::ops::simd::avx512`] allows). The forward lays the padded rows of a block of output
+//!    rows end to end, so steps 2 and 3 run once per block: long loops even on narrow planes.
 //!
 //! Ties and NaN as PyTorch (and [`super::reduce`]'s reference): in row-major window order the
 //! first maximum wins, a NaN wins and the last NaN wins. The vertical step keeps the first
