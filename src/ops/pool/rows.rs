@@ -362,22 +362,22 @@ fn split<T: Copy>(s: usize, len: usize, pv: &[T], ph: &mut [T]) {
     }
 }
 
-/// The inverse of [`split`] for one padded row: `pv[m·s + r] = ph[r·M + m]`.
+/// The inverse of [`split`]: `pv[m·s + r] = ph[r·len + m]`.
 #[inline(always)]
-fn interleave(p: &Plan, ph: &[f32], pv: &mut [f32]) {
-    match p.s {
-        1 => pv[..p.m].copy_from_slice(ph),
+fn interleave(s: usize, len: usize, ph: &[f32], pv: &mut [f32]) {
+    match s {
+        1 => pv[..len].copy_from_slice(ph),
         2 => {
-            let (p0, p1) = ph.split_at(p.m);
+            let (p0, p1) = ph.split_at(len);
             for ((a, b), c) in p0.iter().zip(p1).zip(pv.chunks_exact_mut(2)) {
                 c[0] = *a;
                 c[1] = *b;
             }
         }
         _ => {
-            for (r, src) in ph.chunks_exact(p.m).enumerate() {
+            for (r, src) in ph.chunks_exact(len).enumerate() {
                 for (mm, v) in src.iter().enumerate() {
-                    pv[mm * p.s + r] = *v;
+                    pv[mm * s + r] = *v;
                 }
             }
         }
@@ -396,7 +396,7 @@ pub fn backward(s: &PoolShape, gy: &[f32], gx: &mut [f32]) {
     gx.par_chunks_mut(p.h * p.w)
         .zip(gy.par_chunks(out_len))
         .for_each_init(
-            || Scratch::new(&p, 1),
+            || Scratch::new(&p, (BLOCK_CELLS / p.pv_len).clamp(1, p.oh)),
             |sc, (gxp, gyp)| {
                 #[cfg(target_arch = "x86_64")]
                 if crate::ops::simd::avx512() {
@@ -418,31 +418,43 @@ unsafe fn backward_plane_avx512(p: &Plan, gyp: &[f32], gxp: &mut [f32], sc: &mut
     backward_plane(p, gyp, gxp, sc)
 }
 
-/// One plane of the average backward: per output row, `g = gy·inv` spread to the phases of
-/// each tap, interleaved into the padded row, added to every input row of the height span.
+/// One plane of the average backward, a block of output rows at a time (as the forward): per
+/// row `g = gy·inv` (0 past `OW`), spread to the phases of each tap, interleaved into the padded
+/// rows, each added to every input row of its height span.
 #[inline(always)]
 fn backward_plane(p: &Plan, gyp: &[f32], gxp: &mut [f32], sc: &mut Scratch) {
-    for oh in 0..p.oh {
-        let (g, inv) = (&gyp[oh * p.ow..][..p.ow], &p.inv[oh * p.ow..][..p.ow]);
-        for ((a, g), i) in sc.acc.iter_mut().zip(g).zip(inv) {
-            *a = g * i;
+    let block = (BLOCK_CELLS / p.pv_len).clamp(1, p.oh);
+    let mut oh0 = 0;
+    while oh0 < p.oh {
+        let nr = block.min(p.oh - oh0);
+        let (len, n) = (nr * p.m, nr * p.m - p.reach);
+        let acc = &mut sc.acc[..len];
+        acc.fill(0.0);
+        for k in 0..nr {
+            let o = (oh0 + k) * p.ow;
+            let (g, inv) = (&gyp[o..][..p.ow], &p.inv[o..][..p.ow]);
+            for ((a, g), i) in acc[k * p.m..].iter_mut().zip(g).zip(inv) {
+                *a = g * i;
+            }
         }
-        sc.ph.fill(0.0);
+        let ph = &mut sc.ph[..p.s * len];
+        ph.fill(0.0);
         for &(rj, mj) in &p.taps {
-            let dst = &mut sc.ph[rj * p.m + mj..][..p.ow];
-            for (d, a) in dst.iter_mut().zip(&sc.acc) {
+            for (d, a) in ph[rj * len + mj..][..n].iter_mut().zip(&acc[..n]) {
                 *d += a;
             }
         }
-        // interleave: pv[m·s + r] = ph[r·M + m]
-        interleave(p, &sc.ph, &mut sc.pv);
-        let src = &sc.pv[p.pb..p.pb + p.w];
-        let hs = &p.hspans[oh];
-        for j in 0..hs.count {
-            let dst = &mut gxp[hs.coord(j) * p.w..][..p.w];
-            for (d, v) in dst.iter_mut().zip(src) {
-                *d += v;
+        interleave(p.s, len, ph, &mut sc.pv[..nr * p.pv_len]);
+        for k in 0..nr {
+            let src = &sc.pv[k * p.pv_len + p.pb..][..p.w];
+            let hs = &p.hspans[oh0 + k];
+            for j in 0..hs.count {
+                let dst = &mut gxp[hs.coord(j) * p.w..][..p.w];
+                for (d, v) in dst.iter_mut().zip(src) {
+                    *d += v;
+                }
             }
         }
+        oh0 += nr;
     }
 }
