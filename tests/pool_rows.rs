@@ -78,6 +78,11 @@ fn rows_match_reference() {
             assert!(same, "case {case} {p:?} {shape:?}: y[{o}] {a} vs {b}");
         }
         assert_eq!(i1, i2, "case {case} {p:?} {shape:?}: indices");
+        // into new buffers (no zero fill): the same values, bit for bit
+        let (y3, i3) = rows::forward_new(&s, &data, with_idx);
+        let same = y1.iter().zip(&y3).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same && y3.len() == n_out, "case {case}: forward_new");
+        assert_eq!(i3.as_deref(), with_idx.then_some(&i1[..]), "case {case}");
         if !with_idx {
             let in_total = s.planes * s.in_len();
             let gy: Vec<f32> = (0..n_out).map(|_| rng.range(-1.0, 1.0)).collect();

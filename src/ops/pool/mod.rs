@@ -216,6 +216,12 @@ impl PoolOutput {
 /// PyTorch: `F.max_pool2d(x, k, s, p, d, ceil_mode, return_indices=True)` and friends.
 pub fn pool_forward(x: &Tensor, p: &PoolParams) -> Result<PoolOutput> {
     let s = PoolShape::new(x.shape(), p)?;
+    if rows::applies(&s) {
+        // the fast path writes every output once: no zero fill first
+        let (y, indices) = rows::forward_new(&s, x.data(), p.kind.has_indices());
+        let y = Tensor::new(s.out_shape(), y)?;
+        return Ok(PoolOutput { y, indices });
+    }
     let mut y = Tensor::zeros(&s.out_shape());
     let mut indices = p.kind.has_indices().then(|| vec![0u32; y.numel()]);
     match p.kind {

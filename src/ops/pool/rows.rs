@@ -32,6 +32,7 @@ use super::shape::PoolShape;
 use super::windows::Windows;
 use crate::geometry::{AxisWindow, Span};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Largest average window summed in f32 here.
 pub const MAX_AVG_TAPS: usize = 64;
@@ -168,14 +169,57 @@ impl Scratch {
 }
 
 /// Forward over all planes; requires [`applies`]. `x`: planes × H·W; `y` (and `idx`, the
-/// in-plane index of each max/min): planes × OH·OW.
+/// in-plane index of each max/min): planes × OH·OW, overwritten.
 pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&mut [u32]>) {
+    // SAFETY: MaybeUninit<T> has the layout of T, and `forward_uninit` only writes initialised
+    // values into these views
+    let y = unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    let idx = idx.map(|i| unsafe { &mut *(i as *mut [u32] as *mut [MaybeUninit<u32>]) });
+    forward_uninit(s, x, y, idx)
+}
+
+/// [`forward`] into new buffers, written once (no zero fill first): the output and, when
+/// `with_idx` for max/min, the indices.
+pub fn forward_new(s: &PoolShape, x: &[f32], with_idx: bool) -> (Vec<f32>, Option<Vec<u32>>) {
+    let n = s.planes * s.out_len();
+    let with_idx = with_idx && matches!(s.reduce, Reduce::Max | Reduce::Min);
+    let mut y = Box::<[f32]>::new_uninit_slice(n);
+    let mut idx = with_idx.then(|| Box::<[u32]>::new_uninit_slice(n));
+    // debug builds (the tests) poison the buffers: a cell the kernel missed shows
+    #[cfg(debug_assertions)]
+    {
+        y.iter_mut().for_each(|v| {
+            v.write(f32::NAN);
+        });
+        idx.iter_mut().flat_map(|i| i.iter_mut()).for_each(|v| {
+            v.write(u32::MAX);
+        });
+    }
+    forward_uninit(s, x, &mut y, idx.as_deref_mut());
+    // SAFETY: `forward_uninit` writes every output row of every plane, and for max/min every
+    // index (the indices exist only for max/min)
+    unsafe {
+        (
+            y.assume_init().into_vec(),
+            idx.map(|i| i.assume_init().into_vec()),
+        )
+    }
+}
+
+/// The forward on possibly uninitialised outputs: writes every cell of `y` and of `idx`
+/// (max/min).
+fn forward_uninit(
+    s: &PoolShape,
+    x: &[f32],
+    y: &mut [MaybeUninit<f32>],
+    idx: Option<&mut [MaybeUninit<u32>]>,
+) {
     let p = Plan::new(s);
     let rows = s.planes * p.oh;
     // about 16 tasks per thread, whole output rows each
     let per = rows.div_ceil(rayon::current_num_threads() * 16).max(1);
     let chunk = per * p.ow;
-    let run = |t: usize, yc: &mut [f32], ic: Option<&mut [u32]>| {
+    let run = |t: usize, yc: &mut [MaybeUninit<f32>], ic: Option<&mut [MaybeUninit<u32>]>| {
         #[cfg(target_arch = "x86_64")]
         if crate::ops::simd::avx512() {
             // SAFETY: the CPU has the features `forward_rows_avx512` enables (checked just above).
@@ -206,8 +250,8 @@ unsafe fn forward_rows_avx512(
     p: &Plan,
     x: &[f32],
     row0: usize,
-    y: &mut [f32],
-    idx: Option<&mut [u32]>,
+    y: &mut [MaybeUninit<f32>],
+    idx: Option<&mut [MaybeUninit<u32>]>,
 ) {
     forward_rows(p, x, row0, y, idx)
 }
@@ -216,7 +260,13 @@ unsafe fn forward_rows_avx512(
 /// of rows at a time: the rows' padded rows lie end to end, so one split and one pass per tap
 /// serve the whole block (a row's taps stay inside its own `M` cells: `OW + reach <= M`).
 #[inline(always)]
-fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option<&mut [u32]>) {
+fn forward_rows(
+    p: &Plan,
+    x: &[f32],
+    row0: usize,
+    y: &mut [MaybeUninit<f32>],
+    mut idx: Option<&mut [MaybeUninit<u32>]>,
+) {
     let rows = y.len() / p.ow;
     let block = (BLOCK_CELLS / p.pv_len).clamp(1, rows.max(1));
     let mut sc = Scratch::new(p, block);
@@ -246,10 +296,13 @@ fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option
                 for k in 0..nr {
                     let yr = &mut y[(r + k) * p.ow..][..p.ow];
                     for (yv, a) in yr.iter_mut().zip(&sc.acc[k * p.m..]) {
-                        *yv = sign * a;
+                        yv.write(sign * a);
                     }
                     if let Some(ic) = idx.as_deref_mut() {
-                        ic[(r + k) * p.ow..][..p.ow].copy_from_slice(&sc.acci[k * p.m..][..p.ow]);
+                        let ir = &mut ic[(r + k) * p.ow..][..p.ow];
+                        for (iv, a) in ir.iter_mut().zip(&sc.acci[k * p.m..]) {
+                            iv.write(*a);
+                        }
                     }
                 }
             }
@@ -266,7 +319,7 @@ fn forward_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [f32], mut idx: Option
                     let yr = &mut y[(r + k) * p.ow..][..p.ow];
                     let inv = &p.inv[oh * p.ow..][..p.ow];
                     for ((yv, a), i) in yr.iter_mut().zip(&sc.acc[k * p.m..]).zip(inv) {
-                        *yv = a * i;
+                        yv.write(a * i);
                     }
                 }
             }
