@@ -318,7 +318,7 @@ const PEAK_ACC: usize = 12;
 const PEAK_ITERS: usize = 20_000;
 
 /// The machine's measured f32 FMA peak: every thread of the current rayon pool runs
-/// [`PEAK_ACC`] independent chains of 16-lane fused multiply-adds (AVX-512 where
+/// `PEAK_ACC` (12) independent chains of 16-lane fused multiply-adds (AVX-512 where
 /// [`crate::ops::simd::avx512`] allows, else the portable build's vectors) at once, timed with
 /// the shared protocol. Returns GFLOP/s (2 FLOPs per FMA lane), the ceiling against which
 /// `stride bench` shows each shape's share.

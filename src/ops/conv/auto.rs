@@ -82,7 +82,7 @@ const SUBPIXEL_MIN_CIN: usize = 16;
 /// Input gradient of a strided problem (no adjoint problem): whether `algo` uses the sub-pixel
 /// decomposition ([`super::subpixel`]: stride² stride-1 problems on the direct kernels) instead
 /// of col2im — for `Auto` and the direct kernels, as [`adjoint_for`], where the phases have at
-/// least [`SUBPIXEL_MIN_CIN`] output channels.
+/// least `SUBPIXEL_MIN_CIN` (16) output channels.
 pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
     adjoint_for(s, algo).is_none()
         && s.cin_g() >= SUBPIXEL_MIN_CIN
