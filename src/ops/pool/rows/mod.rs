@@ -19,10 +19,12 @@
 //! order on (value, index), so the result is the reference's whatever the grouping.
 //!
 //! Average sums are f32 (windows of at most [`MAX_AVG_TAPS`] taps) and multiply by the
-//! reciprocal of each cell's divisor ([`super::reduce::Divisor::for_window`], the reference's rule). Backward of
-//! average pooling is the exact adjoint: `g = gy / div`, spread over the phases, interleaved back
-//! into a padded row and added to every input row of the height span. Max/min backward is the
-//! index scatter of [`super::select::scatter`].
+//! reciprocal of each cell's divisor ([`super::reduce::Divisor::for_window`], the reference's
+//! rule). Backward of average pooling is the exact adjoint: `g = gy / div`, spread over the
+//! phases, interleaved back into a padded row and added to every input row of the height span.
+//! Max/min backward is the index scatter of [`super::select::scatter`].
+//!
+//! The shared steps and buffers are in `plan.rs` beside this file.
 //!
 //! Work is split over both cores by output rows (forward) and planes (backward: output rows of
 //! one plane may share input rows).
