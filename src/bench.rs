@@ -1,6 +1,7 @@
 //! Benchmarks as a library: the timing protocol of the course's `bench/common.py` (so stride and
 //! PyTorch are timed alike), the standard shapes file, FLOP counts, and the timed passes of each
-//! shape ([`time_conv`], [`time_pool`], [`time_gemm`]) that `stride bench` prints.
+//! shape ([`time_conv`], [`time_pool`], [`time_gemm`]) that `stride bench` prints, the machine's
+//! measured FMA peak ([`fma_peak`]) and the process's peak memory ([`peak_rss_bytes`]).
 //!
 //! Protocol: warm up until ≥ 0.3 s and ≥ 2 calls; calibrate K = ceil(0.2 s / t_call) calls per
 //! run; 7 runs of K back-to-back calls; report the median per-call time (and min, max).
@@ -309,4 +310,111 @@ pub fn time_gemm(n: usize, threads: usize) -> Timing {
             threads,
         )
     })
+}
+
+/// Independent accumulators of the FMA peak kernel (enough to cover the FMA latency on two
+/// ports), and FMA steps per accumulator per call.
+const PEAK_ACC: usize = 12;
+const PEAK_ITERS: usize = 20_000;
+
+/// The machine's measured f32 FMA peak: every thread of the current rayon pool runs
+/// `PEAK_ACC` (12) independent chains of 16-lane fused multiply-adds (AVX-512 where
+/// [`crate::ops::simd::avx512`] allows, else the portable build's vectors) at once, timed with
+/// the shared protocol. Returns GFLOP/s (2 FLOPs per FMA lane), the ceiling against which
+/// `stride bench` shows each shape's share.
+pub fn fma_peak() -> f64 {
+    let threads = rayon::current_num_threads();
+    let t = time(|| {
+        rayon::broadcast(|_| black_box(fma_chains(black_box(PEAK_ITERS))));
+    });
+    let flops = (threads * PEAK_ITERS * PEAK_ACC * 16 * 2) as f64;
+    flops / t.median_s / 1e9
+}
+
+/// [`PEAK_ACC`] chains `acc = acc·a + b` of `iters` steps on 16 lanes; returns their sum.
+fn fma_chains(iters: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::simd::avx512() {
+        // SAFETY: the CPU has AVX-512F and FMA (checked just above).
+        return unsafe { fma_chains_avx512(iters) };
+    }
+    let (a, b) = (black_box(0.999_999f32), black_box(1e-7f32));
+    let mut acc = [[0.0f32; 16]; PEAK_ACC];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            for l in v.iter_mut() {
+                *l = *l * a + b;
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+/// [`fma_chains`] on AVX-512 registers.
+///
+/// # Safety
+/// The CPU must support AVX-512F and FMA; callers check [`crate::ops::simd::avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn fma_chains_avx512(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut acc = [_mm512_setzero_ps(); PEAK_ACC];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut s = acc[0];
+    for v in &acc[1..] {
+        s = _mm512_add_ps(s, *v);
+    }
+    _mm512_reduce_add_ps(s)
+}
+
+/// The peak resident memory of this process in bytes (`VmHWM` of /proc/self/status, else
+/// `getrusage`'s `ru_maxrss`); `None` where neither says.
+pub fn peak_rss_bytes() -> Option<u64> {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        if let Some(kb) = kb {
+            return Some(kb * 1024);
+        }
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+            // Linux reports kilobytes, macOS bytes
+            let scale = if cfg!(target_os = "macos") { 1 } else { 1024 };
+            return u64::try_from(ru.ru_maxrss).ok().map(|v| v * scale);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peak kernel computes what it claims (the AVX-512 chains agree with the portable
+    /// ones), and peak memory is readable here and plausible.
+    #[test]
+    fn peak_kernel_and_memory() {
+        let iters = 1000;
+        // acc_{n+1} = acc_n·a + b from 0, summed over 12 × 16 lanes
+        let (a, b) = (0.999_999f64, 1e-7f64);
+        let one = (0..iters).fold(0.0f64, |acc, _| acc * a + b);
+        let want = one * (PEAK_ACC * 16) as f64;
+        let got = fma_chains(iters) as f64;
+        assert!((got - want).abs() <= 1e-4 * want, "{got} vs {want}");
+        if cfg!(target_os = "linux") {
+            let rss = peak_rss_bytes().expect("VmHWM on Linux");
+            assert!(rss > 1 << 20 && rss < 1 << 40, "{rss}");
+        }
+    }
 }

@@ -129,7 +129,9 @@ fn bench_train_reports_images_per_second() {
         "--layers",
     ]);
     assert!(
-        out.contains("images/s") && out.contains("Linear(in_features=784"),
+        out.contains("images/s")
+            && out.contains("Linear(in_features=784")
+            && out.contains("peak memory"),
         "{out}"
     );
 }

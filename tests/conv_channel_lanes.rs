@@ -132,10 +132,10 @@ fn auto_picks_the_kernels_the_readme_names() {
         case(&[8, 256, 28, 28], &[256, 1, 3, 3], 1, 1, 256),
         ["width-lanes", "adj-width-lanes", "width-lanes"]
     );
-    // stride 2: channel-lanes forward and weight gradient, col2im for the input gradient
+    // stride 2: channel-lanes forward and weight gradient, the sub-pixel input gradient
     assert_eq!(
         case(&[8, 128, 28, 28], &[256, 128, 3, 3], 1, 2, 1),
-        ["channel-lanes", "col2im", "channel-lanes"]
+        ["channel-lanes", "subpixel", "channel-lanes"]
     );
 }
 

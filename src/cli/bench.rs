@@ -43,14 +43,19 @@ fn run_gemm(a: GemmBenchArgs) -> anyhow::Result<()> {
     // would: their tensors come from the main allocator arena, which keeps freed memory
     super::train::set_threads(a.threads)?;
     let threads = rayon::current_num_threads();
-    println!("stride bench gemm: {threads} thread(s)");
-    println!("{:>6} {:>9} {:>8} {:>9}", "n", "ms", "GFLOP/s", "cpu ms");
+    let peak = stride::bench::fma_peak();
+    println!("stride bench gemm: {threads} thread(s); measured f32 FMA peak {peak:.0} GFLOP/s");
+    println!(
+        "{:>6} {:>9} {:>8} {:>5} {:>9}",
+        "n", "ms", "GFLOP/s", "peak%", "cpu ms"
+    );
     for n in stride::geometry::parse_per_axis("sizes", &a.sizes)? {
         let t = time_gemm(n, threads);
         let gflops = 2.0 * (n as f64).powi(3) / t.median_s / 1e9;
         println!(
-            "{n:>6} {:>9.3} {gflops:>8.1} {:>9}",
+            "{n:>6} {:>9.3} {gflops:>8.1} {:>5.0} {:>9}",
             t.median_s * 1e3,
+            gflops / peak * 100.0,
             cpu_ms(&t)
         );
     }
@@ -121,6 +126,8 @@ struct Report {
     pool: Vec<serde_json::Value>,
     /// (pass, PyTorch time / stride time)
     ratios: Vec<(String, f64)>,
+    /// The measured FMA peak in GFLOP/s on these threads.
+    peak: f64,
 }
 
 impl Report {
@@ -136,8 +143,8 @@ impl Report {
         };
         if first == "shape" {
             println!(
-                "{:<10} {:<10} {:<17} {:>9} {:>8} {:>9}{cmp}",
-                "shape", "pass", "algo", "ms", "GFLOP/s", "cpu ms"
+                "{:<10} {:<10} {:<17} {:>9} {:>8} {:>5} {:>9}{cmp}",
+                "shape", "pass", "algo", "ms", "GFLOP/s", "peak%", "cpu ms"
             );
         } else {
             println!(
@@ -178,20 +185,22 @@ impl Report {
         let t = &p.timing;
         let ms = t.median_s * 1e3;
         let gflops = flops / t.median_s / 1e9;
+        let share = gflops / self.peak;
         let (tm, cmp) = self.compare("conv", name, p, ms);
         if !self.json {
             println!(
-                "{:<10} {:<10} {:<17} {ms:9.3} {gflops:8.1} {:>9}{cmp}",
+                "{:<10} {:<10} {:<17} {ms:9.3} {gflops:8.1} {:>5.0} {:>9}{cmp}",
                 name,
                 p.op,
                 p.algo,
+                share * 100.0,
                 cpu_ms(t)
             );
         }
         self.conv
             .push(json!({"name": name, "op": p.op, "algo": p.algo,
             "median_ms": ms, "min_ms": t.min_s * 1e3, "max_ms": t.max_s * 1e3, "gflops": gflops,
-            "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
+            "peak_share": share, "flops": flops, "cpu_ms": t.cpu_s.map(|c| c * 1e3), "torch_ms": tm}));
     }
 
     /// One pooling pass: a table row or a JSON row.
@@ -211,7 +220,7 @@ impl Report {
     /// The JSON document, or the geometric mean of the ratios per pass.
     fn finish(self) -> anyhow::Result<()> {
         if self.json {
-            let doc = json!({"threads": self.threads, "conv": self.conv, "pool": self.pool});
+            let doc = json!({"threads": self.threads, "fma_peak_gflops": self.peak, "conv": self.conv, "pool": self.pool});
             println!("{}", serde_json::to_string_pretty(&doc)?);
             return Ok(());
         }
@@ -256,9 +265,15 @@ fn run_conv(a: ConvBenchArgs) -> anyhow::Result<()> {
         conv: vec![],
         pool: vec![],
         ratios: vec![],
+        peak: stride::bench::fma_peak(),
     };
     if !a.json {
         println!("stride bench conv: {threads} thread(s), median of 7 runs (the protocol of bench/common.py)");
+        println!(
+            "measured f32 FMA peak: {:.0} GFLOP/s on {threads} thread(s) ({:?} kernels); peak% = each pass's share of it",
+            report.peak,
+            stride::ops::simd::isa()
+        );
     }
     report.header("shape");
     for c in shapes.conv.iter().filter(|c| wanted(&c.name)) {

@@ -1,5 +1,5 @@
 //! `stride bench train` (a subcommand of `stride bench`, see `bench.rs`): images per second of training steps (forward, loss, backward,
-//! optimiser) on random data, for a preset or spec.
+//! optimiser) on random data, for a preset or spec, and the process's peak memory.
 
 use super::train::set_threads;
 use clap::Args;
@@ -47,6 +47,12 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         rayon::current_num_threads(),
         steps_per_epoch * r.step_s
     );
+    if let Some(b) = stride::bench::peak_rss_bytes() {
+        println!(
+            "peak memory (max resident set of this process): {:.0} MB",
+            b as f64 / 1e6
+        );
+    }
     if a.layers {
         println!("{:<4} {:<58} {:>9} {:>9}", "#", "layer", "fwd ms", "bwd ms");
         for (i, (d, f, b)) in r.layers.iter().enumerate() {

@@ -13,6 +13,9 @@ use crate::tensor::Tensor;
 /// PyTorch: `torch.nn.ReLU()`, `torch.nn.Sigmoid()`, `torch.nn.Tanh()`.
 pub struct Act {
     pub kind: Activation,
+    /// The previous layer already applied this activation (a ReLU fused into the BatchNorm
+    /// before it): forward and backward pass values through.
+    pub fused: bool,
     y: Tensor,
 }
 
@@ -20,7 +23,16 @@ impl Act {
     pub fn new(kind: Activation) -> Self {
         Act {
             kind,
+            fused: false,
             y: Tensor::zeros(&[0]),
+        }
+    }
+
+    /// An activation the previous layer computes (see [`crate::nn::batchnorm::BatchNorm::relu`]).
+    pub fn fused(kind: Activation) -> Self {
+        Act {
+            fused: true,
+            ..Act::new(kind)
         }
     }
 }
@@ -31,6 +43,9 @@ impl Layer for Act {
     }
 
     fn forward(&mut self, mut x: Tensor, _train: bool) -> Result<Tensor> {
+        if self.fused {
+            return Ok(x);
+        }
         if self.y.shape() != x.shape() {
             self.y = Tensor::zeros(x.shape());
         }
@@ -39,6 +54,9 @@ impl Layer for Act {
     }
 
     fn infer(&mut self, mut x: Tensor) -> Result<Tensor> {
+        if self.fused {
+            return Ok(x);
+        }
         forward_inplace(self.kind, x.data_mut());
         Ok(x)
     }
@@ -50,6 +68,9 @@ impl Layer for Act {
     fn backward(&mut self, mut gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         if !want_input_grad {
             return Ok(None);
+        }
+        if self.fused {
+            return Ok(Some(gy));
         }
         backward_inplace(self.kind, self.y.data(), gy.data_mut());
         Ok(Some(gy))

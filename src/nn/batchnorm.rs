@@ -21,6 +21,9 @@ pub struct BatchNorm {
     pub running_var: Tensor,
     pub eps: f32,
     pub momentum: f32,
+    /// A following ReLU computed here (see [`crate::ops::norm`]); the ReLU layer then passes
+    /// values through (`Act::fused`).
+    pub relu: bool,
     x: Tensor,
     stats: BnStats,
     train: bool,
@@ -37,6 +40,7 @@ impl BatchNorm {
             running_var: Tensor::full(&[c], 1.0),
             eps: 1e-5,
             momentum: 0.1,
+            relu: false,
             x: Tensor::zeros(&[0]),
             stats: BnStats::default(),
             train: false,
@@ -75,6 +79,22 @@ impl BatchNorm {
             l: shape[2..].iter().product(),
         })
     }
+
+    /// Evaluation mode on `x` into `y`: the running statistics, the affine map and the fused
+    /// ReLU if any (one pass); shared by `forward(.., false)` and `infer`.
+    fn eval_into(&self, d: BnDims, x: &Tensor, y: &mut Tensor) -> BnStats {
+        forward_eval(
+            d,
+            x.data(),
+            self.weight.value.data(),
+            self.bias.value.data(),
+            self.eps,
+            self.running_mean.data(),
+            self.running_var.data(),
+            self.relu,
+            y.data_mut(),
+        )
+    }
 }
 
 impl Layer for BatchNorm {
@@ -101,19 +121,11 @@ impl Layer for BatchNorm {
                 self.momentum,
                 self.running_mean.data_mut(),
                 self.running_var.data_mut(),
+                self.relu,
                 y.data_mut(),
             )?
         } else {
-            forward_eval(
-                d,
-                x.data(),
-                self.weight.value.data(),
-                self.bias.value.data(),
-                self.eps,
-                self.running_mean.data(),
-                self.running_var.data(),
-                y.data_mut(),
-            )
+            self.eval_into(d, &x, &mut y)
         };
         self.train = train;
         self.x = x;
@@ -123,16 +135,7 @@ impl Layer for BatchNorm {
     fn infer(&mut self, x: Tensor) -> Result<Tensor> {
         let d = self.dims(x.shape())?;
         let mut y = Tensor::zeros(x.shape());
-        forward_eval(
-            d,
-            x.data(),
-            self.weight.value.data(),
-            self.bias.value.data(),
-            self.eps,
-            self.running_mean.data(),
-            self.running_var.data(),
-            y.data_mut(),
-        );
+        self.eval_into(d, &x, &mut y);
         Ok(y)
     }
 
@@ -140,21 +143,30 @@ impl Layer for BatchNorm {
         self.x.numel()
     }
 
-    fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
+    fn backward(&mut self, mut g: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         let d = self.dims(self.x.shape())?;
-        let mut gx = Tensor::zeros(self.x.shape());
+        if g.shape() != self.x.shape() {
+            return Err(Error::arg(
+                "grad-output",
+                format!(
+                    "has shape {} but the layer's output has shape {}",
+                    fmt_shape(g.shape()),
+                    fmt_shape(self.x.shape())
+                ),
+            ));
+        }
+        // in place: g holds gy, then gx
         backward(
             d,
             self.x.data(),
             self.weight.value.data(),
             &self.stats,
             self.train,
-            gy.data(),
-            gx.data_mut(),
+            g.data_mut(),
             self.weight.grad.data_mut(),
             self.bias.grad.data_mut(),
         );
-        Ok(want_input_grad.then_some(gx))
+        Ok(want_input_grad.then_some(g))
     }
 
     fn params(&self) -> Vec<&Param> {

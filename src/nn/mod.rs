@@ -14,6 +14,7 @@ pub mod linear;
 pub mod models;
 pub mod pool;
 pub mod spec;
+mod spec_display;
 mod spec_parse;
 
 use crate::error::Result;

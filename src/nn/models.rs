@@ -19,6 +19,7 @@ use super::pool::Pool;
 use super::spec::{LayerSpec, ModelSpec};
 use super::{Layer, Sequential};
 use crate::error::{Error, Result};
+use crate::ops::activation::Activation;
 use crate::rng::Rng;
 use std::path::Path;
 
@@ -188,8 +189,12 @@ impl Model {
         )?;
         let mut rng = Rng::new(seed);
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers.len());
-        for (l, s) in spec.layers.iter().zip(&shapes) {
-            layers.push(build_layer(l, &s.in_shape, init, &mut rng)?);
+        // BatchNorm then ReLU: the BatchNorm applies the ReLU in its own passes
+        let relu = |j: usize| matches!(spec.layers.get(j), Some(LayerSpec::Act(Activation::Relu)));
+        let bn = |j: usize| matches!(spec.layers.get(j), Some(LayerSpec::BatchNorm { .. }));
+        for (i, (l, s)) in spec.layers.iter().zip(&shapes).enumerate() {
+            let fused = (bn(i) && relu(i + 1)) || (relu(i) && i > 0 && bn(i - 1));
+            layers.push(build_layer(l, &s.in_shape, init, fused, &mut rng)?);
         }
         Ok(Model {
             spec: spec.clone(),
@@ -213,11 +218,13 @@ impl Model {
     }
 }
 
-/// One layer for an (unbatched) input shape.
+/// One layer for an (unbatched) input shape; `fused`: a BatchNorm or ReLU of a BatchNorm–ReLU
+/// pair (the BatchNorm computes the ReLU, the ReLU layer passes values through).
 fn build_layer(
     l: &LayerSpec,
     in_shape: &[usize],
     init: Init,
+    fused: bool,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
     Ok(match l {
@@ -230,11 +237,14 @@ fn build_layer(
             Box::new(layer)
         }
         LayerSpec::Flatten => Box::new(Flatten::default()),
+        LayerSpec::Act(a) if fused => Box::new(Act::fused(*a)),
         LayerSpec::Act(a) => Box::new(Act::new(*a)),
         LayerSpec::Dropout { p } => Box::new(Dropout::new(*p)?),
         LayerSpec::BatchNorm { .. } => {
             let spatial = in_shape.len().saturating_sub(1).max(1);
-            Box::new(BatchNorm::new(spatial, in_shape[0]))
+            let mut b = BatchNorm::new(spatial, in_shape[0]);
+            b.relu = fused;
+            Box::new(b)
         }
         LayerSpec::Conv { bias, .. } => {
             let shape = l.conv_weight_shape(in_shape)?;

@@ -47,13 +47,7 @@ pub(super) fn fold(w: &Walk, a: &Attrs) -> Result<Option<Const>> {
         return Ok(None);
     }
     let (dims, v) = ints(w, inputs[0]).expect("checked");
-    // a constant with a zero-length axis may declare any other axis huge (its product is still
-    // 0): the per-axis index lists of Slice and Transpose are bounded like the values
-    if dims.iter().any(|&d| d > MAX_FOLD) {
-        return Err(a.err(format!(
-            "folds a constant with an axis longer than {MAX_FOLD}"
-        )));
-    }
+    check_axes(a, dims)?;
     let too_big = || {
         a.err(format!(
             "computes a constant of more than {MAX_FOLD} values"
@@ -159,6 +153,17 @@ pub(super) fn fold(w: &Walk, a: &Attrs) -> Result<Option<Const>> {
         }
     };
     Ok(Some(out))
+}
+
+/// A constant with a zero-length axis may declare any other axis huge (its product is still
+/// 0): the per-axis index lists of Slice and Transpose are bounded like the values.
+fn check_axes(a: &Attrs, dims: &[usize]) -> Result<()> {
+    if dims.iter().any(|&d| d > MAX_FOLD) {
+        return Err(a.err(format!(
+            "folds a constant with an axis longer than {MAX_FOLD}"
+        )));
+    }
+    Ok(())
 }
 
 /// `Slice(data, starts, ends, axes, steps)` on an int64 constant (negative steps included).

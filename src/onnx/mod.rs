@@ -18,6 +18,7 @@ mod fold;
 mod graph;
 mod import;
 mod layers;
+mod layers_pool;
 pub mod proto;
 pub mod state;
 mod tensors;

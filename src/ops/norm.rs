@@ -10,6 +10,13 @@
 //!   `gγ = Σ gy · x̂`, `gβ = Σ gy`; (eval): `gx = γ/√(r_var + ε) · gy`.
 //!
 //! Channel statistics are accumulated in f64, one channel per task (deterministic).
+//!
+//! A following ReLU can be fused in (`relu = true`): the forward writes `y = max(γ x̂ + β, 0)`
+//! in its one affine pass, and the backward masks `gy` where `γ x̂ + β <= 0` (PyTorch's ReLU
+//! gradient, 0 at 0), recomputing the pre-activation from the cached `x` and the same per-channel
+//! `scale·x + shift` (bit-identical to the forward), so neither a ReLU pass nor a ReLU cache is
+//! needed. Each direction reads the input twice (statistics, then the element-wise pass) and
+//! writes once; the backward works in place on `gy`.
 
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -29,11 +36,21 @@ impl BnDims {
     }
 }
 
-/// What the train-mode backward needs: per-channel batch mean and `1/√(σ² + ε)`.
+/// What the backward needs: per-channel mean and `1/√(σ² + ε)` used, the affine
+/// `y = scale·x + shift` applied, and whether a ReLU was fused in.
 #[derive(Clone, Debug, Default)]
 pub struct BnStats {
     pub mean: Vec<f32>,
     pub invstd: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+    pub relu: bool,
+}
+
+/// The fused ReLU's gradient mask: whether `scale·x + shift` (the pre-activation) is kept.
+#[inline(always)]
+fn kept(relu: bool, a: f32, b: f32, x: f32) -> bool {
+    !relu || a * x + b > 0.0
 }
 
 /// `(Σ u, Σ v)` over one plane, `(u, v) = f(a[j], b[j])`: 16 f32 lanes per plane (so the loop
@@ -92,20 +109,28 @@ where
         .collect()
 }
 
-/// `y[i, c, :] = scale[c] · x[i, c, :] + shift[c]`, images in parallel.
-fn affine(d: BnDims, x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+/// `y[i, c, :] = scale[c] · x[i, c, :] + shift[c]` (then `max(·, 0)` when `relu`), images in
+/// parallel.
+fn affine(d: BnDims, x: &[f32], scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
     y.par_chunks_mut(d.c * d.l)
         .zip(x.par_chunks(d.c * d.l))
         .for_each(|(yi, xi)| {
             for c in 0..d.c {
                 let (a, b) = (scale[c], shift[c]);
                 let (yp, xp) = (&mut yi[c * d.l..][..d.l], &xi[c * d.l..][..d.l]);
-                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b);
+                if relu {
+                    yp.iter_mut()
+                        .zip(xp)
+                        .for_each(|(y, &x)| *y = (a * x + b).max(0.0));
+                } else {
+                    yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b);
+                }
             }
         });
 }
 
-/// Train-mode forward: normalises with batch statistics and updates the running ones.
+/// Train-mode forward: normalises with batch statistics and updates the running ones; `relu`
+/// fuses a following ReLU.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_train(
     d: BnDims,
@@ -116,6 +141,7 @@ pub fn forward_train(
     momentum: f32,
     running_mean: &mut [f32],
     running_var: &mut [f32],
+    relu: bool,
     y: &mut [f32],
 ) -> Result<BnStats> {
     let m = d.n * d.l;
@@ -137,7 +163,10 @@ pub fn forward_train(
             (t, t * t)
         }
     });
-    let mut stats = BnStats::default();
+    let mut stats = BnStats {
+        relu,
+        ..BnStats::default()
+    };
     let (mut scale, mut offs) = (vec![0.0; d.c], vec![0.0; d.c]);
     for (c, &(s, ss)) in sums.iter().enumerate() {
         let mt = s / m as f64;
@@ -154,11 +183,14 @@ pub fn forward_train(
         running_var[c] =
             ((1.0 - momentum) as f64 * running_var[c] as f64 + momentum as f64 * unbiased) as f32;
     }
-    affine(d, x, &scale, &offs, y);
+    affine(d, x, &scale, &offs, relu, y);
+    stats.scale = scale;
+    stats.shift = offs;
     Ok(stats)
 }
 
-/// Eval-mode forward: `y = γ (x - r_mean)/√(r_var + ε) + β`. Returns the statistics used.
+/// Eval-mode forward: `y = γ (x - r_mean)/√(r_var + ε) + β` (then `max(·, 0)` when `relu`).
+/// Returns the statistics used.
 #[allow(clippy::too_many_arguments)]
 pub fn forward_eval(
     d: BnDims,
@@ -168,6 +200,7 @@ pub fn forward_eval(
     eps: f32,
     running_mean: &[f32],
     running_var: &[f32],
+    relu: bool,
     y: &mut [f32],
 ) -> BnStats {
     let invstd: Vec<f32> = running_var
@@ -178,15 +211,19 @@ pub fn forward_eval(
     let offs: Vec<f32> = (0..d.c)
         .map(|c| beta[c] - running_mean[c] * scale[c])
         .collect();
-    affine(d, x, &scale, &offs, y);
+    affine(d, x, &scale, &offs, relu, y);
     BnStats {
         mean: running_mean.to_vec(),
         invstd,
+        scale,
+        shift: offs,
+        relu,
     }
 }
 
 /// Backward. `train` selects the batch-statistics formula (statistics depend on x) or the
-/// eval one (fixed statistics). Writes `gx`, `ggamma`, `gbeta` (overwritten).
+/// eval one (fixed statistics). `g` holds `gy` on entry (masked by the fused ReLU, if any) and
+/// `gx` on return; `ggamma`, `gbeta` are overwritten.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
     d: BnDims,
@@ -194,16 +231,19 @@ pub fn backward(
     gamma: &[f32],
     stats: &BnStats,
     train: bool,
-    gy: &[f32],
-    gx: &mut [f32],
+    g: &mut [f32],
     ggamma: &mut [f32],
     gbeta: &mut [f32],
 ) {
-    let (mean, invstd) = (&stats.mean, &stats.invstd);
-    // per channel: Σ gy and Σ gy·x̂
-    let sums = channel_sums(d, gy, x, |c| {
-        let (mu, is) = (mean[c], invstd[c]);
-        move |g: f32, xv: f32| (g, g * ((xv - mu) * is))
+    let (mean, invstd, relu) = (&stats.mean, &stats.invstd, stats.relu);
+    let (scale, shift) = (&stats.scale, &stats.shift);
+    // per channel: Σ gy and Σ gy·x̂ (gy masked by the fused ReLU)
+    let sums = channel_sums(d, g, x, |c| {
+        let (mu, is, a, b) = (mean[c], invstd[c], scale[c], shift[c]);
+        move |gv: f32, xv: f32| {
+            let gv = if kept(relu, a, b, xv) { gv } else { 0.0 };
+            (gv, gv * ((xv - mu) * is))
+        }
     });
     let m = (d.n * d.l) as f64;
     let mut mg = vec![0.0f32; d.c];
@@ -216,15 +256,17 @@ pub fn backward(
             mgx[c] = (sgx / m) as f32;
         }
     }
-    gx.par_chunks_mut(d.c * d.l)
-        .zip(gy.par_chunks(d.c * d.l).zip(x.par_chunks(d.c * d.l)))
-        .for_each(|(gxi, (gyi, xi))| {
+    g.par_chunks_mut(d.c * d.l)
+        .zip(x.par_chunks(d.c * d.l))
+        .for_each(|(gi, xi)| {
             for c in 0..d.c {
                 let k = gamma[c] * invstd[c];
+                let (a, b) = (scale[c], shift[c]);
                 let r = c * d.l..(c + 1) * d.l;
-                for ((g, &gyv), &xv) in gxi[r.clone()].iter_mut().zip(&gyi[r.clone()]).zip(&xi[r]) {
+                for (gv, &xv) in gi[r.clone()].iter_mut().zip(&xi[r]) {
+                    let gy = if kept(relu, a, b, xv) { *gv } else { 0.0 };
                     let xh = (xv - mean[c]) * invstd[c];
-                    *g = k * (gyv - mg[c] - xh * mgx[c]);
+                    *gv = k * (gy - mg[c] - xh * mgx[c]);
                 }
             }
         });

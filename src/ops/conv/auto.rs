@@ -3,7 +3,8 @@
 //!
 //! - forward: [`choose_algo`];
 //! - input gradient: the adjoint forward problem where it exists ([`adjoint_for`]), whose own
-//!   kernel is again [`choose_algo`]; else col2im;
+//!   kernel is again [`choose_algo`]; for strided problems the sub-pixel decomposition
+//!   ([`subpixel_for`]); else col2im;
 //! - weight gradient: [`weight_algo`];
 //! - [`auto_algos`] names the three choices (for reports and `stride bench conv`).
 //!
@@ -72,6 +73,26 @@ pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
     }
 }
 
+/// Fewest input channels per group for the sub-pixel input gradient: its phases are forward
+/// problems with `Cin/g` output channels, and with fewer than 16 the channel-lanes kernel cannot
+/// fill its lanes (CPU time on 2026-12-01, 1 thread, a loaded machine: s2-3x3 (Cin 128) 9.5 ms
+/// against col2im's 10.1; stem7x7 (Cin 3) 47.7 ms against 26.3).
+const SUBPIXEL_MIN_CIN: usize = 16;
+
+/// Input gradient of a strided problem (no adjoint problem): whether `algo` uses the sub-pixel
+/// decomposition ([`super::subpixel`]: stride² stride-1 problems on the direct kernels) instead
+/// of col2im — for `Auto` and the direct kernels, as [`adjoint_for`], where the phases have at
+/// least `SUBPIXEL_MIN_CIN` (16) output channels.
+pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
+    adjoint_for(s, algo).is_none()
+        && s.cin_g() >= SUBPIXEL_MIN_CIN
+        && matches!(
+            algo,
+            ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd
+        )
+        && super::subpixel::applies(s)
+}
+
 /// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): 1×1 as
 /// one GEMM; the channel-lanes correlation for 16 or more output channels per group (LeNet's
 /// second layer 1.7× the width-lanes kernel, 3×3 with 64 channels 1.3×, the strided 7×7 stem
@@ -98,6 +119,7 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
     let name = |a: ConvAlgo| a.name();
     let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
         Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        None if subpixel_for(s, ConvAlgo::Auto) => "subpixel".into(),
         None => "col2im".into(),
     };
     [

@@ -4,14 +4,15 @@
 //! adjoint problem that turns a stride-1 input gradient into a forward
 //! convolution of the output gradient with the flipped kernel.
 
-use super::auto::{adjoint_for, weight_algo};
+use super::auto::{adjoint_for, subpixel_for, weight_algo};
 use super::*;
 use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::tensor::fmt_shape;
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
 /// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where `adjoint_for`
-/// gives one, otherwise the algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
+/// gives one, the sub-pixel decomposition where `subpixel_for` says, otherwise the
+/// algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
 pub fn backward_input_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -21,6 +22,9 @@ pub fn backward_input_slices(
 ) -> Result<()> {
     if let Some(t) = adjoint_for(s, algo) {
         return forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx);
+    }
+    if subpixel_for(s, algo) {
+        return subpixel::backward_input(s, gy, w, gx);
     }
     match algo {
         ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),

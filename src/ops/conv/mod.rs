@@ -24,6 +24,7 @@ pub mod channel_lanes;
 pub mod direct;
 pub mod im2col;
 pub mod shape;
+pub mod subpixel;
 pub mod toeplitz;
 pub mod unfold;
 pub mod width_lanes;

@@ -13,9 +13,13 @@
 //! - [`select`]: selection by index (k-max, the scatter backward of every arg-max kind, and
 //!   max-unpooling with its gather backward).
 //!
+//! Fast paths beside the reference loop: [`rows`] (sliding max/min/avg over 1-D and 2-D planes,
+//! vectorised along the width) and [`separable`] (average pooling in 3-D and adaptive windows).
+//!
 //! [`windows`] turns each kind's window rule into spans, asking the geometry module for positions.
 
 pub mod reduce;
+pub mod rows;
 pub mod select;
 pub mod separable;
 pub mod shape;
@@ -222,6 +226,12 @@ impl PoolOutput {
 /// ```
 pub fn pool_forward(x: &Tensor, p: &PoolParams) -> Result<PoolOutput> {
     let s = PoolShape::new(x.shape(), p)?;
+    if rows::applies(&s) {
+        // the fast path writes every output once: no zero fill first
+        let (y, indices) = rows::forward_new(&s, x.data(), p.kind.has_indices());
+        let y = Tensor::new(s.out_shape(), y)?;
+        return Ok(PoolOutput { y, indices });
+    }
     let mut y = Tensor::zeros(&s.out_shape());
     let mut indices = p.kind.has_indices().then(|| vec![0u32; y.numel()]);
     match p.kind {
@@ -259,7 +269,6 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
             ),
         ));
     }
-    let mut gx = Tensor::zeros(x.shape());
     if p.kind.has_indices() {
         let idx = match &out.indices {
             Some(i) if i.len() == gy.numel() => i,
@@ -273,9 +282,10 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
                 ))
             }
         };
-        select::scatter(s.in_len(), s.out_len(), idx, gy.data(), gx.data_mut())?;
-    } else {
-        reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
+        let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
+        return Tensor::new(x.shape().to_vec(), gx);
     }
+    let mut gx = Tensor::zeros(x.shape());
+    reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
     Ok(gx)
 }

@@ -243,6 +243,9 @@ fn reduce_cell(r: &Reduce, x: &[f32], cell: &Cell) -> (f32, u32) {
 /// Forward over all planes. `x`: planes × in_len, `y`: planes × out_len; `idx` (same size as
 /// `y`) receives the in-plane index of each max/min.
 pub fn forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&mut [u32]>) {
+    if super::rows::applies(s) {
+        return super::rows::forward(s, x, y, idx);
+    }
     if idx.is_none() && super::separable::applies(s) {
         return super::separable::forward(s, x, y);
     }
@@ -280,6 +283,9 @@ pub fn forward_reference(s: &PoolShape, x: &[f32], y: &mut [f32], idx: Option<&m
 /// Backward of the kinds without indices (avg, lp, soft): `gx += Σ_cells gy · ∂y/∂x`.
 /// `x`, `gx`: planes × in_len; `y`, `gy`: planes × out_len.
 pub fn backward(s: &PoolShape, x: &[f32], y: &[f32], gy: &[f32], gx: &mut [f32]) {
+    if super::rows::applies(s) {
+        return super::rows::backward(s, gy, gx);
+    }
     if super::separable::applies(s) {
         return super::separable::backward(s, gy, gx);
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{per_axis, unpool_length, PaddingSpec};
 use crate::tensor::{fmt_shape, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use super::PoolShape;
 
@@ -43,19 +44,22 @@ pub fn kmax_forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: &mut [u32]) {
         });
 }
 
-/// Backward of every selecting kind: `gx[plane][idx[o]] += gy[plane][o]`.
-/// `gx`: planes × in_len; `gy`, `idx`: planes × out_len. An index outside its plane is an error
-/// (checked as it is met, in parallel).
-pub fn scatter(
-    in_len: usize,
-    out_len: usize,
-    idx: &[u32],
-    gy: &[f32],
-    gx: &mut [f32],
-) -> Result<()> {
+/// Backward of every selecting kind into a new buffer: per plane, `gx = 0` then
+/// `gx[idx[o]] += gy[o]`. `gy`, `idx`: planes × out_len; returns planes × in_len. Each plane is
+/// zeroed just before its scatter (so it is still in cache: one pass over `gx`, not a fill and
+/// then a scatter). An index outside its plane is an error (checked as it is met, in parallel).
+pub fn scatter(in_len: usize, out_len: usize, idx: &[u32], gy: &[f32]) -> Result<Vec<f32>> {
+    let planes = gy.len() / out_len;
+    let mut gx = Box::<[f32]>::new_uninit_slice(planes * in_len);
     gx.par_chunks_mut(in_len)
         .zip(gy.par_chunks(out_len).zip(idx.par_chunks(out_len)))
-        .try_for_each(|(gxp, (gyp, ip))| {
+        .try_for_each(|(plane, (gyp, ip))| {
+            for v in plane.iter_mut() {
+                v.write(0.0);
+            }
+            // SAFETY: every value of the plane was written just above, and MaybeUninit<f32>
+            // has the layout of f32
+            let gxp = unsafe { &mut *(plane as *mut [MaybeUninit<f32>] as *mut [f32]) };
             for (&g, &i) in gyp.iter().zip(ip) {
                 match gxp.get_mut(i as usize) {
                     Some(v) => *v += g,
@@ -63,7 +67,9 @@ pub fn scatter(
                 }
             }
             Ok(())
-        })
+        })?;
+    // SAFETY: every plane was written in full above (an error returned before this point)
+    Ok(unsafe { gx.assume_init() }.into_vec())
 }
 
 fn bad_index(i: u32, plane: usize) -> Error {

@@ -1,0 +1,164 @@
+//! The input gradient of a strided convolution without col2im: the sub-pixel decomposition into
+//! `s_d·s_h·s_w` stride-1 problems, each solved by the adjoint forward kernels.
+//!
+//! Per axis (dilation 1), input `i` receives `gx[i] = Σ gy[o]·w[t]` over `o·s + t - pb = i`. The
+//! inputs of one phase `φ = (i + pb) mod s` are `i = s·u + φ - pb`, and they meet only the taps
+//! `t = φ + j·s` (`j = 0..k_φ`), at `o = u - j`. So with `x_φ[v] = x[s·(u₀ + v) + φ - pb]` (`u₀`
+//! the first `u` inside the input) and the sub-kernel `w_φ[j] = w[φ + j·s]`, phase `φ` is the
+//! input gradient of the stride-1 convolution `y[o] = Σ_j x_φ[o + j - u₀]·w_φ[j]` (padding
+//! `u₀` before, whatever makes the output length `O` after): the same `gy`, a kernel of about
+//! `k/s` taps, no zeros inserted. Every phase goes through [`backward_input_new`] (its adjoint
+//! forward problem, so the direct kernels), and its values are written to their strided places
+//! in `gx`. The multiplies are exactly those of the direct scatter; inputs that no window reads
+//! (a phase without taps, trailing inputs floor mode drops) get 0.
+
+use super::backward::backward_input_new;
+use super::{ConvAlgo, ConvParams, ConvShape};
+use crate::error::Result;
+use crate::geometry::{PaddingMode, PaddingSpec};
+use rayon::prelude::*;
+
+/// One phase along one axis (the three axes `[d, h, w]`, leading singleton ones included).
+#[derive(Clone, Copy, Debug)]
+struct AxisPhase {
+    /// The phase `φ`: the first tap.
+    phi: usize,
+    /// Taps of the sub-kernel.
+    k: usize,
+    /// First `u` inside the input (the sub-problem's begin padding).
+    u0: usize,
+    /// Inputs of this phase some window reads.
+    n: usize,
+    /// The sub-problem's end padding.
+    pe: usize,
+}
+
+/// The `s` phases of axis `a` of `s` (a phase may have no taps or no inputs).
+fn axis_phases(s: &ConvShape, a: usize) -> Vec<AxisPhase> {
+    let ax = &s.window.axes[a];
+    let (i, k, st, pb, o) = (ax.input, ax.kernel, ax.stride, ax.pad_begin, ax.output);
+    (0..st)
+        .map(|phi| {
+            let kp = if phi < k { (k - 1 - phi) / st + 1 } else { 0 };
+            let u0 = if pb > phi { (pb - phi).div_ceil(st) } else { 0 };
+            let u_end = (i + pb).saturating_sub(phi).div_ceil(st);
+            // the sub-problem reads u0 + v for v < o + kp - 1 - u0 (its padded length)
+            let reach = (o + kp).saturating_sub(1);
+            let n = u_end.min(reach).saturating_sub(u0);
+            let pe = reach.saturating_sub(u0 + n);
+            AxisPhase {
+                phi,
+                k: kp,
+                u0,
+                n,
+                pe,
+            }
+        })
+        .collect()
+}
+
+/// Whether the decomposition applies: zero padding, dilation 1, some stride above 1.
+pub fn applies(s: &ConvShape) -> bool {
+    let axes = s.window.real_axes();
+    s.mode == PaddingMode::Zeros
+        && axes.iter().all(|a| a.dilation == 1)
+        && axes.iter().any(|a| a.stride > 1)
+}
+
+/// The input gradient `gx: (N, Cin, D, H, W)` (overwritten) from `gy: (N, Cout, od, oh, ow)`
+/// and `w` as the forward used it; requires [`applies`].
+pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) -> Result<()> {
+    let phases: [Vec<AxisPhase>; 3] = std::array::from_fn(|a| axis_phases(s, a));
+    let mut list = Vec::new();
+    for pd in &phases[0] {
+        for ph in &phases[1] {
+            for pw in &phases[2] {
+                // a phase without taps or without inputs read: those gradients stay 0
+                if [pd, ph, pw].iter().all(|q| q.k > 0 && q.n > 0) {
+                    list.push([*pd, *ph, *pw]);
+                }
+            }
+        }
+    }
+    // the phases are small problems: solve them side by side, then place them plane by plane
+    let solved = list
+        .par_iter()
+        .map(|p| solve(s, p, gy, w))
+        .collect::<Result<Vec<_>>>()?;
+    let in_len = s.window.in_len();
+    gx.par_chunks_mut(in_len)
+        .enumerate()
+        .for_each(|(plane, dst)| {
+            // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
+            // in cache: zeroing it here costs no pass over memory)
+            dst.fill(0.0);
+            for (p, g) in list.iter().zip(&solved) {
+                place(s, p, &g[plane * sub_len(p)..][..sub_len(p)], dst);
+            }
+        });
+    Ok(())
+}
+
+/// Values per plane of a phase's sub-problem.
+fn sub_len(p: &[AxisPhase; 3]) -> usize {
+    p[0].n * p[1].n * p[2].n
+}
+
+/// Writes one plane of a phase's input gradient to its strided places in the plane `dst`:
+/// `(vd, vh, vw)` → `s·(u0 + v) + φ - pb` per axis.
+fn place(s: &ConvShape, p: &[AxisPhase; 3], src: &[f32], dst: &mut [f32]) {
+    let ax = &s.window.axes;
+    let at = |a: usize, v: usize| ax[a].stride * (p[a].u0 + v) + p[a].phi - ax[a].pad_begin;
+    let mut src = src.iter();
+    for vd in 0..p[0].n {
+        for vh in 0..p[1].n {
+            let row = (at(0, vd) * ax[1].input + at(1, vh)) * ax[2].input;
+            for vw in 0..p[2].n {
+                dst[row + at(2, vw)] = *src.next().expect("phase size");
+            }
+        }
+    }
+}
+
+/// Solves one phase combination: its input gradient `(N, Cin, n_d, n_h, n_w)`.
+fn solve(s: &ConvShape, p: &[AxisPhase; 3], gy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
+    let (cin_g, taps, nd) = (s.cin_g(), s.window.taps(), s.window.nd);
+    let ks: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].kernel);
+    let st: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].stride);
+    // the sub-kernel: w_φ[.., jd, jh, jw] = w[.., φd + jd·sd, φh + jh·sh, φw + jw·sw]
+    let sub_taps = p[0].k * p[1].k * p[2].k;
+    let mut wp = Vec::with_capacity(s.cout * cin_g * sub_taps);
+    for f in w.chunks_exact(taps) {
+        for jd in 0..p[0].k {
+            for jh in 0..p[1].k {
+                for jw in 0..p[2].k {
+                    let (td, th, tw) = (
+                        p[0].phi + jd * st[0],
+                        p[1].phi + jh * st[1],
+                        p[2].phi + jw * st[2],
+                    );
+                    wp.push(f[(td * ks[1] + th) * ks[2] + tw]);
+                }
+            }
+        }
+    }
+    let mut x_shape = vec![s.batch, s.cin];
+    x_shape.extend(p[3 - nd..].iter().map(|q| q.n));
+    let mut w_shape = vec![s.cout, cin_g];
+    w_shape.extend(p[3 - nd..].iter().map(|q| q.k));
+    let params = ConvParams {
+        stride: vec![1],
+        padding: PaddingSpec::Explicit(p[3 - nd..].iter().map(|q| (q.u0, q.pe)).collect()),
+        dilation: vec![1],
+        groups: s.groups,
+        padding_mode: PaddingMode::Zeros,
+        flip: false,
+    };
+    let t = ConvShape::new(&x_shape, &w_shape, None, &params)?;
+    debug_assert_eq!(
+        t.window.out_len(),
+        s.window.out_len(),
+        "phase output length"
+    );
+    backward_input_new(&t, ConvAlgo::Auto, gy, &wp)
+}

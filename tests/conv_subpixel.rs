@@ -1,0 +1,83 @@
+//! The sub-pixel input gradient of strided convolutions (`ops::conv::subpixel`) against the
+//! direct scatter: 1-D to 3-D, groups, strides 2 to 4 (above the kernel too, so some phases have
+//! no taps), uneven padding, inputs the last window leaves out; and the benchmark's strided
+//! layers (s2-3x3, stem 7×7) at reduced size.
+
+mod common;
+
+use common::rand_tensor;
+use stride::geometry::PaddingSpec;
+use stride::ops::conv::{direct, subpixel, ConvParams, ConvShape};
+use stride::rng::Rng;
+
+fn check(xs: &[usize], ws: &[usize], p: &ConvParams, rng: &mut Rng, what: &str) {
+    let s = ConvShape::new(xs, ws, None, p).unwrap();
+    assert!(subpixel::applies(&s), "{what}");
+    let w = rand_tensor(rng, ws);
+    let gy = rand_tensor(rng, &s.out_shape());
+    let n_in: usize = xs.iter().product();
+    let (mut g1, mut g2) = (vec![f32::NAN; n_in], vec![0.0; n_in]);
+    subpixel::backward_input(&s, gy.data(), w.data(), &mut g1).unwrap();
+    direct::backward_input(&s, gy.data(), w.data(), &mut g2);
+    let top = g2.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * top,
+            "{what} {xs:?} {ws:?} {p:?}: gx[{i}] {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn subpixel_matches_the_direct_scatter() {
+    let mut rng = Rng::new(21);
+    for case in 0..150 {
+        let nd = 1 + rng.below(3);
+        let groups = [1, 1, 2][rng.below(3)];
+        let (cin, cout) = (groups * (1 + rng.below(3)), groups * (1 + rng.below(3)));
+        let mut xs = vec![1 + rng.below(2), cin];
+        let mut ws = vec![cout, cin / groups];
+        let (mut stride, mut pads) = (vec![], vec![]);
+        for _ in 0..nd {
+            let k = 1 + rng.below(if nd == 3 { 3 } else { 5 });
+            let s = 1 + rng.below(4);
+            let (pb, pe) = (rng.below(k), rng.below(k));
+            // at least one window: i + pb + pe >= k
+            let i = (k + rng.below(9)).saturating_sub(pb + pe).max(1);
+            xs.push(i);
+            ws.push(k);
+            stride.push(s);
+            pads.push((pb, pe));
+        }
+        if stride.iter().all(|&s| s == 1) {
+            stride[0] = 2;
+        }
+        let p = ConvParams {
+            stride,
+            padding: PaddingSpec::Explicit(pads),
+            groups,
+            ..ConvParams::default()
+        };
+        if ConvShape::new(&xs, &ws, None, &p).is_err() {
+            continue;
+        }
+        check(&xs, &ws, &p, &mut rng, &format!("case {case}"));
+    }
+}
+
+#[test]
+fn subpixel_on_the_benchmark_strided_layers() {
+    let mut rng = Rng::new(2);
+    let s2 = ConvParams {
+        stride: vec![2],
+        padding: PaddingSpec::Explicit(vec![(1, 1); 2]),
+        ..ConvParams::default()
+    };
+    check(&[2, 16, 28, 28], &[32, 16, 3, 3], &s2, &mut rng, "s2-3x3");
+    let stem = ConvParams {
+        stride: vec![2],
+        padding: PaddingSpec::Explicit(vec![(3, 3); 2]),
+        ..ConvParams::default()
+    };
+    check(&[2, 3, 33, 32], &[16, 3, 7, 7], &stem, &mut rng, "stem7x7");
+}
