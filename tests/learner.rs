@@ -255,6 +255,10 @@ fn pooling_edges() {
 fn literal_rank_errors_say_what_to_write() {
     let e = usage_error(&words("conv --input [[1,2,3],[4,5,6]] --kernel [1,-1]"));
     assert!(e.contains("write [[1,-1]]"), "{e}");
+    assert!(
+        !e.contains("kernel: input:"),
+        "one argument named, not two: {e}"
+    );
     let e = usage_error(&words(
         "conv --input [[[1,2,3],[4,5,6]],[[1,2,3],[4,5,6]]] --kernel [[1,-1]]",
     ));

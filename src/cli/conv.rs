@@ -101,7 +101,13 @@ fn literal_hint(
     } else {
         return e;
     };
-    stride::Error::arg("kernel", format!("{e}; {hint}"))
+    // keep the argument the error names (`input` or `weight`), the hint after its message
+    match e {
+        stride::Error::InvalidArgument { arg, msg } => {
+            stride::Error::arg(arg, format!("{msg}; {hint}"))
+        }
+        e => stride::Error::arg("kernel", format!("{e}; {hint}")),
+    }
 }
 
 pub fn run(a: ConvArgs) -> anyhow::Result<()> {
