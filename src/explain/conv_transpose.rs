@@ -49,10 +49,7 @@ pub fn explain(
         ))
         .line(TRANSPOSED_RULE);
     for (name, a) in axis_names(nd).iter().zip(win.real_axes()) {
-        // the output padding is what the output size has beyond the uncropped formula
-        let op = a.input + a.pad_begin + a.pad_end
-            - ((a.output - 1) * a.stride + a.dilation * (a.kernel - 1) + 1);
-        size = size.line(transposed_size_formula(name, a, op));
+        size = size.line(transposed_size_formula(name, a, a.output_padding()));
     }
     let mut ex = Explanation {
         title: "Transposed convolution, step by step".into(),

@@ -214,6 +214,19 @@ impl AxisWindow {
         self.pad_begin + self.input + self.pad_end
     }
 
+    /// Length the dilated kernel covers: `d·(k-1) + 1`.
+    pub fn extent(&self) -> usize {
+        self.dilation * (self.kernel - 1) + 1
+    }
+
+    /// The output length with the division rounded down and rounded up:
+    /// `floor/ceil((pb + i + pe - d·(k-1) - 1) / s) + 1` (without PyTorch's ceil-mode rule that
+    /// the last window starts inside the input; for comparing with formats that lack it).
+    pub fn floor_ceil_outputs(&self) -> (usize, usize) {
+        let room = self.padded() - self.extent();
+        (room / self.stride + 1, room.div_ceil(self.stride) + 1)
+    }
+
     /// Padded coordinate read by output cell `o`, tap `t`: `o*s + t*d`.
     #[inline]
     pub fn padded_coord(&self, o: usize, t: usize) -> usize {

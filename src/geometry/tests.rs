@@ -119,3 +119,17 @@ fn padding_spec_parsing() {
     );
     assert!("x".parse::<PaddingSpec>().is_err());
 }
+
+#[test]
+fn transposed_window_gives_back_its_output_padding_and_floor_ceil_sizes() {
+    for (i, k, s, d, p, op) in [(3, 3, 2, 1, 1, 1), (4, 2, 3, 2, 0, 2), (5, 3, 1, 1, 0, 0)] {
+        let w = AxisWindow::transposed(0, sizes(i, k, s, d, (p, p)), op).unwrap();
+        assert_eq!(w.output_padding(), op, "i={i} k={k} s={s} d={d} p={p}");
+        assert_eq!(w.extent(), d * (k - 1) + 1);
+    }
+    // 7 inputs, kernel 2, stride 2: 5/2 + 1 is 3 rounded down, 4 up; one more padded: 6/2 + 1 = 4
+    let w = AxisWindow::new(0, sizes(7, 2, 2, 1, (0, 0)), false).unwrap();
+    assert_eq!(w.floor_ceil_outputs(), (3, 4));
+    let w = AxisWindow::new(0, sizes(7, 2, 2, 1, (1, 0)), false).unwrap();
+    assert_eq!(w.floor_ceil_outputs(), (4, 4));
+}

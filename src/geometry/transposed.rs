@@ -69,6 +69,12 @@ impl AxisWindow {
         Ok(w)
     }
 
+    /// For a window made by [`AxisWindow::transposed`], the output padding it was built with:
+    /// what the transposed output `pb + i + pe` has beyond `(o - 1)·s + d·(k-1) + 1`.
+    pub fn output_padding(&self) -> usize {
+        self.padded() - ((self.output - 1) * self.stride + self.extent())
+    }
+
     /// Padding `(d·(k-1) - pb, d·(k-1) - pe)` of the adjoint convolution: at stride 1 the input
     /// gradient is the output gradient padded by this much, correlated with the flipped kernel
     /// (the "full convolution"). `None` when the stride is not 1 or a padding is wider than

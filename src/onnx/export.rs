@@ -203,9 +203,7 @@ fn pool_node(
         // per axis: PyTorch's size against ONNX's floor and ceil formulas
         let mut ceil_needed = false;
         for a in axes {
-            let span = a.dilation * (a.kernel - 1) + 1;
-            let room = a.padded() - span;
-            let (floor, ceil) = (room / a.stride + 1, room.div_ceil(a.stride) + 1);
+            let (floor, ceil) = a.floor_ceil_outputs();
             if a.output != floor {
                 ceil_needed = true;
             }
@@ -213,12 +211,7 @@ fn pool_node(
                 return refuse("its ceil-mode output size has no ONNX equivalent");
             }
         }
-        if ceil_needed
-            && axes.iter().any(|a| {
-                let room = a.padded() - (a.dilation * (a.kernel - 1) + 1);
-                a.output != room.div_ceil(a.stride) + 1
-            })
-        {
+        if ceil_needed && axes.iter().any(|a| a.output != a.floor_ceil_outputs().1) {
             return refuse("ceil mode rounds up on some axes and down on others");
         }
         let mut attrs = vec![
