@@ -3,6 +3,8 @@
 //! NaN wins and the last NaN wins, as PyTorch) and the average backward, on random 1-D and 2-D
 //! shapes with padding, dilation, ceil mode, stride above and below the kernel.
 
+mod common;
+
 use stride::geometry::PaddingSpec;
 use stride::ops::pool::shape::PoolShape;
 use stride::ops::pool::{reduce, rows, PoolKind, PoolParams};
@@ -11,18 +13,9 @@ use stride::rng::Rng;
 /// A random sliding pooling over 1 or 2 spatial axes and its input shape.
 fn random_case(rng: &mut Rng) -> (PoolParams, Vec<usize>) {
     let nd = 1 + rng.below(2);
-    let kind = [PoolKind::Max, PoolKind::Min, PoolKind::Avg][rng.below(3)];
-    let k: Vec<usize> = (0..nd).map(|_| 1 + rng.below(4)).collect();
-    let mut p = PoolParams::new(kind, &k);
-    p.stride = (0..nd).map(|_| 1 + rng.below(3)).collect();
-    p.padding = PaddingSpec::Explicit(
-        k.iter()
-            .map(|&kk| {
-                let v = rng.below(kk / 2 + 1);
-                (v, v)
-            })
-            .collect(),
-    );
+    let mut p =
+        common::random_pool_window(rng, nd, &[PoolKind::Max, PoolKind::Min, PoolKind::Avg], 4);
+    let kind = p.kind;
     if kind == PoolKind::Avg {
         p.count_include_pad = rng.below(2) == 0;
         if rng.below(5) == 0 {

@@ -1,9 +1,10 @@
 //! The separable fast path of average pooling (forward and backward) against the tap-by-tap
 //! reference.
 
-use stride::geometry::PaddingSpec;
+mod common;
+
 use stride::ops::pool::shape::PoolShape;
-use stride::ops::pool::{reduce, separable, PoolKind, PoolParams};
+use stride::ops::pool::{reduce, separable, PoolKind};
 use stride::rng::Rng;
 
 #[test]
@@ -12,18 +13,13 @@ fn separable_matches_reference() {
     let mut checked = 0;
     for case in 0..400 {
         let nd = 1 + rng.below(3);
-        let kind = [PoolKind::Max, PoolKind::Avg, PoolKind::Avg][rng.below(3)];
-        let k: Vec<usize> = (0..nd).map(|_| 1 + rng.below(3)).collect();
-        let mut p = PoolParams::new(kind, &k);
-        p.stride = (0..nd).map(|_| 1 + rng.below(3)).collect();
-        p.padding = PaddingSpec::Explicit(
-            k.iter()
-                .map(|&kk| {
-                    let v = rng.below(kk / 2 + 1);
-                    (v, v)
-                })
-                .collect(),
+        let mut p = common::random_pool_window(
+            &mut rng,
+            nd,
+            &[PoolKind::Max, PoolKind::Avg, PoolKind::Avg],
+            3,
         );
+        let kind = p.kind;
         if kind != PoolKind::Avg {
             p.dilation = (0..nd).map(|_| 1 + rng.below(2)).collect();
         } else {

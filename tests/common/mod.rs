@@ -328,3 +328,27 @@ pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
         "{what}: max error {err} (scale {scale})"
     );
 }
+
+/// A random sliding pooling window over `nd` spatial axes: the kind drawn from `kinds`, kernel
+/// 1..=`kmax` per axis, stride 1..=3, symmetric padding at most kernel/2 (PyTorch's rule).
+#[allow(dead_code)]
+pub fn random_pool_window(
+    rng: &mut Rng,
+    nd: usize,
+    kinds: &[stride::ops::pool::PoolKind],
+    kmax: usize,
+) -> stride::ops::pool::PoolParams {
+    let kind = kinds[rng.below(kinds.len())];
+    let k: Vec<usize> = (0..nd).map(|_| 1 + rng.below(kmax)).collect();
+    let mut p = stride::ops::pool::PoolParams::new(kind, &k);
+    p.stride = (0..nd).map(|_| 1 + rng.below(3)).collect();
+    p.padding = stride::geometry::PaddingSpec::Explicit(
+        k.iter()
+            .map(|&kk| {
+                let v = rng.below(kk / 2 + 1);
+                (v, v)
+            })
+            .collect(),
+    );
+    p
+}
