@@ -1,6 +1,26 @@
 //! The command line: one file per subcommand, no maths here. `main` → `run` → exit code:
 //! 0 success, 2 bad usage or input (clap errors too), 1 runtime failure.
 
+// Every command prints through these (they shadow std's `print!` / `println!` in this module
+// and its children): a closed stdout (`stride summary lenet5 | head -1`) ends the command
+// quietly with exit code 0, as `head` expects, instead of std's panic. Every file a command
+// writes is complete before it prints; `train`, whose printing must not stop the work, prints
+// through a writer that ignores the error instead.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+macro_rules! println {
+    () => {
+        print!("\n")
+    };
+    ($($arg:tt)*) => {{
+        print!($($arg)*);
+        print!("\n");
+    }};
+}
+
 mod args;
 mod bench;
 mod bench_train;
@@ -70,7 +90,6 @@ enum Command {
 /// Parses the command line, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     keep_freed_memory();
-    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // --help, --version, and the help shown when nothing is given: as clap prints them
@@ -96,30 +115,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// A closed stdout (`stride summary lenet5 | head -1`) ends a printing command quietly with
-/// exit code 0, as `head` expects: `println!` reports the broken pipe by panicking, and this
-/// hook turns exactly that panic into a quiet exit (every file a command writes is complete
-/// before it prints). Commands whose printing must not stop the work (`train`) print through
-/// writers that ignore the error instead.
-fn quiet_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+/// Writes to stdout for [`print!`]: on a closed pipe, a quiet exit 0 (nothing left to show);
+/// on any other write error, exit 1 with the reason on stderr.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        default(info)
-    }));
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
-/// A usage error on one line: clap's message and tip, then where to read more
-/// (`error: unexpected argument '--pading' found; tip: a similar argument exists: '--padding';
-/// see 'stride conv --help'`).
 /// Asks glibc to keep freed memory instead of returning it to the kernel: training and the
 /// benchmarks free and re-allocate the same large tensors over and over, and handing them back
 /// costs a page fault per 4 KiB on the next use (measured: ~28k faults per convnet step, 6-14%
@@ -134,6 +142,9 @@ fn keep_freed_memory() {
     }
 }
 
+/// A usage error on one line: clap's message and tip, then where to read more
+/// (`error: unexpected argument '--pading' found; tip: a similar argument exists: '--padding';
+/// see 'stride conv --help'`).
 fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
     // the subcommand the user named, if any
