@@ -1,4 +1,4 @@
-//! Replays the fuzz targets' inputs through the same calls as `fuzz/fuzz_targets/*.rs`, on the
+//! Replays the fuzz targets' inputs through the same calls (`fuzz/exercise.rs`), on the
 //! stable toolchain: the committed seeds (`fuzz/seeds/<target>/`) and every input that once
 //! crashed a target (`tests/fixtures/fuzz/<target>/`, named after what it found). Each must
 //! parse or fail with an error — never panic (nor abort: a test process that aborts fails).
@@ -7,55 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 7] = ["literal", "npy", "spec", "idx", "checkpoint", "png", "onnx"];
+#[path = "../fuzz/exercise.rs"]
+mod exercise;
 
-/// The fuzz target `target` on `data` (as in `fuzz/fuzz_targets/<target>.rs`).
-fn exercise(target: &str, data: &[u8], scratch: &Path) {
-    let file = |name: &str| -> PathBuf {
-        let p = scratch.join(name);
-        std::fs::write(&p, data).unwrap();
-        p
-    };
-    match target {
-        "literal" => {
-            if let Ok(text) = std::str::from_utf8(data) {
-                let _ = stride::io::literal::parse("input", text);
-            }
-        }
-        "npy" => {
-            let _ = stride::io::npy::read(&file("x.npy"));
-        }
-        "spec" => {
-            if let Ok(text) = std::str::from_utf8(data) {
-                if let Ok(spec) = stride::nn::spec::ModelSpec::parse(text, &[1, 28, 28]) {
-                    let _ = spec.param_count();
-                    let _ = spec.to_string();
-                    if let Ok(m) = stride::nn::models::Model::build(&spec, Default::default(), 0) {
-                        let _ = m.classes();
-                    }
-                }
-            }
-        }
-        "idx" => {
-            let _ = stride::data::idx::parse(Path::new("x"), data);
-            let _ = stride::data::idx::read(&file("x-idx3-ubyte"));
-        }
-        "checkpoint" => {
-            if let Ok(loaded) = stride::checkpoint::load(&file("checkpoint.safetensors")) {
-                let _ = loaded.optimizer();
-            }
-        }
-        "png" => {
-            let _ = stride::data::image::load(&file("x.png"), 28, 28);
-        }
-        "onnx" => {
-            if let Ok(imported) = stride::onnx::import(data) {
-                let _ = imported.into_model();
-            }
-        }
-        _ => unreachable!("unknown target {target}"),
-    }
-}
+use exercise::TARGETS;
 
 /// Files of `dir` (none when it does not exist), sorted.
 fn inputs(dir: &Path) -> Vec<PathBuf> {
@@ -80,7 +35,7 @@ fn seeds_and_past_crashes_replay_without_panics() {
             .chain(&inputs(&root.join("tests/fixtures/fuzz").join(t)))
         {
             let data = std::fs::read(p).unwrap();
-            let r = std::panic::catch_unwind(|| exercise(t, &data, scratch.path()));
+            let r = std::panic::catch_unwind(|| exercise::run(t, &data, scratch.path()));
             assert!(r.is_ok(), "{t}: {} panicked", p.display());
             seen += 1;
         }

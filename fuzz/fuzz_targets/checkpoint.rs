@@ -4,11 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    let p = common::scratch("checkpoint.safetensors", data);
-    if let Ok(loaded) = stride::checkpoint::load(&p) {
-        let _ = loaded.optimizer();
-    }
+    exercise::run("checkpoint", data, &common::dir());
 });

@@ -1,6 +1,6 @@
 #![allow(dead_code)]
 //! Shared by the fuzz targets: a small memory limit (libFuzzer stops at 2 GiB of RSS) and a
-//! per-process scratch file for parsers that read from a path.
+//! per-process scratch folder for parsers that read from a path.
 
 use std::path::PathBuf;
 
@@ -10,11 +10,9 @@ pub fn init() {
     ONCE.call_once(|| std::env::set_var("STRIDE_MAX_MEMORY", "256M"));
 }
 
-/// Writes `data` to a scratch file named `name` (the extension matters for images).
-pub fn scratch(name: &str, data: &[u8]) -> PathBuf {
+/// This process's scratch folder (created on first use).
+pub fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stride-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
+    dir
 }

@@ -3,10 +3,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    let _ = stride::data::idx::parse(std::path::Path::new("x"), data);
-    let p = common::scratch("x-idx3-ubyte", data);
-    let _ = stride::data::idx::read(&p);
+    exercise::run("idx", data, &common::dir());
 });

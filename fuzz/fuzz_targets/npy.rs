@@ -3,9 +3,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    let p = common::scratch("x.npy", data);
-    let _ = stride::io::npy::read(&p);
+    exercise::run("npy", data, &common::dir());
 });

@@ -4,10 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    if let Ok(imported) = stride::onnx::import(data) {
-        let _ = imported.into_model();
-    }
+    exercise::run("onnx", data, &common::dir());
 });

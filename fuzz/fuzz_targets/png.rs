@@ -3,9 +3,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    let p = common::scratch("x.png", data);
-    let _ = stride::data::image::load(&p, 28, 28);
+    exercise::run("png", data, &common::dir());
 });

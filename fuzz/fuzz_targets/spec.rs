@@ -4,16 +4,10 @@
 use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
+#[path = "../exercise.rs"]
+mod exercise;
 
 fuzz_target!(|data: &[u8]| {
     common::init();
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(spec) = stride::nn::spec::ModelSpec::parse(text, &[1, 28, 28]) {
-            let _ = spec.param_count();
-            let _ = spec.to_string();
-            if let Ok(m) = stride::nn::models::Model::build(&spec, Default::default(), 0) {
-                let _ = m.classes();
-            }
-        }
-    }
+    exercise::run("spec", data, &common::dir());
 });
