@@ -2,7 +2,7 @@
 //! of the correlation (see `stride::learn_kernel`); prints the loss and kernel every few steps
 //! and the final kernel, or works the first step out with `--explain`.
 
-use super::{args, render};
+use super::{args, grad, render};
 use clap::Args;
 use std::path::PathBuf;
 use stride::explain::fmt_num;
@@ -67,14 +67,11 @@ pub fn run(a: LearnKernelArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let out = learn(&x, &y, &cfg)?;
-    if let Some(path) = &a.output {
-        let tmp = stride::io::npy::temp_path(path);
-        args::save(&tmp, out.kernel())?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            stride::Error::arg("output", format!("cannot write {}: {e}", path.display()))
-        })?;
-    }
+    // written (atomically, by the writer every command shares) before anything is printed
+    let wrote = match &a.output {
+        Some(path) => grad::save_all(&[("output", path.as_path(), out.kernel())])?,
+        None => vec![],
+    };
     println!(
         "learning a {} kernel: loss = Σ (X ⋆ K − Y)², lr {}, {} steps; start K = {}",
         cfg.kernel
@@ -104,16 +101,8 @@ pub fn run(a: LearnKernelArgs) -> anyhow::Result<()> {
         "{}",
         render::tensor("learned kernel", out.kernel(), cfg.kernel.len())
     );
-    if let Some(path) = &a.output {
-        println!(
-            "wrote {} (1, 1, {})",
-            path.display(),
-            cfg.kernel
-                .iter()
-                .map(|k| k.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    for line in wrote {
+        println!("{line}");
     }
     Ok(())
 }
