@@ -43,11 +43,16 @@ impl Layer for Pool {
             PoolKind::AdaptiveMax | PoolKind::GlobalMax => "AdaptiveMaxPool",
             _ => return format!("{}{nd}d (stride extension)", pool_name(p.kind)),
         };
-        let list = |v: &[usize]| {
-            v.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+        // PyTorch's repr: one number when every axis agrees (`kernel_size=2`), else a tuple
+        let list = |v: &[usize]| match v {
+            [first, rest @ ..] if rest.iter().all(|x| x == first) => first.to_string(),
+            _ => format!(
+                "({})",
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         if p.kind.is_sliding() {
             format!(
@@ -88,5 +93,17 @@ impl Layer for Pool {
             return Ok(None);
         }
         Ok(Some(pool_backward(&self.x, &self.out, &gy, &self.params)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_itself_as_pytorch_prints_it() {
+        let p = |k: &[usize]| Pool::new(PoolParams::new(PoolKind::Max, k)).describe();
+        assert_eq!(p(&[2, 2]), "MaxPool2d(kernel_size=2, stride=2)");
+        assert_eq!(p(&[2, 3]), "MaxPool2d(kernel_size=(2, 3), stride=(2, 3))");
     }
 }
