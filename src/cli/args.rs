@@ -33,14 +33,3 @@ pub fn load_vector(arg: &str, s: &str) -> Result<Tensor> {
 pub fn save(path: &Path, t: &Tensor) -> Result<()> {
     io::npy::write(path, t)
 }
-
-/// A constant output gradient: `ones`, or a number such as `0.5`, for every cell of the
-/// output (`None` when `s` is a tensor argument instead).
-pub fn constant_grad(s: &str, out_shape: &[usize]) -> Option<Tensor> {
-    let v = match s.trim() {
-        "ones" => 1.0,
-        t => t.parse::<f32>().ok().filter(|v| v.is_finite())?,
-    };
-    let n = out_shape.iter().product();
-    Some(Tensor::new(out_shape.to_vec(), vec![v; n]).expect("sizes agree"))
-}

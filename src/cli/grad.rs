@@ -68,7 +68,7 @@ impl GradArgs {
         let Some(s) = &self.grad_output else {
             return Ok(None);
         };
-        if let Some(t) = args::constant_grad(s, out_shape) {
+        if let Some(t) = stride::io::literal::constant(s, out_shape) {
             return Ok(Some(t));
         }
         let (t, src) = io::load("grad-output", s)?;

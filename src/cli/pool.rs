@@ -267,7 +267,7 @@ pub fn run(a: PoolArgs) -> anyhow::Result<()> {
         let Some(s) = a.grad_output.as_deref() else {
             return Ok(None);
         };
-        if let Some(t) = args::constant_grad(s, out_shape) {
+        if let Some(t) = stride::io::literal::constant(s, out_shape) {
             return Ok(Some(t));
         }
         let t = args::load_tensor("grad-output", s)?;

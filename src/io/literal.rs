@@ -166,8 +166,30 @@ impl Parser<'_> {
     }
 }
 
+/// A constant tensor written as a word: `ones`, or a finite number such as `0.5`, in every cell
+/// of `shape` (`--grad-output ones` in the CLI and the page); `None` when `s` is a tensor
+/// argument instead.
+pub fn constant(s: &str, shape: &[usize]) -> Option<Tensor> {
+    let v = match s.trim() {
+        "ones" => 1.0,
+        t => t.parse::<f32>().ok().filter(|v| v.is_finite())?,
+    };
+    let n = shape.iter().product();
+    Some(Tensor::new(shape.to_vec(), vec![v; n]).expect("sizes agree"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn constants_are_ones_or_finite_numbers() {
+        let t = super::constant("ones", &[1, 2]).unwrap();
+        assert_eq!((t.shape(), t.data()), (&[1, 2][..], &[1.0, 1.0][..]));
+        assert_eq!(super::constant(" 0.5", &[3]).unwrap().data(), &[0.5; 3]);
+        for s in ["inf", "nan", "[1,2]", "x.npy"] {
+            assert!(super::constant(s, &[2]).is_none(), "{s}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -207,12 +207,9 @@ impl Fields {
     /// output's shape, as the CLI's `--grad-output`).
     pub fn grad_output(&self, out: &[usize]) -> Result<Tensor, ApiError> {
         let key = "grad-output";
-        let s = self.or(key, "ones").trim();
-        if s == "ones" {
-            return Ok(Tensor::full(out, 1.0));
-        }
-        if let Ok(v) = s.parse::<f32>() {
-            return Ok(Tensor::full(out, v));
+        let s = self.or(key, "ones");
+        if let Some(t) = stride::io::literal::constant(s, out) {
+            return Ok(t);
         }
         let t = self.literal(key)?.expect("given");
         let n: usize = out.iter().product();
