@@ -313,9 +313,11 @@ pub fn time_gemm(n: usize, threads: usize) -> Timing {
 }
 
 /// Independent accumulators of the FMA peak kernel (enough to cover the FMA latency on two
-/// ports), and FMA steps per accumulator per call.
+/// ports), and FMA steps per accumulator per call: ~3 ms per call, long enough that thread
+/// wake-up and the core's AVX-512 frequency change (tens of µs at a lower rate) do not count
+/// (20,000 steps, 60 µs, under-read the peak by ~15%: the 3×3 kernels showed 110–118%).
 const PEAK_ACC: usize = 12;
-const PEAK_ITERS: usize = 20_000;
+const PEAK_ITERS: usize = 500_000;
 
 /// The machine's measured f32 FMA peak: every thread of the current rayon pool runs
 /// `PEAK_ACC` (12) independent chains of 16-lane fused multiply-adds (AVX-512 where

@@ -117,15 +117,21 @@ fn auto_picks_the_kernels_the_readme_names() {
         case(&[8, 1, 28, 28], &[32, 1, 3, 3], 1, 1, 1),
         ["width-lanes", "adj-width-lanes", "width-lanes"]
     );
-    // 1×1: one GEMM per pass
+    // 1×1: one GEMM forward and input gradient; the weight gradient's reduction over every
+    // position runs faster in the channel-lanes correlation
     assert_eq!(
         case(&[8, 256, 56, 56], &[64, 256, 1, 1], 0, 1, 1),
-        ["im2col", "adj-im2col", "im2col"]
+        ["im2col", "adj-im2col", "channel-lanes"]
     );
-    // width a multiple of 16: the width-lanes kernel fills its lanes
+    // 1-D and 3-D with 16 or more output channels: channel-lanes, even where the width is a
+    // multiple of 16
     assert_eq!(
         case(&[32, 64, 1024], &[64, 64, 3], 1, 1, 1),
-        ["width-lanes", "adj-width-lanes", "channel-lanes"]
+        ["channel-lanes", "adj-channel-lanes", "channel-lanes"]
+    );
+    assert_eq!(
+        case(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 3], 1, 1, 1),
+        ["channel-lanes", "adj-channel-lanes", "channel-lanes"]
     );
     // depthwise: one output channel per group
     assert_eq!(

@@ -23,11 +23,11 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // Measured on the standard shapes (2 threads): 1×1 is a plain GEMM with no copy. With 16
     // or more output channels per group the channel-lanes kernel runs at 190–210 GFLOP/s
     // (LeNet's second layer 1.45× the width-lanes kernel, 3×3 with 64 channels 1.15×, 3×3 with
-    // 256 channels 1.07× im2col, the strided 7×7 stem 1.5× im2col), except where the width-lanes
-    // kernel fills all 16 lanes (width a multiple of 16: the 1-D and 3-D shapes, ~1.08×) or the
-    // reduction is too short to pay for the channel-lanes kernel's transposed stores (Cin/g·taps
-    // < 64: a 3×3 or 5×5 first layer on one channel runs 1.5–2× faster with the width in the
-    // lanes). The width-lanes kernel takes the rest while the reduction Cin/g·taps is small
+    // 256 channels 1.07× im2col, the strided 7×7 stem 1.5× im2col; also where the width-lanes
+    // kernel fills all 16 lanes: 2026-12-01, conv1d 1.35× and conv3d 1.5× it, forward and
+    // input gradient), except where the reduction is too short to pay for the channel-lanes
+    // kernel's transposed stores (Cin/g·taps < 64: a 3×3 or 5×5 first layer on one channel runs
+    // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while the reduction Cin/g·taps is small
     // (LeNet's first layer, depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
     // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
     // comparison tolerances to pick silently.
@@ -36,9 +36,7 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
         ConvAlgo::Im2col
     } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
-        && !(width_fits
-            && (s.window.axes[2].output.is_multiple_of(16)
-                || s.reduction_len() < channel_lanes::MIN_REDUCTION))
+        && !(width_fits && s.reduction_len() < channel_lanes::MIN_REDUCTION)
     {
         ConvAlgo::ChannelLanes
     } else if width_fits {
@@ -93,20 +91,21 @@ pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
         && super::subpixel::applies(s)
 }
 
-/// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): 1×1 as
-/// one GEMM; the channel-lanes correlation for 16 or more output channels per group (LeNet's
+/// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): the
+/// channel-lanes correlation for 16 or more output channels per group, 1×1 included (its
+/// reduction over every position ran 1.9× faster so than as one long GEMM, 2026-12-01) (LeNet's
 /// second layer 1.7× the width-lanes kernel, 3×3 with 64 channels 1.3×, the strided 7×7 stem
 /// 1.5× im2col) unless the reduction is short (< 64: one-channel first layers, 1.8× faster with
-/// the width in the lanes); the width-lanes correlation for the rest while the reduction
-/// Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
+/// the width in the lanes); other 1×1 as one GEMM; the width-lanes correlation for the rest
+/// while the reduction Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
 pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
-    if im2col::is_pointwise(s) {
-        ConvAlgo::Im2col
-    } else if channel_lanes::suits(s)
+    if channel_lanes::suits(s)
         && s.cout_g() >= 16
         && !(width_lanes::suits(s) && s.reduction_len() < channel_lanes::MIN_REDUCTION)
     {
         ConvAlgo::ChannelLanes
+    } else if im2col::is_pointwise(s) {
+        ConvAlgo::Im2col
     } else if width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION {
         ConvAlgo::WidthLanes
     } else {
