@@ -54,7 +54,8 @@ pub struct ConvFlags {
     )]
     pub groups: usize,
     /// Algorithm: auto, direct, im2col, toeplitz, width-lanes (alias rows), channel-lanes (alias
-    /// blocked) or winograd (all give the same result to float32 rounding; see the README's table).
+    /// blocked), batch-lanes or winograd (all give the same result to float32 rounding; see the
+    /// README's table).
     #[arg(long, value_name = "ALGO", default_value = "auto")]
     pub algo: String,
     /// Write the output to this .npy file instead of printing it.

@@ -13,12 +13,13 @@ use stride::rng::Rng;
 use stride::Tensor;
 
 /// Every algorithm, the reference first.
-pub const ALGOS: [ConvAlgo; 7] = [
+pub const ALGOS: [ConvAlgo; 8] = [
     ConvAlgo::Direct,
     ConvAlgo::Im2col,
     ConvAlgo::Toeplitz,
     ConvAlgo::WidthLanes,
     ConvAlgo::ChannelLanes,
+    ConvAlgo::BatchLanes,
     ConvAlgo::Winograd,
     ConvAlgo::Auto,
 ];

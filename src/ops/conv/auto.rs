@@ -12,7 +12,7 @@
 //! the same policy.
 
 use super::backward::adjoint_problem;
-use super::{channel_lanes, im2col, width_lanes, ConvAlgo, ConvShape};
+use super::{batch_lanes, channel_lanes, im2col, width_lanes, ConvAlgo, ConvShape};
 
 /// Longest reduction `Cin/g·taps` for which the width-lanes kernel beats im2col's GEMM (both the
 /// forward and the weight gradient): beyond it the GEMM's cache blocking wins.
@@ -28,7 +28,12 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // input gradient), except where the reduction is too short to pay for the channel-lanes
     // kernel's transposed stores (Cin/g·taps < 64: a 3×3 or 5×5 first layer on one channel runs
     // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while the reduction Cin/g·taps is small
-    // (LeNet's first layer, depthwise); beyond that, im2col. Winograd stays opt-in: on 3×3 with 64 input channels
+    // (LeNet's first layer, depthwise); beyond that, im2col. Between them, for 4–15 output
+    // channels, a batch of 16 or more and a reduction of 64 or more, the batch-lanes kernel
+    // fills its lanes with images where the width-lanes kernel leaves a quarter of its
+    // channel rows empty (LeNet's second layer's input gradient, 16 → 6 channels with full
+    // padding: 1.25× the width-lanes kernel, CPU time on 2026-12-01 under load, A/B; LeNet's
+    // first layer, reduction 25, gained only 5%). Winograd stays opt-in: on 3×3 with 64 input channels
     // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
     // comparison tolerances to pick silently.
     let width_fits = width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION;
@@ -39,6 +44,12 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
         && !(width_fits && s.reduction_len() < channel_lanes::MIN_REDUCTION)
     {
         ConvAlgo::ChannelLanes
+    } else if batch_lanes::suits(s)
+        && (4..16).contains(&s.cout_g())
+        && s.batch >= 16
+        && s.reduction_len() >= channel_lanes::MIN_REDUCTION
+    {
+        ConvAlgo::BatchLanes
     } else if width_fits {
         ConvAlgo::WidthLanes
     } else {
@@ -64,9 +75,11 @@ pub fn resolve_algo(s: &ConvShape, algo: ConvAlgo) -> ConvAlgo {
 /// input gradient is the algorithm's own form (direct scatter, `Tᵀ gy`, col2im for `Auto`).
 pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
     match algo {
-        ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd => {
-            adjoint_problem(s)
-        }
+        ConvAlgo::Auto
+        | ConvAlgo::WidthLanes
+        | ConvAlgo::ChannelLanes
+        | ConvAlgo::BatchLanes
+        | ConvAlgo::Winograd => adjoint_problem(s),
         ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
     }
 }
@@ -86,7 +99,11 @@ pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
         && s.cin_g() >= SUBPIXEL_MIN_CIN
         && matches!(
             algo,
-            ConvAlgo::Auto | ConvAlgo::WidthLanes | ConvAlgo::ChannelLanes | ConvAlgo::Winograd
+            ConvAlgo::Auto
+                | ConvAlgo::WidthLanes
+                | ConvAlgo::ChannelLanes
+                | ConvAlgo::BatchLanes
+                | ConvAlgo::Winograd
         )
         && super::subpixel::applies(s)
 }

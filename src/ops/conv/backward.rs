@@ -126,11 +126,13 @@ pub fn backward_weight_slices(
         ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
             channel_lanes::backward_weight(s, x, gy, gw)
         }
+        ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::backward_weight(s, x, gy, gw),
         // Toeplitz and Winograd have no weight-gradient form of their own
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz
         | ConvAlgo::WidthLanes
         | ConvAlgo::ChannelLanes
+        | ConvAlgo::BatchLanes
         | ConvAlgo::Winograd
         | ConvAlgo::Auto => im2col::backward_weight(s, x, gy, gw),
     }

@@ -10,6 +10,7 @@
 //!   - [`toeplitz`]: the explicit (doubly blocked) Toeplitz matrix times the flattened input;
 //!   - [`width_lanes`]: direct, output columns in the vector lanes (few channels, depthwise);
 //!   - [`channel_lanes`]: direct, output channels in the vector lanes (≥ 16 per group);
+//!   - [`batch_lanes`]: direct, 16 images in the vector lanes (few channels, narrow planes);
 //!   - [`winograd`]: F(4,3) for 3-tap kernels at stride 1.
 //!
 //! Layouts: input `(N, Cin, *spatial)` or unbatched `(Cin, *spatial)`, weight
@@ -20,6 +21,7 @@
 
 pub mod auto;
 pub mod backward;
+pub mod batch_lanes;
 pub mod channel_lanes;
 pub mod direct;
 pub mod im2col;
@@ -60,6 +62,10 @@ pub enum ConvAlgo {
     /// Direct convolution with output channels in the vector lanes (≥ 16 output channels per
     /// group; zero padding, width stride 1 or 2). CLI name `channel-lanes` (formerly `blocked`).
     ChannelLanes,
+    /// Direct convolution with 16 images of the batch in the vector lanes (few output channels,
+    /// narrow planes; zero padding, one group, width stride 1, 1-D and 2-D). CLI name
+    /// `batch-lanes`.
+    BatchLanes,
     /// Winograd F(4,3) for 3-tap kernels at stride 1 (1-D, 2-D, 3-D; zero padding).
     Winograd,
 }
@@ -74,6 +80,7 @@ impl ConvAlgo {
             ConvAlgo::Toeplitz => "toeplitz",
             ConvAlgo::WidthLanes => "width-lanes",
             ConvAlgo::ChannelLanes => "channel-lanes",
+            ConvAlgo::BatchLanes => "batch-lanes",
             ConvAlgo::Winograd => "winograd",
         }
     }
@@ -90,11 +97,12 @@ impl std::str::FromStr for ConvAlgo {
             // `rows` and `blocked` are the names of earlier versions, still accepted
             "width-lanes" | "rows" => Ok(ConvAlgo::WidthLanes),
             "channel-lanes" | "blocked" => Ok(ConvAlgo::ChannelLanes),
+            "batch-lanes" => Ok(ConvAlgo::BatchLanes),
             "winograd" => Ok(ConvAlgo::Winograd),
             _ => Err(Error::arg(
                 "algo",
                 format!(
-                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, width-lanes, channel-lanes or winograd"
+                    "unknown algorithm '{s}'; use auto, direct, im2col, toeplitz, width-lanes, channel-lanes, batch-lanes or winograd"
                 ),
             )),
         }
@@ -123,6 +131,9 @@ pub fn forward_slices(
         }
         // outside its domain the channel-lanes kernel defers to im2col
         ConvAlgo::ChannelLanes => im2col::forward(s, x, w, bias, y),
+        ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::forward(s, x, w, bias, y),
+        // outside its domain the batch-lanes kernel defers to im2col
+        ConvAlgo::BatchLanes => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
         // outside its domain Winograd defers to im2col
         ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),

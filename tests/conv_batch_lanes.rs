@@ -1,0 +1,130 @@
+//! The batch-lanes direct kernel (`--algo batch-lanes`: 16 images in the vector lanes) against
+//! the direct reference on random shapes that exercise its own cases: batches that fill one
+//! block, several, and a partial last block (1, 15, 16, 17, 40 images); one or two output
+//! channels in the last task (odd and even Cout); output rows wider than one 14-column register
+//! block; padding on every side (rows above/below skipped, columns padded), dilation, height
+//! stride 1–3, 1-D and 2-D, bias; the weight gradient (kernel rows up to 7 wide) and the input
+//! gradient's adjoint problem (full padding: the rows it skips are the zero rows).
+
+mod common;
+use stride::geometry::PaddingSpec;
+use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
+use stride::rng::Rng;
+use stride::Tensor;
+
+fn random_batch_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
+    let nd = 1 + rng.below(2);
+    let n = [1, 15, 16, 17, 40][rng.below(5)];
+    let (cin, cout) = (1 + rng.below(6), 1 + rng.below(9));
+    let (mut k, mut stride, mut dil, mut inp, mut pads) = (vec![], vec![], vec![], vec![], vec![]);
+    for axis in 0..nd {
+        let kk = 1 + rng.below(7);
+        let d = 1 + rng.below(2);
+        // the width at stride 1 (the kernel's domain), the height at 1–3
+        let s = if axis == nd - 1 { 1 } else { 1 + rng.below(3) };
+        let span = d * (kk - 1) + 1;
+        inp.push(span + rng.below(if axis == nd - 1 { 30 } else { 8 }));
+        k.push(kk);
+        stride.push(s);
+        dil.push(d);
+        // sometimes full padding (the adjoint problem's)
+        let full = span - 1;
+        pads.push(if rng.below(4) == 0 {
+            (full, full)
+        } else {
+            (rng.below(3), rng.below(3))
+        });
+    }
+    let mut xs = vec![n, cin];
+    xs.extend(&inp);
+    let mut ws = vec![cout, cin];
+    ws.extend(&k);
+    let numel = |s: &[usize]| s.iter().product::<usize>();
+    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
+    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
+    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
+    let p = ConvParams {
+        stride,
+        padding: PaddingSpec::Explicit(pads),
+        dilation: dil,
+        ..ConvParams::default()
+    };
+    (x, w, b, p)
+}
+
+#[test]
+fn batch_lanes_matches_direct_on_random_shapes() {
+    let mut rng = Rng::new(1616);
+    let mut checked = 0;
+    for case in 0..200 {
+        let (x, w, b, p) = random_batch_case(&mut rng);
+        let Ok(reference) = conv(&x, &w, b.as_ref(), &p, ConvAlgo::Direct) else {
+            continue; // window larger than the padded input
+        };
+        checked += 1;
+        let y = conv(&x, &w, b.as_ref(), &p, ConvAlgo::BatchLanes).unwrap();
+        let err = y.max_abs_diff(&reference) / (1.0 + reference.max_abs());
+        assert!(
+            err < 1e-5,
+            "case {case} {p:?} x{:?} w{:?}: err {err}",
+            x.shape(),
+            w.shape()
+        );
+        let gy = Tensor::new(
+            reference.shape().to_vec(),
+            rng.vec(reference.numel(), -1.0, 1.0),
+        )
+        .unwrap();
+        let want = GradRequest {
+            input: true,
+            weight: true,
+            bias: false,
+        };
+        let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, want).unwrap();
+        let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::BatchLanes, want).unwrap();
+        let (fi, ri) = (f.input.unwrap(), r.input.unwrap());
+        let err = fi.max_abs_diff(&ri) / (1.0 + ri.max_abs());
+        assert!(err < 1e-5, "case {case} input gradient {p:?}: err {err}");
+        let (fw, rw) = (f.weight.unwrap(), r.weight.unwrap());
+        let err = fw.max_abs_diff(&rw) / (1.0 + rw.max_abs());
+        assert!(
+            err < 1e-5,
+            "case {case} weight gradient {p:?} x{:?} w{:?}: err {err}",
+            x.shape(),
+            w.shape()
+        );
+    }
+    assert!(checked > 120, "only {checked} cases were valid");
+}
+
+#[test]
+fn batch_lanes_defers_outside_its_domain() {
+    // groups, width stride 2 and 3-D are outside the kernel: the results still agree (im2col)
+    let mut rng = Rng::new(5);
+    let cases: [(&[usize], &[usize], ConvParams); 3] = [
+        (
+            &[17, 4, 9, 9],
+            &[6, 2, 3, 3],
+            ConvParams {
+                groups: 2,
+                ..ConvParams::default()
+            },
+        ),
+        (
+            &[17, 2, 9, 9],
+            &[3, 2, 3, 3],
+            ConvParams {
+                stride: vec![2],
+                ..ConvParams::default()
+            },
+        ),
+        (&[17, 2, 4, 5, 6], &[3, 2, 2, 2, 2], ConvParams::default()),
+    ];
+    for (xs, ws, p) in cases {
+        let x = common::rand_tensor(&mut rng, xs);
+        let w = common::rand_tensor(&mut rng, ws);
+        let want = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
+        let got = conv(&x, &w, None, &p, ConvAlgo::BatchLanes).unwrap();
+        assert!(got.max_abs_diff(&want) < 1e-4, "{xs:?} {p:?}");
+    }
+}
