@@ -158,3 +158,33 @@ fn algo_names_round_trip_and_old_names_stay_accepted() {
     );
     assert!("fft".parse::<ConvAlgo>().is_err());
 }
+
+#[test]
+fn row_reuse_block_matches_direct() {
+    // one channel block (16 or 48 output channels: the last block alone), width stride 1,
+    // dilation 1, kernel rows of 3, 5 and 7 taps: the row-reuse register block, with its column
+    // blocks (one to three) and rows of padding, forward and the input gradient's adjoint
+    let mut rng = Rng::new(3577);
+    for (case, &kw) in [3usize, 5, 7].iter().cycle().take(12).enumerate() {
+        let cout = [16, 48][case % 2];
+        let (cin, h, w) = (1 + rng.below(4), kw + rng.below(5), kw + rng.below(36));
+        let x = common::rand_tensor(&mut rng, &[2, cin, h, w]);
+        let kh = 1 + rng.below(3);
+        let wt = common::rand_tensor(&mut rng, &[cout, cin, kh, kw]);
+        let b = common::rand_tensor(&mut rng, &[cout]);
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(rng.below(3), rng.below(3)); 2]),
+            ..ConvParams::default()
+        };
+        let Ok(want) = conv(&x, &wt, Some(&b), &p, ConvAlgo::Direct) else {
+            continue;
+        };
+        let got = conv(&x, &wt, Some(&b), &p, ConvAlgo::ChannelLanes).unwrap();
+        let err = got.max_abs_diff(&want) / (1.0 + want.max_abs());
+        assert!(
+            err < 1e-5,
+            "case {case} kw {kw} x{:?}: err {err}",
+            x.shape()
+        );
+    }
+}

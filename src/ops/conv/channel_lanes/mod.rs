@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
+mod reuse;
 mod wgrad;
 pub use wgrad::backward_weight;
 
@@ -67,8 +68,8 @@ fn pack_weights(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 /// Column blocks of one output row of width `ow`: `(R, starts)`, R = the block width (≤ RMAX,
 /// balanced). The last block is shifted left to end at `ow`; it may recompute columns of the
 /// previous one (same values), so every block runs at full width.
-fn column_blocks(ow: usize) -> (usize, Vec<usize>) {
-    let n = ow.div_ceil(RMAX);
+fn column_blocks(ow: usize, rmax: usize) -> (usize, Vec<usize>) {
+    let n = ow.div_ceil(rmax);
     let r = ow.div_ceil(n);
     let starts = (0..n).map(|j| (j * r).min(ow - r)).collect();
     (r, starts)
@@ -202,8 +203,10 @@ impl Job<'_> {
         assert!(self.packed.len() >= (self.g * nb + self.b0 + blocks) * k * L);
         let wb = self.packed[(self.g * nb + self.b0) * k * L..].as_ptr();
         let max_delta = self.deltas.iter().copied().max().unwrap_or(0);
-        let (r, starts) = column_blocks(aw.output);
         let sw = aw.stride;
+        // the row-reuse block where it applies (see `reuse`), else the plain one
+        let row_reuse = blocks == 1 && reuse::applies(sw, aw.dilation, aw.kernel);
+        let (r, starts) = column_blocks(aw.output, RMAX);
         let mut tmp = [[_mm512_setzero_ps(); L]; 2];
         for od in 0..ad.output {
             for oh in 0..ah.output {
@@ -214,7 +217,11 @@ impl Job<'_> {
                     // every broadcast reads xpi[base + delta + c·sw], c < r: in bounds
                     assert!(base + max_delta + (r - 1) * sw < xpi.len());
                     let p = xpi.as_ptr().add(base);
-                    dispatch(r, blocks, sw, p, self.deltas, wb, k, init, &mut tmp);
+                    if row_reuse {
+                        reuse::dispatch(r, aw.kernel, p, self.deltas, wb, init[0], &mut tmp[0]);
+                    } else {
+                        dispatch(r, blocks, sw, p, self.deltas, wb, k, init, &mut tmp);
+                    }
                     // lanes → channel planes: transpose each block's (column, lane) sums to
                     // (lane, column) and store r columns per channel
                     let mask = ((1u32 << r) - 1) as u16;
@@ -312,9 +319,9 @@ mod tests {
 
     #[test]
     fn column_blocks_cover_every_column_at_full_width() {
-        for ow in 1..200 {
-            let (r, starts) = column_blocks(ow);
-            assert!((1..=RMAX).contains(&r));
+        for (ow, rmax) in (1..200).flat_map(|ow| [(ow, RMAX), (ow, 8), (ow, 12)]) {
+            let (r, starts) = column_blocks(ow, rmax);
+            assert!((1..=rmax).contains(&r));
             let mut seen = vec![false; ow];
             for &s0 in &starts {
                 assert!(s0 + r <= ow);
