@@ -80,12 +80,13 @@ impl BatchNorm {
         })
     }
 
-    /// Evaluation mode on `x` into `y`: the running statistics, the affine map and the fused
-    /// ReLU if any (one pass); shared by `forward(.., false)` and `infer`.
-    fn eval_into(&self, d: BnDims, x: &Tensor, y: &mut Tensor) -> BnStats {
+    /// Evaluation mode into `y` from `x`, or in place on `y` when `x` is `None`: the running
+    /// statistics, the affine map and the fused ReLU if any (one pass); shared by
+    /// `forward(.., false)` and `infer`.
+    fn eval_into(&self, d: BnDims, x: Option<&Tensor>, y: &mut Tensor) -> BnStats {
         forward_eval(
             d,
-            x.data(),
+            x.map(|x| x.data()),
             self.weight.value.data(),
             self.bias.value.data(),
             self.eps,
@@ -94,6 +95,17 @@ impl BatchNorm {
             self.relu,
             y.data_mut(),
         )
+    }
+
+    /// An output buffer shaped like `x`: the previous step's cached input when it has the same
+    /// size (it is dead once a new forward starts), so a training step allocates nothing here.
+    fn output_buffer(&mut self, x: &Tensor) -> Result<Tensor> {
+        let old = std::mem::replace(&mut self.x, Tensor::zeros(&[0]));
+        if old.numel() == x.numel() {
+            old.reshape(x.shape())
+        } else {
+            Ok(Tensor::zeros(x.shape()))
+        }
     }
 }
 
@@ -110,7 +122,7 @@ impl Layer for BatchNorm {
 
     fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
         let d = self.dims(x.shape())?;
-        let mut y = Tensor::zeros(x.shape());
+        let mut y = self.output_buffer(&x)?;
         self.stats = if train {
             forward_train(
                 d,
@@ -125,18 +137,18 @@ impl Layer for BatchNorm {
                 y.data_mut(),
             )?
         } else {
-            self.eval_into(d, &x, &mut y)
+            self.eval_into(d, Some(&x), &mut y)
         };
         self.train = train;
         self.x = x;
         Ok(y)
     }
 
-    fn infer(&mut self, x: Tensor) -> Result<Tensor> {
+    fn infer(&mut self, mut x: Tensor) -> Result<Tensor> {
         let d = self.dims(x.shape())?;
-        let mut y = Tensor::zeros(x.shape());
-        self.eval_into(d, &x, &mut y);
-        Ok(y)
+        // in place: nothing allocated, nothing kept
+        self.eval_into(d, None, &mut x);
+        Ok(x)
     }
 
     fn cached(&self) -> usize {
@@ -162,6 +174,7 @@ impl Layer for BatchNorm {
             self.weight.value.data(),
             &self.stats,
             self.train,
+            want_input_grad,
             g.data_mut(),
             self.weight.grad.data_mut(),
             self.bias.grad.data_mut(),

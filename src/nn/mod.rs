@@ -183,11 +183,16 @@ impl Sequential {
     }
 
     /// Backward through every layer in reverse, from the gradient of the loss w.r.t. the output.
+    /// No input gradient is computed for the first layer with parameters: nothing before it
+    /// has parameters to learn (a leading `flatten` or activation needs no gradient either).
     pub fn backward(&mut self, gy: Tensor) -> Result<()> {
         let mut g = gy;
+        let first = (self.layers.iter())
+            .position(|l| !l.params().is_empty())
+            .unwrap_or(self.layers.len());
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
             let t0 = self.timings.is_some().then(std::time::Instant::now);
-            let gx = layer.backward(g, i > 0)?;
+            let gx = layer.backward(g, i > first)?;
             if let (Some(t), Some(t0)) = (&mut self.timings, t0) {
                 t[i].1 += t0.elapsed().as_secs_f64();
             }

@@ -234,4 +234,41 @@ mod tests {
         assert_eq!(exp_fast(-1000.0), (-87.3f32).exp());
         assert!(exp_fast(1000.0).is_finite());
     }
+
+    /// The vectorised sigmoid against `1/(1+e^-x)` in f64 on a dense range (every 1/1024 in
+    /// [-100, 100], through the AVX-512 path when the CPU has it, in parallel chunks): within
+    /// 3 ulp (of 2^-23 relative) where the result is normal, within 2^-126 absolutely below,
+    /// never NaN.
+    #[test]
+    fn sigmoid_is_within_float32_rounding_of_f64() {
+        let mut x: Vec<f32> = (-102_400..=102_400).map(|i| i as f32 / 1024.0).collect();
+        x.extend([
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            1e30,
+            -1e30,
+        ]);
+        let mut y = vec![0.0; x.len()];
+        forward(Activation::Sigmoid, &x, &mut y);
+        for (&xv, &yv) in x.iter().zip(&y) {
+            let want = 1.0 / (1.0 + (-(xv as f64)).exp());
+            let err = (yv as f64 - want).abs();
+            // below the normal range (x < -87.3, where e^-x is clamped) any value under 2^-126
+            let tol = if want < f32::MIN_POSITIVE as f64 {
+                f32::MIN_POSITIVE as f64
+            } else {
+                3.0 * want * f32::EPSILON as f64
+            };
+            assert!(
+                !yv.is_nan() && err <= tol,
+                "sigmoid({xv}) = {yv}, want {want}"
+            );
+        }
+        // the derivative from the output: y (1 - y) at 0 and in the tails
+        let mut g = vec![1.0; 3];
+        backward_inplace(Activation::Sigmoid, &[0.5, 0.0, 1.0], &mut g);
+        assert_eq!(g, [0.25, 0.0, 0.0]);
+    }
 }

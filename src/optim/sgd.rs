@@ -34,34 +34,33 @@ impl Rule for Momentum {
         let (lr, momentum, weight_decay) = (lr as f32, momentum as f32, weight_decay as f32);
         let keep = (1.0 - dampening) as f32;
         st.state.resize_with(params.len(), || Momentum(None));
-        // for each parameter
+        // for each parameter: one element-wise pass, no temporary (the formulas above, in the
+        // same order of operations as PyTorch's for-each implementation)
         for ((_, p), Momentum(buf)) in params.into_iter().zip(&mut st.state) {
             let (value, grad) = (p.value.data_mut(), p.grad.data());
-            let mut g: Vec<f32> = grad.to_vec();
-            if weight_decay != 0.0 {
-                g.iter_mut()
-                    .zip(value.iter())
-                    .for_each(|(g, &v)| *g += weight_decay * v);
-            }
-            if momentum != 0.0 {
-                match buf {
-                    None => {
-                        *buf = Some(Tensor::new(p.grad.shape().to_vec(), g.clone()).expect("shape"))
-                    }
-                    Some(b) => b
-                        .data_mut()
-                        .iter_mut()
-                        .zip(&g)
-                        .for_each(|(b, &g)| *b = *b * momentum + g * keep),
+            if momentum == 0.0 {
+                for (v, &gr) in value.iter_mut().zip(grad) {
+                    let g = if weight_decay != 0.0 {
+                        gr + weight_decay * *v
+                    } else {
+                        gr
+                    };
+                    *v += -lr * g;
                 }
-                let b = buf.as_ref().expect("set above").data();
-                if nesterov {
-                    g.iter_mut().zip(b).for_each(|(g, &b)| *g += momentum * b);
+                continue;
+            }
+            let first = buf.is_none();
+            let b = buf.get_or_insert_with(|| Tensor::zeros(p.grad.shape()));
+            for ((v, &gr), b) in value.iter_mut().zip(grad).zip(b.data_mut()) {
+                let g = if weight_decay != 0.0 {
+                    gr + weight_decay * *v
                 } else {
-                    g.copy_from_slice(b);
-                }
+                    gr
+                };
+                *b = if first { g } else { *b * momentum + g * keep };
+                let g = if nesterov { g + momentum * *b } else { *b };
+                *v += -lr * g;
             }
-            value.iter_mut().zip(&g).for_each(|(v, &g)| *v += -lr * g);
         }
     }
 
