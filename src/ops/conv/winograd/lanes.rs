@@ -216,6 +216,13 @@ mod avx512 {
             // SAFETY: see the type's doc.
             Zmm(unsafe { _mm512_set1_ps(v) })
         }
+        #[inline(always)]
+        fn store_first(self, d: &mut [f32], n: usize) {
+            assert!(n <= L && n <= d.len());
+            let m = ((1u32 << n) - 1) as u16;
+            // SAFETY: see the type's doc; writes d[..n], in bounds (asserted).
+            unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), m, self.0) }
+        }
     }
 
     /// Lanes l of `v[4l + j]` (v: 64 values in 4 registers): the low and high 8 lanes by two

@@ -141,7 +141,7 @@ fn transform_weights(pl: &Plan, w: &[f32]) -> Vec<f32> {
                 return unsafe { weight_block_avx512(pl, w, gb, ub) };
             }
             let _ = simd;
-            weight_block(pl, w, gb, ub)
+            weight_block::<Lanes16>(pl, w, gb, ub)
         });
     u
 }
@@ -153,33 +153,30 @@ fn transform_weights(pl: &Plan, w: &[f32]) -> Vec<f32> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
 unsafe fn weight_block_avx512(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
-    weight_block(pl, w, gb, ub)
+    weight_block::<lanes::Zmm>(pl, w, gb, ub)
 }
 
-/// Block `gb = g·obs + ob` of `U`, 16 input channels at a time (one per lane).
+/// Block `gb = g·obs + ob` of `U`, one input channel at a time with the block's output
+/// channels in the lanes (so each position's OCB values are one contiguous store).
 #[inline(always)]
-fn weight_block(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
+fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
     let (s, ocb) = (pl.s, pl.ocb);
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let (g, ob) = (gb / pl.obs, gb % pl.obs);
-    for o in 0..ocb.min(cout_g - ob * ocb) {
-        let wo = &w[(g * cout_g + ob * ocb + o) * cin_g * 9..][..cin_g * 9];
-        for ic0 in (0..cin_g).step_by(L) {
-            let n = L.min(cin_g - ic0);
-            let mut k = [[Lanes16([0.0; L]); 3]; 3];
-            for l in 0..n {
-                for (a, ka) in k.iter_mut().enumerate() {
-                    for (b, kab) in ka.iter_mut().enumerate() {
-                        kab.0[l] = wo[(ic0 + l) * 9 + a * 3 + b];
-                    }
-                }
+    let n = ocb.min(cout_g - ob * ocb);
+    // the block's kernels: (n, Cin/g·9)
+    let wb = &w[(g * cout_g + ob * ocb) * cin_g * 9..][..n * cin_g * 9];
+    let mut taps = [[0.0f32; L]; 9];
+    for ic in 0..cin_g {
+        for (o, wo) in wb.chunks_exact(cin_g * 9).enumerate() {
+            for (t, v) in wo[ic * 9..][..9].iter().enumerate() {
+                taps[t][o] = *v;
             }
-            let u = transform::kernel_2d(k);
-            for (p, up) in u.iter().enumerate() {
-                for l in 0..n {
-                    ub[(p * cin_g + ic0 + l) * ocb + o] = up.0[l];
-                }
-            }
+        }
+        let k = |t: usize| T::load(&taps[t]);
+        let u = transform::kernel_2d([[k(0), k(1), k(2)], [k(3), k(4), k(5)], [k(6), k(7), k(8)]]);
+        for (p, up) in u.iter().enumerate() {
+            up.store_first(&mut ub[(p * cin_g + ic) * ocb..][..ocb], n);
         }
     }
 }
@@ -370,7 +367,8 @@ fn input_2d<T: Vector>(d: &[[Lanes; 6]; 6], v: &mut [f32], ps: usize) {
     // along the width: e[r][k] = Σ_j Bᵀ[k][j] d[r][j]; then along the height
     let mut e = [[T::splat(0.0); 6]; 6];
     for (dr, er) in d.iter().zip(e.iter_mut()) {
-        *er = transform::input([0, 1, 2, 3, 4, 5].map(|j| T::load(&dr[j])));
+        let l = |j: usize| T::load(&dr[j]);
+        *er = transform::input([l(0), l(1), l(2), l(3), l(4), l(5)]);
     }
     for k in 0..6 {
         let col = transform::input([e[0][k], e[1][k], e[2][k], e[3][k], e[4][k], e[5][k]]);

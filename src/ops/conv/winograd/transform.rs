@@ -69,6 +69,8 @@ pub trait Vector: Num {
     fn store(self, d: &mut [f32; 16]);
     /// 16 copies of `v`.
     fn splat(v: f32) -> Self;
+    /// Writes the first `n` values (n ≤ 16, ≤ `d.len()`) to `d`.
+    fn store_first(self, d: &mut [f32], n: usize);
 }
 
 impl Vector for Lanes16 {
@@ -83,6 +85,10 @@ impl Vector for Lanes16 {
     #[inline(always)]
     fn splat(v: f32) -> Self {
         Lanes16([v; 16])
+    }
+    #[inline(always)]
+    fn store_first(self, d: &mut [f32], n: usize) {
+        d[..n].copy_from_slice(&self.0[..n])
     }
 }
 
