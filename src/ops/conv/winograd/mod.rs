@@ -32,6 +32,29 @@ pub fn suits(s: &ConvShape) -> bool {
             .all(|a| a.kernel == 3 && a.stride == 1 && a.dilation == 1)
 }
 
+/// Fewest input and output channels per group for which `auto` picks the 2-D path: at 16 it
+/// ties with the channel-lanes kernel, at 32 it wins 1.3× (N 8, 56×56).
+pub const MIN_CHANNELS: usize = 32;
+/// Most input channels per group for `auto`: U (36·Cin/g·Cout/g values) and one block's V
+/// outgrow the caches (512 → 512 on 7×7, N 8: 0.6× the channel-lanes kernel; N 32: 1.16×).
+pub const MAX_CIN: usize = 256;
+/// Fewest output tiles (N·⌈OH/4⌉·⌈OW/4⌉) for `auto`, so the weight transform is amortised
+/// (32 tiles, 256 → 256 on 7×7: 1.33× the channel-lanes kernel).
+pub const MIN_TILES: usize = 32;
+
+/// Whether `auto` runs Winograd on `s` (forward, or the adjoint of an input gradient): the 2-D
+/// F(4×4, 3×3) path with enough channels and tiles. CPU time on 2026-12-01, 1 thread, a loaded
+/// machine, against the channel-lanes kernel: r3x3-64 (N 8, 64 → 64, 56×56) 8.7 ms against
+/// 15.0; r3x3-256 (N 8, 256 → 256, 14×14) 8.4 against 13.4; 128 → 128 on 28×28 6.7 against
+/// 13.1. Error ≤ 4e-6 of the output's largest magnitude (tests/conv_winograd.rs bounds 1e-5).
+pub fn wins(s: &ConvShape) -> bool {
+    let [_, ah, aw] = &s.window.axes;
+    plane::applies(s)
+        && (MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
+        && s.cout_g() >= MIN_CHANNELS
+        && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
+}
+
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, 3, 3, 3 or 1…), `y`: (N, Cout, od,
 /// oh, ow), every value written. Requires [`suits`].
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
