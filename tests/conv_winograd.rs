@@ -177,3 +177,25 @@ fn winograd_input_gradient_through_the_adjoint_matches_direct() {
         );
     }
 }
+
+#[test]
+fn auto_picks_winograd_on_big_3x3_stride_1_convolutions_only() {
+    use stride::ops::conv::auto_algos;
+    let case = |x: &[usize], w: &[usize]| {
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(1, 1); 2]),
+            ..ConvParams::default()
+        };
+        auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
+    };
+    // r3x3-64 and r3x3-256: forward and the adjoint input gradient
+    for (x, w) in [
+        ([8, 64, 56, 56], [64, 64, 3, 3]),
+        ([8, 256, 14, 14], [256, 256, 3, 3]),
+    ] {
+        assert_eq!(case(&x, &w), ["winograd", "adj-winograd", "channel-lanes"]);
+    }
+    // 16 channels (a tie), 512 input channels (U outgrows the caches): the direct kernels
+    assert_eq!(case(&[8, 16, 56, 56], &[16, 16, 3, 3])[0], "channel-lanes");
+    assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[0], "channel-lanes");
+}
