@@ -62,6 +62,12 @@ fn normal(rng: &mut Rng, shape: &[usize]) -> Tensor {
     Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
 }
 
+/// Random inputs `|normal|` (as after a ReLU: every patch sum has a large common part).
+fn rectified(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let t = normal(rng, shape);
+    Tensor::new(shape.to_vec(), t.data().iter().map(|v| v.abs()).collect()).unwrap()
+}
+
 /// max |got − want| / max |want|.
 fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
@@ -77,6 +83,7 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
 #[allow(clippy::too_many_arguments)]
 fn check(
     rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
     n: usize,
     cin: usize,
     cout: usize,
@@ -85,7 +92,7 @@ fn check(
     w: usize,
     pad: [(usize, usize); 2],
 ) -> f64 {
-    let x = normal(rng, &[n, cin, h, w]);
+    let x = input(rng, &[n, cin, h, w]);
     let wt = normal(rng, &[cout, cin / groups, 3, 3]);
     let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
     let bt = Tensor::new(vec![cout], b.clone()).unwrap();
@@ -124,7 +131,7 @@ fn winograd_2d_matches_the_float64_reference_on_random_shapes() {
             let need = 3usize.saturating_sub(e);
             (need.max(rng.below(3)), rng.below(3))
         });
-        check(&mut rng, n, cin, cout, groups, h, w, pad);
+        check(&mut rng, normal, n, cin, cout, groups, h, w, pad);
     }
 }
 
@@ -133,9 +140,12 @@ fn winograd_2d_error_stays_within_1e_5_on_256_channels() {
     // the r3x3-256 class (256 → 256, 14×14, pad 1), fewer output channels and one image to
     // stay fast in debug builds: the error per output does not depend on Cout or N
     let mut rng = Rng::new(256);
-    let err = check(&mut rng, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
-    let err64 = check(&mut rng, 2, 64, 8, 1, 21, 19, [(1, 1), (1, 1)]);
-    eprintln!("relative error: 256 channels {err:e}, 64 channels {err64:e}");
+    let err = check(&mut rng, normal, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
+    let err64 = check(&mut rng, normal, 2, 64, 8, 1, 21, 19, [(1, 1), (1, 1)]);
+    let relu = check(&mut rng, rectified, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
+    eprintln!(
+        "relative error: 256 channels {err:e}, 64 channels {err64:e}, 256 rectified {relu:e}"
+    );
 }
 
 #[test]
