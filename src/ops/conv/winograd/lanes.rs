@@ -84,7 +84,7 @@ pub unsafe fn patches<const SIMD: bool>(
                 for (l, v) in drj.iter_mut().enumerate() {
                     let i = 4 * l + at;
                     if masks[i / L] >> (i % L) & 1 == 1 {
-                        *v = *row.add(i + 4 * (j / 4));
+                        *v = *row.wrapping_add(i + 4 * (j / 4));
                     }
                 }
             }
