@@ -12,7 +12,7 @@
 //! the same policy.
 
 use super::backward::adjoint_problem;
-use super::{batch_lanes, channel_lanes, im2col, width_lanes, ConvAlgo, ConvShape};
+use super::{batch_lanes, channel_lanes, im2col, width_lanes, winograd, ConvAlgo, ConvShape};
 
 /// Longest reduction `Cin/g·taps` for which the width-lanes kernel beats im2col's GEMM (both the
 /// forward and the weight gradient): beyond it the GEMM's cache blocking wins.
@@ -27,18 +27,22 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // kernel fills all 16 lanes: 2026-12-01, conv1d 1.35× and conv3d 1.5× it, forward and
     // input gradient), except where the reduction is too short to pay for the channel-lanes
     // kernel's transposed stores (Cin/g·taps < 64: a 3×3 or 5×5 first layer on one channel runs
-    // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while the reduction Cin/g·taps is small
-    // (LeNet's first layer, depthwise); beyond that, im2col. Between them, for 4–15 output
-    // channels, a batch of 16 or more and a reduction of 64 or more, the batch-lanes kernel
-    // fills its lanes with images where the width-lanes kernel leaves a quarter of its
-    // channel rows empty (LeNet's second layer's input gradient, 16 → 6 channels with full
-    // padding: 1.25× the width-lanes kernel, CPU time on 2026-12-01 under load, A/B; LeNet's
-    // first layer, reduction 25, gained only 5%). Winograd stays opt-in: on 3×3 with 64 input channels
-    // its rounding error is ~5e-6 of the output scale, 10× im2col's, too close to float32
-    // comparison tolerances to pick silently.
+    // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while
+    // the reduction Cin/g·taps is small (LeNet's first layer, depthwise); beyond that, im2col.
+    // Between them, for 4–15 output channels, a batch of 16 or more and a reduction of 64 or
+    // more, the batch-lanes kernel fills its lanes with images where the width-lanes kernel
+    // leaves a quarter of its channel rows empty (LeNet's second layer's input gradient, 16 → 6
+    // channels with full padding: 1.25× the width-lanes kernel, CPU time on 2026-12-01 under
+    // load, A/B; LeNet's first layer, reduction 25, gained only 5%). Winograd F(4×4, 3×3)
+    // takes 2-D 3×3 stride-1 problems with 32–256 input and ≥ 32 output channels per group and
+    // ≥ 32 tiles ([`winograd::wins`]: 1.6–2× the channel-lanes kernel on r3x3-64, r3x3-256 and
+    // 128 channels on 28×28; error ≤ 4e-6 of the output's largest magnitude with its
+    // interpolation points 0, ±1, 2, −1/2).
     let width_fits = width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION;
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
+    } else if winograd::wins(s) {
+        ConvAlgo::Winograd
     } else if channel_lanes::suits(s)
         && s.cout_g() >= 16
         && !(width_fits && s.reduction_len() < channel_lanes::MIN_REDUCTION)

@@ -1,0 +1,406 @@
+//! The 2-D fast path: F(4×4, 3×3) for 3×3 kernels at stride 1 on 2-D problems ([`applies`]).
+//!
+//! Tiles: output tile (n, ty, tx) covers rows 4ty..4ty+4 and columns 4tx..4tx+4 of image n and
+//! reads the 6×6 input patch from (4ty − pad_top, 4tx − pad_left). Tiles are numbered flat over
+//! (n, ty, tx); 16 consecutive tiles share a vector (one per lane), `TV` vectors (T = 16·TV
+//! tiles) make a block, and blocks run in parallel (each writes only its own tiles' outputs, so
+//! the result does not depend on the thread count).
+//!
+//! Per block, with `V: (36, Cin, T)` and `M: (36, OCB, T)` in a per-thread scratch buffer:
+//! 1. input transform: for each 16 tiles and input channel, the 6 patch rows are copied side by
+//!    side (`P[r][4l + c]`, zeros outside the image), split into lanes ([`lanes::extract`]) and
+//!    transformed, `V[p][ic][tile] = (Bᵀ d B)[p]`, p = 6·k_h + k_w;
+//! 2. per group and block of OCB output channels, at each position p:
+//!    `M[p] (OCB × T) = U[p] (OCB × Cin/g) · V[p] (Cin/g × T)` ([`lanes::products`]);
+//! 3. output transform of those OCB channels, `y = Aᵀ M A + bias`, lanes back to columns
+//!    ([`lanes::interleave`]) and copied into `y`, clipped at the bottom and right edges.
+//!
+//! The weights are transformed once per call into `U: (groups, Cout/g ÷ OCB, 36, Cin/g, OCB)`
+//! (zeros past Cout/g), so step 2 reads each block's U contiguously.
+
+use super::lanes::{self, Lanes, L};
+use super::transform::{self, Lanes16, Vector};
+use crate::ops::conv::ConvShape;
+use crate::ops::scratch;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Per-thread V and M of one block, reused across calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Transformed positions per tile (6 × 6).
+const P: usize = 36;
+
+/// Whether the 2-D path applies: a 2-D problem (depth 1) with a 3×3 kernel (and
+/// [`super::suits`]), input under 2³¹ values.
+pub fn applies(s: &ConvShape) -> bool {
+    let [ad, ah, aw] = &s.window.axes;
+    super::suits(s)
+        && ad.kernel == 1
+        && ad.input == 1
+        && ad.output == 1
+        && ah.kernel == 3
+        && aw.kernel == 3
+        // the input gathers use 32-bit offsets
+        && s.batch * s.cin * ah.input * aw.input <= i32::MAX as usize
+}
+
+/// A run of tiles in one vector that lie side by side in one tile row: lanes `l0..l1` are
+/// tiles (n, ty, tx0 + l − l0).
+#[derive(Clone, Copy)]
+struct Run {
+    l0: usize,
+    l1: usize,
+    n: usize,
+    ty: usize,
+    tx0: usize,
+}
+
+/// The geometry of one problem.
+struct Plan<'a> {
+    s: &'a ConvShape,
+    /// Input and output extents (H, W), (OH, OW), padding before (top, left).
+    hw: [usize; 2],
+    ohw: [usize; 2],
+    pad: [usize; 2],
+    /// Tiles per column and row, and in all.
+    th: usize,
+    tw: usize,
+    tiles: usize,
+    /// Vectors of tiles per block.
+    tv: usize,
+    /// Output channels per product block, and product blocks per group.
+    ocb: usize,
+    obs: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(s: &'a ConvShape) -> Self {
+        let [_, ah, aw] = &s.window.axes;
+        let (th, tw) = (ah.output.div_ceil(4), aw.output.div_ceil(4));
+        // T·Cin·36·4 bytes of V per block: 64 tiles keep it ≤ 1.2 MiB up to 128 channels,
+        // beyond that 32 tiles (the register block is 24 accumulators either way)
+        let tv = if s.cin <= 128 { 4 } else { 2 };
+        let ocb = 24 / tv;
+        Plan {
+            s,
+            hw: [ah.input, aw.input],
+            ohw: [ah.output, aw.output],
+            pad: [ah.pad_begin, aw.pad_begin],
+            th,
+            tw,
+            tiles: s.batch * th * tw,
+            tv,
+            ocb,
+            obs: s.cout_g().div_ceil(ocb),
+        }
+    }
+
+    /// Tiles per block.
+    fn t(&self) -> usize {
+        self.tv * L
+    }
+
+    /// The runs of the vector whose first tile is `t0` (lanes past the last tile belong to none).
+    fn runs(&self, t0: usize) -> Vec<Run> {
+        let mut runs: Vec<Run> = Vec::new();
+        for l in 0..L.min(self.tiles.saturating_sub(t0)) {
+            let t = t0 + l;
+            let (n, r) = (t / (self.th * self.tw), t % (self.th * self.tw));
+            let (ty, tx) = (r / self.tw, r % self.tw);
+            match runs.last_mut() {
+                Some(run) if run.n == n && run.ty == ty => run.l1 = l + 1,
+                _ => runs.push(Run {
+                    l0: l,
+                    l1: l + 1,
+                    n,
+                    ty,
+                    tx0: tx,
+                }),
+            }
+        }
+        runs
+    }
+}
+
+/// `U: (groups, obs, 36, Cin/g, OCB)`: `U[g][ob][p][ic][o] = (G w Gᵀ)[p]` of kernel
+/// (g·Cout/g + ob·OCB + o, ic); zeros past Cout/g. Output-channel blocks in parallel.
+fn transform_weights(pl: &Plan, w: &[f32]) -> Vec<f32> {
+    let (s, ocb) = (pl.s, pl.ocb);
+    let cin_g = s.cin_g();
+    let mut u = vec![0.0; s.groups * pl.obs * P * cin_g * ocb];
+    let simd = crate::ops::simd::avx512();
+    u.par_chunks_mut(P * cin_g * ocb)
+        .enumerate()
+        .for_each(|(gb, ub)| {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                return unsafe { weight_block_avx512(pl, w, gb, ub) };
+            }
+            let _ = simd;
+            weight_block::<Lanes16>(pl, w, gb, ub)
+        });
+    u
+}
+
+/// [`weight_block`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn weight_block_avx512(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
+    weight_block::<lanes::Zmm>(pl, w, gb, ub)
+}
+
+/// Block `gb = g·obs + ob` of `U`, one input channel at a time with the block's output
+/// channels in the lanes (so each position's OCB values are one contiguous store).
+#[inline(always)]
+fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
+    let (s, ocb) = (pl.s, pl.ocb);
+    let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+    let (g, ob) = (gb / pl.obs, gb % pl.obs);
+    let n = ocb.min(cout_g - ob * ocb);
+    // the block's kernels: (n, Cin/g·9)
+    let wb = &w[(g * cout_g + ob * ocb) * cin_g * 9..][..n * cin_g * 9];
+    let mut taps = [[0.0f32; L]; 9];
+    for ic in 0..cin_g {
+        for (o, wo) in wb.chunks_exact(cin_g * 9).enumerate() {
+            for (t, v) in wo[ic * 9..][..9].iter().enumerate() {
+                taps[t][o] = *v;
+            }
+        }
+        let k = |t: usize| T::load(&taps[t]);
+        let u = transform::kernel_2d([[k(0), k(1), k(2)], [k(3), k(4), k(5)], [k(6), k(7), k(8)]]);
+        for (p, up) in u.iter().enumerate() {
+            up.store_first(&mut ub[(p * cin_g + ic) * ocb..][..ocb], n);
+        }
+    }
+}
+
+/// Forward pass. `x`: (N, Cin, H, W), `w`: (Cout, Cin/g, 3, 3), `y`: (N, Cout, OH, OW), every
+/// value written. Requires [`applies`].
+pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    assert!(
+        applies(s),
+        "winograd::plane::forward on a shape it does not support"
+    );
+    let pl = Plan::new(s);
+    let u = transform_weights(&pl, w);
+    let out = OutPtr {
+        ptr: y.as_mut_ptr(),
+        len: y.len(),
+    };
+    let simd = crate::ops::simd::avx512();
+    let len = P * (s.cin + pl.ocb) * pl.t();
+    (0..pl.tiles.div_ceil(pl.t()))
+        .into_par_iter()
+        .for_each(|b| {
+            scratch::with(&SCRATCH, len, |buf| {
+                let job = Block {
+                    pl: &pl,
+                    t0: b * pl.t(),
+                    x,
+                    u: &u,
+                    bias,
+                    y: out,
+                };
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                    return unsafe { job.run_avx512(buf) };
+                }
+                let _ = simd;
+                job.run::<false>(buf)
+            })
+        });
+}
+
+/// The output buffer, shared by blocks that write disjoint cells (their own tiles).
+#[derive(Clone, Copy)]
+struct OutPtr {
+    ptr: *mut f32,
+    len: usize,
+}
+// SAFETY: used only for writes of disjoint cells (see `forward`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// One block of tiles `t0..t0 + T` and what it reads and writes.
+struct Block<'a> {
+    pl: &'a Plan<'a>,
+    t0: usize,
+    x: &'a [f32],
+    u: &'a [f32],
+    bias: Option<&'a [f32]>,
+    y: OutPtr,
+}
+
+impl Block<'_> {
+    /// [`Block::run`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn run_avx512(&self, buf: &mut [f32]) {
+        self.run::<true>(buf)
+    }
+
+    /// The three steps on `buf` (V then M). `SIMD`: use the AVX-512 steps of [`lanes`].
+    #[inline(always)]
+    fn run<const SIMD: bool>(&self, buf: &mut [f32]) {
+        let (pl, s) = (self.pl, self.pl.s);
+        let t = pl.t();
+        let (v, m) = buf.split_at_mut(P * s.cin * t);
+        let runs: Vec<Vec<Run>> = (0..pl.tv).map(|gi| pl.runs(self.t0 + gi * L)).collect();
+        self.transform_inputs::<SIMD>(&runs, v);
+        let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
+        for g in 0..s.groups {
+            for ob in 0..pl.obs {
+                let ub = &self.u[(g * pl.obs + ob) * P * cin_g * pl.ocb..][..P * cin_g * pl.ocb];
+                for p in 0..P {
+                    let up = &ub[p * cin_g * pl.ocb..][..cin_g * pl.ocb];
+                    let vp = &v[(p * s.cin + g * cin_g) * t..][..cin_g * t];
+                    let mp = &mut m[p * pl.ocb * t..][..pl.ocb * t];
+                    if pl.tv == 4 {
+                        lanes::products::<SIMD, 4, 6>(up, vp, t, cin_g, mp, t);
+                    } else {
+                        lanes::products::<SIMD, 2, 12>(up, vp, t, cin_g, mp, t);
+                    }
+                }
+                for o in 0..pl.ocb.min(cout_g - ob * pl.ocb) {
+                    let oc = g * cout_g + ob * pl.ocb + o;
+                    self.transform_outputs::<SIMD>(&runs, m, o, oc);
+                }
+            }
+        }
+    }
+
+    /// Step 1: `V[p][ic][gi·16 + l]` for every vector gi of the block and input channel.
+    #[inline(always)]
+    fn transform_inputs<const SIMD: bool>(&self, runs: &[Vec<Run>], v: &mut [f32]) {
+        let (pl, s) = (self.pl, self.pl.s);
+        let [h, w] = pl.hw;
+        let t = pl.t();
+        assert_eq!(self.x.len(), s.batch * s.cin * h * w);
+        for (gi, runs) in runs.iter().enumerate() {
+            let views: Vec<lanes::RunView> = runs
+                .iter()
+                .map(|r| {
+                    let y0 = (4 * r.ty) as isize - pl.pad[0] as isize;
+                    let c0 = (4 * r.tx0) as isize - pl.pad[1] as isize;
+                    lanes::RunView::new(r.l0, r.l1, y0, c0, r.n * s.cin * h * w, w)
+                })
+                .collect();
+            let mut d = [[[0.0f32; L]; 6]; 6];
+            for ic in 0..s.cin {
+                // SAFETY: the views were made for this input (N, Cin, H, W) (asserted above).
+                unsafe {
+                    lanes::patches::<SIMD>(self.x.as_ptr().add(ic * h * w), &views, pl.hw, &mut d)
+                };
+                let vi = &mut v[ic * t + gi * L..];
+                #[cfg(target_arch = "x86_64")]
+                if SIMD {
+                    input_2d::<lanes::Zmm>(&d, vi, s.cin * t);
+                    continue;
+                }
+                input_2d::<Lanes16>(&d, vi, s.cin * t);
+            }
+        }
+    }
+
+    /// Step 3 for channel `o` of the product block (output channel `oc`): `y = Aᵀ M A + b`
+    /// for every vector of the block, written row by row.
+    #[inline(always)]
+    fn transform_outputs<const SIMD: bool>(
+        &self,
+        runs: &[Vec<Run>],
+        m: &[f32],
+        o: usize,
+        oc: usize,
+    ) {
+        let (pl, s) = (self.pl, self.pl.s);
+        let [oh, ow] = pl.ohw;
+        let t = pl.t();
+        let b = self.bias.map_or(0.0, |b| b[oc]);
+        for (gi, runs) in runs.iter().enumerate() {
+            let mut yt = [[[0.0f32; L]; 4]; 4];
+            let mo = &m[o * t + gi * L..];
+            #[cfg(target_arch = "x86_64")]
+            if SIMD {
+                output_2d::<lanes::Zmm>(mo, pl.ocb * t, b, &mut yt);
+            } else {
+                output_2d::<Lanes16>(mo, pl.ocb * t, b, &mut yt);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            output_2d::<Lanes16>(mo, pl.ocb * t, b, &mut yt);
+            let mut cols = [0.0f32; 4 * L];
+            for (i, yi) in yt.iter().enumerate() {
+                lanes::interleave::<SIMD>(yi, &mut cols);
+                for run in runs {
+                    let oy = 4 * run.ty + i;
+                    if oy >= oh {
+                        continue;
+                    }
+                    let ox = 4 * run.tx0;
+                    let len = (4 * (run.l1 - run.l0)).min(ow - ox);
+                    let at = ((run.n * s.cout + oc) * oh + oy) * ow + ox;
+                    assert!(at + len <= self.y.len);
+                    // SAFETY: in bounds (asserted); only this block writes its tiles' cells.
+                    unsafe {
+                        lanes::store_run::<SIMD>(&cols[4 * run.l0..], self.y.ptr.add(at), len)
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// `Bᵀ d B` of 16 patches: `d[r][j]` (row r, column j) → position p = 6·k_h + k_w, written to
+/// `v[p·ps..][..16]`.
+#[inline(always)]
+fn input_2d<T: Vector>(d: &[[Lanes; 6]; 6], v: &mut [f32], ps: usize) {
+    // along the width: e[r][k] = Σ_j Bᵀ[k][j] d[r][j]; then along the height
+    let mut e = [[T::splat(0.0); 6]; 6];
+    for (dr, er) in d.iter().zip(e.iter_mut()) {
+        let l = |j: usize| T::load(&dr[j]);
+        *er = transform::input([l(0), l(1), l(2), l(3), l(4), l(5)]);
+    }
+    for k in 0..6 {
+        let col = transform::input([e[0][k], e[1][k], e[2][k], e[3][k], e[4][k], e[5][k]]);
+        for (k1, c) in col.iter().enumerate() {
+            let dst: &mut Lanes = (&mut v[(k1 * 6 + k) * ps..][..L]).try_into().unwrap();
+            c.store(dst);
+        }
+    }
+}
+
+/// `Aᵀ M A + b` of 16 tiles, position p read from `m[p·ps..][..16]`: rows `y[i][j]`, i, j < 4.
+#[inline(always)]
+fn output_2d<T: Vector>(m: &[f32], ps: usize, b: f32, y: &mut [[Lanes; 4]; 4]) {
+    let load = |p: usize| T::load((&m[p * ps..][..L]).try_into().unwrap());
+    // along the width: z[k1][j] = Σ_k Aᵀ[j][k] m[6·k1 + k]; then along the height
+    let mut z = [[T::splat(0.0); 4]; 6];
+    for (k1, zk) in z.iter_mut().enumerate() {
+        let p = 6 * k1;
+        *zk = transform::output([
+            load(p),
+            load(p + 1),
+            load(p + 2),
+            load(p + 3),
+            load(p + 4),
+            load(p + 5),
+        ]);
+    }
+    let bias = T::splat(b);
+    for j in 0..4 {
+        let col = transform::output([z[0][j], z[1][j], z[2][j], z[3][j], z[4][j], z[5][j]]);
+        for (i, c) in col.iter().enumerate() {
+            (*c + bias).store(&mut y[i][j]);
+        }
+    }
+}

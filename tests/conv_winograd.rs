@@ -1,0 +1,211 @@
+//! Winograd F(4×4, 3×3) (`--algo winograd`, the 2-D fast path) against a float64 direct
+//! reference: random shapes (odd sizes, tiles clipped at the bottom and right edges, several
+//! tile rows in one vector, groups, bias, batch > 1), 256 input channels for the error bound,
+//! and the input gradient through the adjoint problem. The bound is the issue's: max |error|
+//! ≤ 1e-5 · max |y| (float64 reference). CI reruns this file with `STRIDE_SIMD=portable`.
+
+use stride::geometry::PaddingSpec;
+use stride::ops::conv::winograd::plane;
+use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape, GradRequest};
+use stride::rng::Rng;
+use stride::Tensor;
+
+/// `y = conv(x, w) + b` in float64: x (N, Cin, H, W), w (Cout, Cin/g, 3, 3), zero padding
+/// `pad` = ((top, bottom), (left, right)), stride 1.
+fn reference(
+    x: &Tensor,
+    w: &Tensor,
+    b: &[f32],
+    groups: usize,
+    pad: [(usize, usize); 2],
+) -> Vec<f64> {
+    let [n, cin, h, wd] = x.shape().try_into().unwrap();
+    let cout = w.shape()[0];
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let (oh, ow) = (h + pad[0].0 + pad[0].1 - 2, wd + pad[1].0 + pad[1].1 - 2);
+    let (xd, wdat) = (x.data(), w.data());
+    let mut y = vec![0.0f64; n * cout * oh * ow];
+    for img in 0..n {
+        for oc in 0..cout {
+            let g = oc / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b[oc] as f64;
+                    for icg in 0..cin_g {
+                        let ic = g * cin_g + icg;
+                        for a in 0..3 {
+                            for c in 0..3 {
+                                let (iy, ix) = (
+                                    (oy + a) as isize - pad[0].0 as isize,
+                                    (ox + c) as isize - pad[1].0 as isize,
+                                );
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                let xv =
+                                    xd[((img * cin + ic) * h + iy as usize) * wd + ix as usize];
+                                let wv = wdat[((oc * cin_g + icg) * 3 + a) * 3 + c];
+                                acc += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    y[((img * cout + oc) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+fn normal(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect()).unwrap()
+}
+
+/// Random inputs `|normal|` (as after a ReLU: every patch sum has a large common part).
+fn rectified(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    let t = normal(rng, shape);
+    Tensor::new(shape.to_vec(), t.data().iter().map(|v| v.abs()).collect()).unwrap()
+}
+
+/// max |got − want| / max |want|.
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+    err / scale.max(f64::MIN_POSITIVE)
+}
+
+/// One random 2-D case: Winograd against the float64 reference and against `Direct`.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    h: usize,
+    w: usize,
+    pad: [(usize, usize); 2],
+) -> f64 {
+    let x = input(rng, &[n, cin, h, w]);
+    let wt = normal(rng, &[cout, cin / groups, 3, 3]);
+    let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
+    let bt = Tensor::new(vec![cout], b.clone()).unwrap();
+    let p = ConvParams {
+        padding: PaddingSpec::Explicit(pad.to_vec()),
+        groups,
+        ..Default::default()
+    };
+    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+    assert!(plane::applies(&s), "{:?} {:?} {p:?}", x.shape(), wt.shape());
+    let got = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Winograd).unwrap();
+    let want = reference(&x, &wt, &b, groups, pad);
+    let err = rel_err(got.data(), &want);
+    let what = format!("x{:?} w{:?} {p:?}", x.shape(), wt.shape());
+    assert!(err <= 1e-5, "{what}: error {err:e} of max |y|");
+    let direct = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Direct).unwrap();
+    let direct64: Vec<f64> = direct.data().iter().map(|v| *v as f64).collect();
+    assert!(
+        rel_err(got.data(), &direct64) <= 2e-5,
+        "{what}: against Direct"
+    );
+    err
+}
+
+#[test]
+fn winograd_2d_matches_the_float64_reference_on_random_shapes() {
+    let mut rng = Rng::new(15);
+    for _ in 0..40 {
+        let groups = [1, 1, 2, 3][rng.below(4)];
+        let (cin, cout) = (groups * (1 + rng.below(9)), groups * (1 + rng.below(20)));
+        let n = 1 + rng.below(3);
+        // sizes from 1 (padding makes the output) to 23: tiles clipped at the edges, and
+        // images narrower than 16 tiles share a vector between tile rows and images
+        let (h, w) = (1 + rng.below(23), 1 + rng.below(23));
+        let pad = [h, w].map(|e| {
+            let need = 3usize.saturating_sub(e);
+            (need.max(rng.below(3)), rng.below(3))
+        });
+        check(&mut rng, normal, n, cin, cout, groups, h, w, pad);
+    }
+}
+
+#[test]
+fn winograd_2d_error_stays_within_1e_5_on_256_channels() {
+    // the r3x3-256 class (256 → 256, 14×14, pad 1), fewer output channels and one image to
+    // stay fast in debug builds: the error per output does not depend on Cout or N
+    let mut rng = Rng::new(256);
+    let err = check(&mut rng, normal, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
+    let err64 = check(&mut rng, normal, 2, 64, 8, 1, 21, 19, [(1, 1), (1, 1)]);
+    let relu = check(&mut rng, rectified, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
+    eprintln!(
+        "relative error: 256 channels {err:e}, 64 channels {err64:e}, 256 rectified {relu:e}"
+    );
+}
+
+#[test]
+fn winograd_input_gradient_through_the_adjoint_matches_direct() {
+    let mut rng = Rng::new(7);
+    for case in 0..6 {
+        let groups = [1, 2][case % 2];
+        let (cin, cout) = (groups * (1 + rng.below(12)), groups * (1 + rng.below(12)));
+        let (h, w) = (2 + rng.below(17), 2 + rng.below(17));
+        let n = 1 + rng.below(2);
+        let x = normal(&mut rng, &[n, cin, h, w]);
+        let wt = normal(&mut rng, &[cout, cin / groups, 3, 3]);
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(1, rng.below(3)), (rng.below(3), 1)]),
+            groups,
+            ..Default::default()
+        };
+        let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+        let gy = normal(&mut rng, &s.out_shape());
+        let want = GradRequest {
+            input: true,
+            weight: false,
+            bias: false,
+        };
+        let grad = |algo| {
+            conv_backward(&x, &wt, &gy, &p, algo, want)
+                .unwrap()
+                .input
+                .unwrap()
+        };
+        let (got, reference) = (grad(ConvAlgo::Winograd), grad(ConvAlgo::Direct));
+        let want64: Vec<f64> = reference.data().iter().map(|v| *v as f64).collect();
+        let err = rel_err(got.data(), &want64);
+        assert!(
+            err <= 2e-5,
+            "case {case}: x{:?} w{:?} {p:?}: {err:e}",
+            x.shape(),
+            wt.shape()
+        );
+    }
+}
+
+#[test]
+fn auto_picks_winograd_on_big_3x3_stride_1_convolutions_only() {
+    use stride::ops::conv::auto_algos;
+    let case = |x: &[usize], w: &[usize]| {
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(1, 1); 2]),
+            ..ConvParams::default()
+        };
+        auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
+    };
+    // r3x3-64 and r3x3-256: forward and the adjoint input gradient
+    for (x, w) in [
+        ([8, 64, 56, 56], [64, 64, 3, 3]),
+        ([8, 256, 14, 14], [256, 256, 3, 3]),
+    ] {
+        assert_eq!(case(&x, &w), ["winograd", "adj-winograd", "channel-lanes"]);
+    }
+    // 16 channels (a tie), 512 input channels (U outgrows the caches): the direct kernels
+    assert_eq!(case(&[8, 16, 56, 56], &[16, 16, 3, 3])[0], "channel-lanes");
+    assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[0], "channel-lanes");
+}
