@@ -148,9 +148,9 @@ fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel writes every
-/// output value, so its buffer skips the zero fill (for big outputs the fill costs 3–10% of the
-/// convolution); the other algorithms get zeros.
+/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel and the 2-D
+/// Winograd path write every output value, so their buffer skips the zero fill (for big outputs
+/// the fill costs 3–10% of the convolution); the other algorithms get zeros.
 pub fn forward_new(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -159,15 +159,22 @@ pub fn forward_new(
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let len = s.batch * s.cout * s.window.out_len();
-    if resolve_algo(s, algo) == ConvAlgo::ChannelLanes && channel_lanes::suits(s) {
+    let resolved = resolve_algo(s, algo);
+    let writes_all = (resolved == ConvAlgo::ChannelLanes && channel_lanes::suits(s))
+        || (resolved == ConvAlgo::Winograd && winograd::plane::applies(s));
+    if writes_all {
         let mut y = Box::<[f32]>::new_uninit_slice(len);
         // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
         #[cfg(debug_assertions)]
         y.iter_mut().for_each(|v| {
             v.write(f32::NAN);
         });
-        channel_lanes::forward(s, x, w, bias, &mut y);
-        // SAFETY: channel_lanes::forward writes every value of `y`
+        if resolved == ConvAlgo::Winograd {
+            winograd::plane::forward_uninit(s, x, w, bias, &mut y);
+        } else {
+            channel_lanes::forward(s, x, w, bias, &mut y);
+        }
+        // SAFETY: both kernels write every value of `y`
         return Ok(unsafe { y.assume_init() }.into_vec());
     }
     let mut y = Tensor::zeros(&[len]).into_data();

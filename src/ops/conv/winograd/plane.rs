@@ -184,6 +184,21 @@ fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
 /// Forward pass. `x`: (N, Cin, H, W), `w`: (Cout, Cin/g, 3, 3), `y`: (N, Cout, OH, OW), every
 /// value written. Requires [`applies`].
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    // SAFETY: f32 and MaybeUninit<f32> share their layout; the kernel only stores floats
+    forward_uninit(s, x, w, bias, unsafe {
+        &mut *(y as *mut [f32] as *mut [std::mem::MaybeUninit<f32>])
+    })
+}
+
+/// [`forward`] into an output that need not be initialised (every value is written, so a
+/// fresh output needs no zero fill: ~7% of the r3x3-64 forward).
+pub fn forward_uninit(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [std::mem::MaybeUninit<f32>],
+) {
     assert!(
         applies(s),
         "winograd::plane::forward on a shape it does not support"
@@ -191,7 +206,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     let pl = Plan::new(s);
     let u = transform_weights(&pl, w);
     let out = OutPtr {
-        ptr: y.as_mut_ptr(),
+        ptr: y.as_mut_ptr().cast::<f32>(),
         len: y.len(),
     };
     let simd = crate::ops::simd::avx512();
