@@ -29,6 +29,8 @@
 //! Work is split over both cores by output rows (forward) and planes (backward: output rows of
 //! one plane may share input rows).
 
+#[cfg(target_arch = "x86_64")]
+mod direct;
 mod plan;
 
 use super::reduce::Reduce;
@@ -112,6 +114,10 @@ fn forward_uninit(
     let run = |t: usize, yc: &mut [MaybeUninit<f32>], ic: Option<&mut [MaybeUninit<u32>]>| {
         #[cfg(target_arch = "x86_64")]
         if crate::ops::simd::avx512() {
+            if direct::applies(&p) {
+                // SAFETY: AVX-512 checked just above, `applies` too; whole rows of every buffer
+                return unsafe { direct::forward_rows(&p, x, t * per, yc, ic) };
+            }
             // SAFETY: the CPU has the features `forward_rows_avx512` enables (checked just above).
             return unsafe { forward_rows_avx512(&p, x, t * per, yc, ic) };
         }
