@@ -282,6 +282,11 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
                 ))
             }
         };
+        // non-overlapping 2-wide windows: each gradient row written once (AVX-512)
+        #[cfg(target_arch = "x86_64")]
+        if let Some(gx) = rows::expand::backward(&s, idx, gy.data()) {
+            return Tensor::new(x.shape().to_vec(), gx);
+        }
         let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
         return Tensor::new(x.shape().to_vec(), gx);
     }

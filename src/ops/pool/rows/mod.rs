@@ -31,6 +31,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod direct;
+#[cfg(target_arch = "x86_64")]
+pub mod expand;
 mod plan;
 
 use super::reduce::Reduce;
