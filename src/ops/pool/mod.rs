@@ -290,6 +290,11 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
         let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
         return Tensor::new(x.shape().to_vec(), gx);
     }
+    // non-overlapping 2-wide average windows: each gradient row written once (AVX-512)
+    #[cfg(target_arch = "x86_64")]
+    if let Some(gx) = rows::expand::backward_avg(&s, gy.data()) {
+        return Tensor::new(x.shape().to_vec(), gx);
+    }
     let mut gx = Tensor::zeros(x.shape());
     reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
     Ok(gx)

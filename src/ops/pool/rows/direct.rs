@@ -156,14 +156,9 @@ unsafe fn rows_impl<const S: usize, const G: usize>(
                 ),
             );
             let mut at = wf;
-            for g in 0..ng {
+            for (g, hs) in hg[..ng].iter().enumerate() {
                 let gm = (0xFFFFu32 >> (16 - l) << (g * l)) as u16;
-                at = _mm512_mask_add_epi32(
-                    at,
-                    gm,
-                    wf,
-                    _mm512_set1_epi32((hg[g].first * p.w) as i32),
-                );
+                at = _mm512_mask_add_epi32(at, gm, wf, _mm512_set1_epi32((hs.first * p.w) as i32));
             }
             let mut best = _mm512_set1_ps(f32::NEG_INFINITY);
             let col0 = (o0 * s) as isize - p.pb as isize;
@@ -176,10 +171,10 @@ unsafe fn rows_impl<const S: usize, const G: usize>(
             for i in 0..count {
                 let mut rowp = [None; G];
                 let mut hw = _mm512_setzero_si512();
-                for g in 0..ng {
-                    if i < hg[g].count {
-                        let h = hg[g].coord(i);
-                        rowp[g] = Some(xg[g].add(h * p.w));
+                for (g, (hs, xp)) in hg[..ng].iter().zip(xg).enumerate() {
+                    if i < hs.count {
+                        let h = hs.coord(i);
+                        rowp[g] = Some(xp.add(h * p.w));
                         let gm = (0xFFFFu32 >> (16 - l) << (g * l)) as u16;
                         hw = _mm512_mask_mov_epi32(hw, gm, _mm512_set1_epi32((h * p.w) as i32));
                     }

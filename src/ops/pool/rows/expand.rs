@@ -20,15 +20,15 @@ use rayon::prelude::*;
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-/// Whether the expansion applies: max or min over 1 or 2 axes, width windows 2 wide at stride
-/// 2 without padding or dilation, height windows at stride = kernel without padding.
+/// Whether the expansion applies: max, min or avg over 1 or 2 axes, width windows 2 wide at
+/// stride 2 without padding or dilation, height windows at stride = kernel without padding.
 pub fn applies(s: &PoolShape) -> bool {
     let (Some(win), Windows::Shared(_)) = (&s.window, &s.windows) else {
         return false;
     };
     let (ah, aw) = (&win.axes[1], &win.axes[2]);
     s.nd <= 2
-        && matches!(s.reduce, Reduce::Max | Reduce::Min)
+        && matches!(s.reduce, Reduce::Max | Reduce::Min | Reduce::Avg(_))
         && (aw.kernel, aw.stride, aw.dilation, aw.pad_begin) == (2, 2, 1, 0)
         && ah.kernel == ah.stride
         && (ah.dilation == 1 || ah.kernel == 1)
@@ -39,11 +39,8 @@ pub fn applies(s: &PoolShape) -> bool {
 /// apply, AVX-512 is off, or some index lies outside its window (the caller then scatters).
 pub fn backward(s: &PoolShape, idx: &[u32], gy: &[f32]) -> Option<Vec<f32>> {
     // narrow rows: the plane-wise scatter is cheaper (measured)
-    if !applies(s)
-        || s.output[2] < 8
-        || !crate::ops::simd::avx512()
-        || std::env::var("POOL_AB").is_ok()
-    {
+    let select = matches!(s.reduce, Reduce::Max | Reduce::Min);
+    if !select || !applies(s) || s.output[2] < 8 || !crate::ops::simd::avx512() {
         return None;
     }
     let (in_len, out_len) = (s.in_len(), s.out_len());
@@ -135,3 +132,72 @@ unsafe fn expand_planes(
     _mm512_reduce_add_epi32(hits) as usize == gy.len()
 }
 
+/// Average pooling's input gradient by the same expansion: `gx[h, c] = gy[h / kh, c / 2] /
+/// div` (the divisor of that output cell, as [`super::backward`] computes it: `gy · (1/div)`),
+/// 0 where no window covers the cell. `None` when it does not apply or AVX-512 is off.
+pub fn backward_avg(s: &PoolShape, gy: &[f32]) -> Option<Vec<f32>> {
+    if !matches!(s.reduce, Reduce::Avg(_)) || !applies(s) || !crate::ops::simd::avx512() {
+        return None;
+    }
+    let inv = super::plan::Plan::new(s).inv;
+    let (in_len, out_len) = (s.in_len(), s.out_len());
+    let per = s.planes.div_ceil(rayon::current_num_threads() * 16).max(1);
+    let mut gx = Box::<[f32]>::new_uninit_slice(s.planes * in_len);
+    gx.par_chunks_mut(per * in_len)
+        .zip(gy.par_chunks(per * out_len))
+        .for_each(|(gxc, gyc)| {
+            // SAFETY: AVX-512 checked above; the chunks hold whole planes
+            unsafe { expand_avg_planes(s, &inv, gyc, gxc) }
+        });
+    // SAFETY: `expand_avg_planes` wrote every cell of every plane
+    Some(unsafe { gx.assume_init() }.into_vec())
+}
+
+/// Writes every cell of the planes of `gx` from `gy · inv`.
+///
+/// # Safety
+/// As [`expand_planes`]; `inv` holds `OH·OW` reciprocals.
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn expand_avg_planes(s: &PoolShape, inv: &[f32], gy: &[f32], gx: &mut [MaybeUninit<f32>]) {
+    let [_, h, w] = s.input;
+    let [_, oh, ow] = s.output;
+    let kh = s.window.as_ref().map_or(1, |win| win.axes[1].kernel);
+    let (in_len, out_len) = (h * w, oh * ow);
+    // each output lane twice: cells 2o and 2o + 1
+    let lo_dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    let hi_dup = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    let zero = _mm512_setzero_ps();
+    for (p, gxp) in gx.chunks_exact_mut(in_len).enumerate() {
+        let gyp = &gy[p * out_len..][..out_len];
+        for r in 0..h {
+            let dst = gxp[r * w..].as_mut_ptr() as *mut f32;
+            let orow = r / kh;
+            let mut c0 = 0;
+            while c0 < w {
+                let cells = (w - c0).min(32);
+                let cm = if cells == 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << cells) - 1
+                };
+                let (mut lo, mut hi) = (zero, zero);
+                let o0 = c0 / 2;
+                if orow < oh && o0 < ow {
+                    let om = ((1u32 << (ow - o0).min(16)) - 1) as u16;
+                    let at = o0 + orow * ow;
+                    let g = _mm512_mul_ps(
+                        _mm512_maskz_loadu_ps(om, gyp[at..].as_ptr()),
+                        _mm512_maskz_loadu_ps(om, inv[at..].as_ptr()),
+                    );
+                    lo = _mm512_permutexvar_ps(lo_dup, g);
+                    hi = _mm512_permutexvar_ps(hi_dup, g);
+                }
+                _mm512_mask_storeu_ps(dst.add(c0), cm as u16, lo);
+                if cells > 16 {
+                    _mm512_mask_storeu_ps(dst.add(c0 + 16), (cm >> 16) as u16, hi);
+                }
+                c0 += 32;
+            }
+        }
+    }
+}

@@ -116,7 +116,7 @@ fn forward_uninit(
     let run = |t: usize, yc: &mut [MaybeUninit<f32>], ic: Option<&mut [MaybeUninit<u32>]>| {
         #[cfg(target_arch = "x86_64")]
         if crate::ops::simd::avx512() {
-            if direct::applies(&p) && std::env::var("POOL_AB").is_err() {
+            if direct::applies(&p) {
                 // SAFETY: AVX-512 checked just above, `applies` too; whole rows of every buffer
                 return unsafe { direct::forward_rows(&p, x, t * per, yc, ic) };
             }
