@@ -14,7 +14,8 @@
 //!   max-unpooling with its gather backward).
 //!
 //! Fast paths beside the reference loop: [`rows`] (sliding max/min/avg over 1-D and 2-D planes,
-//! vectorised along the width) and [`separable`] (average pooling in 3-D and adaptive windows).
+//! vectorised along the width; with AVX-512 also the backward of non-overlapping 2-wide windows
+//! as a per-row expansion) and [`separable`] (average pooling in 3-D and adaptive windows).
 //!
 //! [`windows`] turns each kind's window rule into spans, asking the geometry module for positions.
 

@@ -24,7 +24,12 @@
 //! phases, interleaved back into a padded row and added to every input row of the height span.
 //! Max/min backward is the index scatter of [`super::select::scatter`].
 //!
-//! The shared steps and buffers are in `plan.rs` beside this file.
+//! The shared steps and buffers are in `plan.rs` beside this file. With AVX-512, max and min
+//! with width stride 1 or 2 take `direct.rs` instead (every tap straight from the input rows,
+//! several narrow output rows per vector; the same tie and NaN rule), and non-overlapping
+//! 2-wide windows take `expand.rs` backward (max, min and average: each gradient row written
+//! once, no zero fill, no scatter). The phase path above stays the portable one
+//! (`STRIDE_SIMD=portable`) and covers the other strides.
 //!
 //! Work is split over both cores by output rows (forward) and planes (backward: output rows of
 //! one plane may share input rows).
