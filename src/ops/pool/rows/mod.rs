@@ -25,7 +25,7 @@
 //! Max/min backward is the index scatter of [`super::select::scatter`].
 //!
 //! The shared steps and buffers are in `plan.rs` beside this file. With AVX-512, max and min
-//! with width stride 1 or 2 take `direct.rs` instead (every tap straight from the input rows,
+//! with width stride 1 or 2 and at most 16 outputs per row take `direct.rs` instead (every tap straight from the input rows,
 //! several narrow output rows per vector; the same tie and NaN rule), and non-overlapping
 //! 2-wide windows take `expand.rs` backward (max, min and average: each gradient row written
 //! once, no zero fill, no scatter). The phase path above stays the portable one
