@@ -1,4 +1,5 @@
-//! AVX-512 forward of max and min pooling with width stride 1 or 2: every output row is
+//! AVX-512 forward of max and min pooling with width stride 1 or 2 (and, at the end, of
+//! average pooling with 2-wide windows at stride 2): every output row is
 //! computed 16 outputs at a time straight from the input rows, tap by tap in window order,
 //! with no scratch rows (the portable path in the parent module splits rows into phases first).
 //!
@@ -208,5 +209,56 @@ unsafe fn rows_impl<const S: usize, const G: usize>(
             o0 += n;
         }
         r += ng;
+    }
+}
+
+/// Whether [`avg_rows`] applies: average pooling with width windows 2 wide at stride 2,
+/// no width padding (the caller checks AVX-512).
+pub(super) fn applies_avg(p: &Plan) -> bool {
+    matches!(p.lane, Lane::Avg(_)) && p.s == 2 && p.pb == 0 && p.taps == [(0, 0), (1, 0)]
+}
+
+/// Average forward of output rows `row0..` (global over planes) into `y` (whole rows): per
+/// 16 outputs the span's input rows are added element-wise (32 columns, 0 past the row), the
+/// even and odd columns added (`vpermt2ps`), and the sum multiplied by `1 / divisor` — the
+/// order of the phase path (vertical, then horizontal), in f32.
+///
+/// # Safety
+/// As [`forward_rows`], with [`applies_avg`].
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+pub(super) unsafe fn avg_rows(p: &Plan, x: &[f32], row0: usize, y: &mut [MaybeUninit<f32>]) {
+    let (w, ow, in_len) = (p.w, p.ow, p.h * p.w);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for r in 0..y.len() / ow {
+        let (plane, oh) = ((row0 + r) / p.oh, (row0 + r) % p.oh);
+        let xp = x[plane * in_len..][..in_len].as_ptr();
+        let hs = &p.hspans[oh];
+        let mut o0 = 0;
+        while o0 < ow {
+            let n = (ow - o0).min(16);
+            let c0 = 2 * o0;
+            let cells = (w - c0).min(32);
+            let cm = if cells == 32 {
+                u32::MAX
+            } else {
+                (1u32 << cells) - 1
+            };
+            let (mut a, mut b) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for i in 0..hs.count {
+                let row = xp.add(hs.coord(i) * w + c0);
+                a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(cm as u16, row));
+                b = _mm512_add_ps(b, _mm512_maskz_loadu_ps((cm >> 16) as u16, row.add(16)));
+            }
+            let sum = _mm512_add_ps(
+                _mm512_permutex2var_ps(a, even, b),
+                _mm512_permutex2var_ps(a, odd, b),
+            );
+            let om = ((1u32 << n) - 1) as u16;
+            let inv = _mm512_maskz_loadu_ps(om, p.inv[oh * ow + o0..].as_ptr());
+            let yv = _mm512_mul_ps(sum, inv);
+            _mm512_mask_storeu_ps(y[r * ow + o0..].as_mut_ptr() as *mut f32, om, yv);
+            o0 += n;
+        }
     }
 }
