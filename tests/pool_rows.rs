@@ -128,3 +128,98 @@ fn rows_common_layers() {
         }
     }
 }
+
+/// Random data with ties and sometimes NaNs (as `rows_match_reference`).
+fn tricky_data(rng: &mut Rng, n: usize) -> Vec<f32> {
+    let (nan, ties) = (rng.below(4) == 0, rng.below(2) == 0);
+    (0..n)
+        .map(|_| match () {
+            _ if nan && rng.below(8) == 0 => f32::NAN,
+            _ if ties => rng.below(3) as f32 - 1.0,
+            _ => rng.range(-2.0, 2.0),
+        })
+        .collect()
+}
+
+/// Non-overlapping windows 2 wide (the per-row expansion of the backward) and narrow planes
+/// with many rows (several output rows per vector in the forward): `pool_forward` and
+/// `pool_backward` against the reference forward and the reference backward / index scatter,
+/// on odd sizes, ceil mode, heights pooled by 1 to 3.
+#[test]
+fn expansion_and_narrow_planes_match_reference() {
+    use stride::ops::pool::{pool_backward, pool_forward, select, PoolOutput};
+    use stride::Tensor;
+    let mut rng = Rng::new(77);
+    for case in 0..300 {
+        let kind = [PoolKind::Max, PoolKind::Min, PoolKind::Avg][rng.below(3)];
+        let nd = 1 + rng.below(2);
+        let kh = 1 + rng.below(3);
+        let (mut p, mut shape) = if nd == 2 {
+            let mut p = PoolParams::new(kind, &[kh, 2]);
+            p.stride = vec![kh, 2];
+            (
+                p,
+                vec![1 + rng.below(3), 1 + rng.below(9), 1 + rng.below(12)],
+            )
+        } else {
+            (PoolParams::new(kind, &[2]), vec![1 + rng.below(5), 2])
+        };
+        // overlapping windows or padding now and then: the other paths, same answers
+        if rng.below(6) == 0 {
+            p.stride = vec![1; nd];
+        }
+        if rng.below(6) == 0 {
+            p.padding = PaddingSpec::Explicit(vec![(1, 1); nd]);
+        }
+        p.ceil_mode = rng.below(2) == 0;
+        if kind == PoolKind::Avg {
+            p.count_include_pad = rng.below(2) == 0;
+        }
+        shape.push(2 + rng.below(40));
+        let numel: usize = shape.iter().product();
+        let x = Tensor::new(shape.clone(), tricky_data(&mut rng, numel)).unwrap();
+        let Ok(s) = PoolShape::new(&shape, &p) else {
+            continue;
+        };
+        let out = pool_forward(&x, &p).unwrap();
+        let n_out = s.planes * s.out_len();
+        let with_idx = kind != PoolKind::Avg;
+        let (mut y2, mut i2) = (vec![0.0; n_out], vec![0u32; n_out]);
+        reduce::forward_reference(&s, x.data(), &mut y2, with_idx.then_some(&mut i2[..]));
+        for (o, (a, b)) in out.y.data().iter().zip(&y2).enumerate() {
+            let same = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-5 * b.abs().max(1.0);
+            assert!(same, "case {case} {p:?} {shape:?}: y[{o}] {a} vs {b}");
+        }
+        if with_idx {
+            assert_eq!(out.indices.as_deref(), Some(&i2[..]), "case {case}");
+        }
+        let gy: Vec<f32> = (0..n_out).map(|_| rng.range(-1.0, 1.0)).collect();
+        let gyt = Tensor::new(out.y.shape().to_vec(), gy.clone()).unwrap();
+        let gx = pool_backward(&x, &out, &gyt, &p).unwrap();
+        let want = if with_idx {
+            select::scatter(s.in_len(), s.out_len(), &i2, &gy).unwrap()
+        } else {
+            let mut g = vec![0.0; numel];
+            reduce::backward_reference(&s, x.data(), &y2, &gy, &mut g);
+            g
+        };
+        for (i, (a, b)) in gx.data().iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-6,
+                "case {case} {p:?} {shape:?}: gx[{i}] {a} vs {b}"
+            );
+        }
+        // indices inside the plane but outside their window (not from the forward): the
+        // result is still the scatter's
+        if with_idx && s.in_len() > 1 {
+            let moved: Vec<u32> = i2.iter().map(|&i| (i + 1) % s.in_len() as u32).collect();
+            let odd = PoolOutput {
+                y: out.y.clone(),
+                indices: Some(moved.clone()),
+            };
+            let gx = pool_backward(&x, &odd, &gyt, &p).unwrap();
+            let want = select::scatter(s.in_len(), s.out_len(), &moved, &gy).unwrap();
+            assert_eq!(gx.data(), &want[..], "case {case}: moved indices");
+        }
+    }
+}

@@ -1,10 +1,13 @@
 //! Pooling layers on [`crate::ops::pool`]: max, average, min, LP, soft, adaptive and global
-//! pooling. Caches its input and the forward result (output and argmax indices) for backward.
+//! pooling. Caches its input and, for backward, the argmax indices (selecting kinds: max, min,
+//! adaptive and global max) or a copy of the output (the others; LP pooling's backward reads it).
 
 use super::spec::pool_name;
 use super::Layer;
 use crate::error::Result;
-use crate::ops::pool::{pool_backward, pool_forward, PoolKind, PoolOutput, PoolParams};
+use crate::ops::pool::{
+    pool_backward, pool_backward_indices, pool_forward, PoolKind, PoolOutput, PoolParams,
+};
 use crate::tensor::Tensor;
 
 /// A pooling layer; `params.spatial_axes` fixes the number of spatial axes.
@@ -69,14 +72,18 @@ impl Layer for Pool {
 
     fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
         let out = pool_forward(&x, &self.params)?;
-        // keep a copy of y (reusing the cached buffer) and the indices for backward
+        self.x = x;
+        if self.params.kind.has_indices() {
+            // the indices are all the backward needs: no copy of y (a pass over the output)
+            self.out.indices = out.indices;
+            return Ok(out.y);
+        }
+        // keep a copy of y (reusing the cached buffer) for backward
         if self.out.y.shape() == out.y.shape() {
             self.out.y.data_mut().copy_from_slice(out.y.data());
         } else {
             self.out.y = out.y.clone();
         }
-        self.out.indices = out.indices;
-        self.x = x;
         Ok(out.y)
     }
 
@@ -91,6 +98,15 @@ impl Layer for Pool {
     fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         if !want_input_grad {
             return Ok(None);
+        }
+        if self.params.kind.has_indices() {
+            let idx = self.out.indices.as_deref().unwrap_or_default();
+            return Ok(Some(pool_backward_indices(
+                self.x.shape(),
+                idx,
+                &gy,
+                &self.params,
+            )?));
         }
         Ok(Some(pool_backward(&self.x, &self.out, &gy, &self.params)?))
     }

@@ -14,7 +14,8 @@
 //!   max-unpooling with its gather backward).
 //!
 //! Fast paths beside the reference loop: [`rows`] (sliding max/min/avg over 1-D and 2-D planes,
-//! vectorised along the width) and [`separable`] (average pooling in 3-D and adaptive windows).
+//! vectorised along the width; with AVX-512 also the backward of non-overlapping 2-wide windows
+//! as a per-row expansion) and [`separable`] (average pooling in 3-D and adaptive windows).
 //!
 //! [`windows`] turns each kind's window rule into spans, asking the geometry module for positions.
 
@@ -270,22 +271,54 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
         ));
     }
     if p.kind.has_indices() {
-        let idx = match &out.indices {
-            Some(i) if i.len() == gy.numel() => i,
-            _ => {
-                return Err(Error::arg(
-                    "indices",
-                    format!(
-                        "{} pooling backward needs the forward pass's indices",
-                        p.kind.name()
-                    ),
-                ))
-            }
-        };
-        let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
+        let idx = out.indices.as_deref().unwrap_or_default();
+        return pool_backward_indices(x.shape(), idx, gy, p);
+    }
+    // non-overlapping 2-wide average windows: each gradient row written once (AVX-512)
+    #[cfg(target_arch = "x86_64")]
+    if let Some(gx) = rows::expand::backward_avg(&s, gy.data()) {
         return Tensor::new(x.shape().to_vec(), gx);
     }
     let mut gx = Tensor::zeros(x.shape());
     reduce::backward(&s, x.data(), out.y.data(), gy.data(), gx.data_mut());
     Ok(gx)
+}
+
+/// Backward of the selecting kinds (max, min, adaptive/global/fractional max, k-max) from the
+/// forward's indices alone: the gradient with respect to an input of shape `x_shape`. What
+/// [`pool_backward`] does for them, without the output (a layer need not keep a copy of it).
+pub fn pool_backward_indices(
+    x_shape: &[usize],
+    idx: &[u32],
+    gy: &Tensor,
+    p: &PoolParams,
+) -> Result<Tensor> {
+    let s = PoolShape::new(x_shape, p)?;
+    let want = s.out_shape();
+    if gy.shape() != want.as_slice() {
+        return Err(Error::arg(
+            "grad-output",
+            format!(
+                "has shape {} but the output has shape {}; give one gradient per output value",
+                fmt_shape(gy.shape()),
+                fmt_shape(&want)
+            ),
+        ));
+    }
+    if !p.kind.has_indices() || idx.len() != gy.numel() {
+        return Err(Error::arg(
+            "indices",
+            format!(
+                "{} pooling backward needs the forward pass's indices",
+                p.kind.name()
+            ),
+        ));
+    }
+    // non-overlapping 2-wide windows: each gradient row written once (AVX-512)
+    #[cfg(target_arch = "x86_64")]
+    if let Some(gx) = rows::expand::backward(&s, idx, gy.data()) {
+        return Tensor::new(x_shape.to_vec(), gx);
+    }
+    let gx = select::scatter(s.in_len(), s.out_len(), idx, gy.data())?;
+    Tensor::new(x_shape.to_vec(), gx)
 }

@@ -51,19 +51,27 @@ pub fn kmax_forward(s: &PoolShape, x: &[f32], y: &mut [f32], idx: &mut [u32]) {
 pub fn scatter(in_len: usize, out_len: usize, idx: &[u32], gy: &[f32]) -> Result<Vec<f32>> {
     let planes = gy.len() / out_len;
     let mut gx = Box::<[f32]>::new_uninit_slice(planes * in_len);
-    gx.par_chunks_mut(in_len)
-        .zip(gy.par_chunks(out_len).zip(idx.par_chunks(out_len)))
-        .try_for_each(|(plane, (gyp, ip))| {
-            for v in plane.iter_mut() {
-                v.write(0.0);
-            }
-            // SAFETY: every value of the plane was written just above, and MaybeUninit<f32>
-            // has the layout of f32
-            let gxp = unsafe { &mut *(plane as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            for (&g, &i) in gyp.iter().zip(ip) {
-                match gxp.get_mut(i as usize) {
-                    Some(v) => *v += g,
-                    None => return Err(bad_index(i, in_len)),
+    // about 16 tasks per thread, whole planes each (not one task per small plane)
+    let per = planes.div_ceil(rayon::current_num_threads() * 16).max(1);
+    gx.par_chunks_mut(per * in_len)
+        .zip(
+            gy.par_chunks(per * out_len)
+                .zip(idx.par_chunks(per * out_len)),
+        )
+        .try_for_each(|(chunk, (gyc, ic))| {
+            let outs = gyc.chunks(out_len).zip(ic.chunks(out_len));
+            for (plane, (gyp, ip)) in chunk.chunks_mut(in_len).zip(outs) {
+                for v in plane.iter_mut() {
+                    v.write(0.0);
+                }
+                // SAFETY: every value of the plane was written just above, and
+                // MaybeUninit<f32> has the layout of f32
+                let gxp = unsafe { &mut *(plane as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                for (&g, &i) in gyp.iter().zip(ip) {
+                    match gxp.get_mut(i as usize) {
+                        Some(v) => *v += g,
+                        None => return Err(bad_index(i, in_len)),
+                    }
                 }
             }
             Ok(())

@@ -24,11 +24,21 @@
 //! phases, interleaved back into a padded row and added to every input row of the height span.
 //! Max/min backward is the index scatter of [`super::select::scatter`].
 //!
-//! The shared steps and buffers are in `plan.rs` beside this file.
+//! The shared steps and buffers are in `plan.rs` beside this file. With AVX-512, max and min
+//! with width stride 1 or 2 and at most 16 outputs per row take `direct.rs` instead (every tap straight from the input rows,
+//! several narrow output rows per vector; the same tie and NaN rule), average pooling with
+//! 2-wide windows at stride 2 its `avg_rows`, and non-overlapping
+//! 2-wide windows take `expand.rs` backward (max, min and average: each gradient row written
+//! once, no zero fill, no scatter). The phase path above stays the portable one
+//! (`STRIDE_SIMD=portable`) and covers the other strides.
 //!
 //! Work is split over both cores by output rows (forward) and planes (backward: output rows of
 //! one plane may share input rows).
 
+#[cfg(target_arch = "x86_64")]
+mod direct;
+#[cfg(target_arch = "x86_64")]
+pub mod expand;
 mod plan;
 
 use super::reduce::Reduce;
@@ -112,6 +122,14 @@ fn forward_uninit(
     let run = |t: usize, yc: &mut [MaybeUninit<f32>], ic: Option<&mut [MaybeUninit<u32>]>| {
         #[cfg(target_arch = "x86_64")]
         if crate::ops::simd::avx512() {
+            if direct::applies_avg(&p) && ic.is_none() {
+                // SAFETY: AVX-512 checked just above, `applies_avg` too; whole rows of `y`
+                return unsafe { direct::avg_rows(&p, x, t * per, yc) };
+            }
+            if direct::applies(&p) {
+                // SAFETY: AVX-512 checked just above, `applies` too; whole rows of every buffer
+                return unsafe { direct::forward_rows(&p, x, t * per, yc, ic) };
+            }
             // SAFETY: the CPU has the features `forward_rows_avx512` enables (checked just above).
             return unsafe { forward_rows_avx512(&p, x, t * per, yc, ic) };
         }

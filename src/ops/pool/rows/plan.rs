@@ -40,6 +40,9 @@ pub(super) struct Plan<'a> {
     pub(super) hspans: &'a [Span],
     /// Average: `1 / divisor` of every output cell of a plane (`OH·OW`).
     pub(super) inv: Vec<f32>,
+    /// First input column inside the input of every output column (`OW`, then zeros up to a
+    /// multiple of 16 so whole vectors load).
+    pub(super) wfirst: Vec<u32>,
 }
 
 impl<'a> Plan<'a> {
@@ -72,6 +75,8 @@ impl<'a> Plan<'a> {
             }
             Lane::Extreme { .. } => vec![],
         };
+        let mut wfirst: Vec<u32> = spans[2].iter().map(|sp| sp.first as u32).collect();
+        wfirst.resize(s.output[2].next_multiple_of(16), 0);
         Plan {
             lane,
             h: s.input[1],
@@ -86,6 +91,7 @@ impl<'a> Plan<'a> {
             taps,
             hspans: &spans[1],
             inv,
+            wfirst,
         }
     }
 }
