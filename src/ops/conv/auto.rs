@@ -137,14 +137,18 @@ pub fn weight_algo(s: &ConvShape) -> ConvAlgo {
 /// Names the kernels `Auto` uses for each pass of `s`: (forward, input gradient, weight gradient).
 pub fn auto_algos(s: &ConvShape) -> [String; 3] {
     let name = |a: ConvAlgo| a.name();
+    // a dilated problem that `auto` splits into undilated classes (`dilated::wins`)
+    let forward_name = |t: &ConvShape| match super::dilated::wins(t)
+        .then(|| super::dilated::representative(t))
+        .flatten()
+    {
+        Some(c) => format!("phases-{}", name(choose_algo(&c))),
+        None => name(choose_algo(t)).into(),
+    };
     let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
-        Some(t) => format!("adj-{}", name(choose_algo(&t))),
+        Some(t) => format!("adj-{}", forward_name(&t)),
         None if subpixel_for(s, ConvAlgo::Auto) => "subpixel".into(),
         None => "col2im".into(),
     };
-    [
-        name(choose_algo(s)).into(),
-        bwd_in,
-        name(weight_algo(s)).into(),
-    ]
+    [forward_name(s), bwd_in, name(weight_algo(s)).into()]
 }

@@ -3,6 +3,7 @@
 //! - [`shape`]: [`ConvParams`] (PyTorch's arguments) and [`ConvShape`] (the validated problem);
 //! - [`auto`]: the `auto` policy, which kernel each pass runs and the measured reason;
 //! - [`backward`]: the gradients (input, weight, bias) and the adjoint problem;
+//! - [`dilated`]: `auto` runs a dilated stride-1 2-D problem as `d²` undilated ones;
 //! - the algorithms, which all agree with the first:
 //!   - [`direct`]: the literal sum, the reference;
 //!   - [`im2col`] (with [`unfold`]): unfold the input into columns, then one GEMM per image and
@@ -23,6 +24,7 @@ pub mod auto;
 pub mod backward;
 pub mod batch_lanes;
 pub mod channel_lanes;
+pub mod dilated;
 pub mod direct;
 pub mod im2col;
 pub mod shape;
@@ -119,6 +121,9 @@ pub fn forward_slices(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
+    if algo == ConvAlgo::Auto && dilated::wins(s) {
+        return dilated::forward(s, x, w, bias, y);
+    }
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
@@ -159,6 +164,11 @@ pub fn forward_new(
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let len = s.batch * s.cout * s.window.out_len();
+    if algo == ConvAlgo::Auto && dilated::wins(s) {
+        let mut y = vec![0.0; len];
+        dilated::forward(s, x, w, bias, &mut y)?;
+        return Ok(y);
+    }
     let resolved = resolve_algo(s, algo);
     let writes_all = (resolved == ConvAlgo::ChannelLanes && channel_lanes::suits(s))
         || (resolved == ConvAlgo::Winograd && winograd::plane::applies(s));

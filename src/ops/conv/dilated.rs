@@ -1,0 +1,172 @@
+//! A dilated stride-1 2-D convolution as `d²` undilated ones on the input's polyphase parts, so
+//! the undilated kernels (Winograd above all) serve dilated layers too.
+//!
+//! Per axis with dilation `d`, stride 1 and begin padding `p = m·d`: output `o = c + d·i` (its
+//! class `c = o mod d`) reads the inputs `o + t·d − p = c + d·(i + t − m)` — all of class `c`.
+//! So with `x_c[j] = x[c + d·j]` (`in_c = ⌈(I − c)/d⌉` values), the outputs of class `c` are
+//! `y_c[i] = Σ_t x_c[i + t − m]·w[t]`: an undilated convolution with begin padding `m` and the
+//! end padding that makes its length `out_c = ⌈(O − c)/d⌉`. The multiplies are exactly the
+//! dilated ones; the extra work is one gather of the input and one scatter of the output.
+//! The input gradient's adjoint problem (stride 1, padding `d·(k − 1) − p`) decomposes the same
+//! way when that padding is also a multiple of `d`.
+
+use super::{forward_new, winograd, ConvAlgo, ConvParams, ConvShape};
+use crate::error::Result;
+use crate::geometry::{PaddingMode, PaddingSpec};
+use rayon::prelude::*;
+
+/// One class along one axis: `(c, in_c, out_c, begin pad m, end pad)`.
+type AxisClass = (usize, usize, usize, usize, usize);
+
+/// The `d` classes of axis `a`, or `None` if one has no input or no output, or would need a
+/// negative end padding.
+fn axis_classes(s: &ConvShape, a: usize) -> Option<Vec<AxisClass>> {
+    let ax = &s.window.axes[a];
+    let (d, k) = (ax.dilation, ax.kernel);
+    let m = ax.pad_begin / d;
+    (0..d)
+        .map(|c| {
+            let in_c = ax.input.checked_sub(c)?.div_ceil(d);
+            let out_c = ax.output.checked_sub(c)?.div_ceil(d);
+            let pe = (out_c + k - 1).checked_sub(in_c + m)?;
+            (in_c > 0 && out_c > 0).then_some((c, in_c, out_c, m, pe))
+        })
+        .collect()
+}
+
+/// Whether the decomposition applies: zero padding, 2-D (or 1-D), stride 1, the same dilation
+/// `d ≥ 2` on both axes, begin paddings that are multiples of `d`, every class non-empty.
+pub fn applies(s: &ConvShape) -> bool {
+    let [ad, ah, aw] = &s.window.axes;
+    s.mode == PaddingMode::Zeros
+        && ad.input == 1
+        && ad.kernel == 1
+        && [ah, aw].iter().all(|a| a.stride == 1)
+        && aw.dilation >= 2
+        && ah.dilation == aw.dilation
+        && [ah, aw].iter().all(|a| a.pad_begin % a.dilation == 0)
+        && axis_classes(s, 1).is_some()
+        && axis_classes(s, 2).is_some()
+}
+
+/// The undilated problem of classes `(ch, cw)`.
+fn class_problem(s: &ConvShape, h: AxisClass, w: AxisClass) -> Result<ConvShape> {
+    let [_, ah, aw] = &s.window.axes;
+    let p = ConvParams {
+        stride: vec![1, 1],
+        padding: PaddingSpec::Explicit(vec![(h.3, h.4), (w.3, w.4)]),
+        dilation: vec![1, 1],
+        groups: s.groups,
+        ..ConvParams::default()
+    };
+    ConvShape::new(
+        &[s.batch, s.cin, h.1, w.1],
+        &[s.cout, s.cin / s.groups, ah.kernel, aw.kernel],
+        None,
+        &p,
+    )
+}
+
+/// Whether `auto` decomposes `s`: it [`applies`] and its class problems run Winograd (measured:
+/// dil3x3, 64 channels on 56×56 at dilation 2, as four 28×28 Winograd problems).
+pub fn wins(s: &ConvShape) -> bool {
+    applies(s) && representative(s).is_some_and(|p| winograd::wins(&p))
+}
+
+/// The first class problem with the d² classes stacked along the batch, as [`forward`] runs
+/// them when they have one size (they differ by at most one row or column), for `auto` and
+/// reports.
+pub fn representative(s: &ConvShape) -> Option<ConvShape> {
+    let (h, w) = (axis_classes(s, 1)?, axis_classes(s, 2)?);
+    let mut stacked = s.clone();
+    stacked.batch = s.batch * h.len() * w.len();
+    class_problem(&stacked, h[0], w[0]).ok()
+}
+
+/// Forward pass through the classes; every value of `y: (N, Cout, OH, OW)` is written. Classes
+/// of the same size (all of them when the sizes divide by `d`) run as one problem with their
+/// inputs stacked along the batch — one weight transform, more tiles to share between threads.
+/// Requires [`applies`].
+pub fn forward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
+    assert!(
+        applies(s),
+        "dilated::forward on a shape it does not support"
+    );
+    let (hs, ws) = (
+        axis_classes(s, 1).expect("applies"),
+        axis_classes(s, 2).expect("applies"),
+    );
+    // classes grouped by problem size (everything but the class index)
+    let mut groups: Vec<Vec<(AxisClass, AxisClass)>> = Vec::new();
+    for &h in &hs {
+        for &wc in &ws {
+            let key =
+                |(a, b): &(AxisClass, AxisClass)| ((a.1, a.2, a.3, a.4), (b.1, b.2, b.3, b.4));
+            match groups.iter_mut().find(|g| key(&g[0]) == key(&(h, wc))) {
+                Some(g) => g.push((h, wc)),
+                None => groups.push(vec![(h, wc)]),
+            }
+        }
+    }
+    for group in &groups {
+        run_group(s, x, w, bias, group, y)?;
+    }
+    Ok(())
+}
+
+/// One group of same-size classes: gather, one stacked undilated problem, scatter.
+fn run_group(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    group: &[(AxisClass, AxisClass)],
+    y: &mut [f32],
+) -> Result<()> {
+    let [_, ah, aw] = &s.window.axes;
+    let d = aw.dilation;
+    let (h0, w0) = group[0];
+    let (in_plane, out_plane) = (ah.input * aw.input, ah.output * aw.output);
+    let (cin_plane, cout_plane) = (h0.1 * w0.1, h0.2 * w0.2);
+    let mut stacked = s.clone();
+    stacked.batch = s.batch * group.len();
+    let ps = class_problem(&stacked, h0, w0)?;
+    // gather: image (k·N + n) of the stack is class k of image n,
+    // x_k[n, c, j, l] = x[n, c, h.0 + d·j, wc.0 + d·l]
+    let planes = s.batch * s.cin;
+    let mut xc = vec![0.0; group.len() * planes * cin_plane];
+    xc.par_chunks_mut(cin_plane)
+        .enumerate()
+        .for_each(|(q, dst)| {
+            let ((h, wc), src) = (group[q / planes], &x[(q % planes) * in_plane..][..in_plane]);
+            for (j, row) in dst.chunks_exact_mut(w0.1).enumerate() {
+                let sr = &src[(h.0 + d * j) * aw.input..][..aw.input];
+                for (l, v) in row.iter_mut().enumerate() {
+                    *v = sr[wc.0 + d * l];
+                }
+            }
+        });
+    let yc = forward_new(&ps, ConvAlgo::Auto, &xc, w, bias)?;
+    // scatter: y[n, oc, h.0 + d·i, wc.0 + d·l] = y_k[n, oc, i, l], output planes in parallel
+    let out_planes = s.batch * s.cout;
+    y.par_chunks_mut(out_plane)
+        .enumerate()
+        .for_each(|(q, dst)| {
+            for (k, &(h, wc)) in group.iter().enumerate() {
+                let src = &yc[(k * out_planes + q) * cout_plane..][..cout_plane];
+                for (i, row) in src.chunks_exact(w0.2).enumerate() {
+                    let dr = &mut dst[(h.0 + d * i) * aw.output..][..aw.output];
+                    for (l, v) in row.iter().enumerate() {
+                        dr[wc.0 + d * l] = *v;
+                    }
+                }
+            }
+        });
+    Ok(())
+}
