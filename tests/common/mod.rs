@@ -330,6 +330,40 @@ pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
     );
 }
 
+/// Asserts that `algo` agrees with the direct reference on one convolution — the forward, the
+/// input gradient and the weight gradient for a random output gradient — each within `rel` of
+/// the reference's scale (see [`assert_close`]). Returns `false` (checking nothing) when the
+/// window does not fit the padded input.
+#[allow(dead_code)]
+pub fn assert_passes_match_direct(
+    rng: &mut Rng,
+    (x, w, b, p): (&Tensor, &Tensor, Option<&Tensor>, &ConvParams),
+    algo: ConvAlgo,
+    rel: f32,
+    what: &str,
+) -> bool {
+    use stride::ops::conv::{conv, conv_backward, GradRequest};
+    let Ok(reference) = conv(x, w, b, p, ConvAlgo::Direct) else {
+        return false;
+    };
+    let what = format!("{what} {p:?} x{:?} w{:?}", x.shape(), w.shape());
+    let y = conv(x, w, b, p, algo).unwrap();
+    assert_close(&y, &reference, rel, &format!("{what}: forward"));
+    let gy = rand_tensor(rng, reference.shape());
+    let want = GradRequest {
+        input: true,
+        weight: true,
+        bias: false,
+    };
+    let r = conv_backward(x, w, &gy, p, ConvAlgo::Direct, want).unwrap();
+    let f = conv_backward(x, w, &gy, p, algo, want).unwrap();
+    let (fi, ri) = (f.input.unwrap(), r.input.unwrap());
+    assert_close(&fi, &ri, rel, &format!("{what}: input gradient"));
+    let (fw, rw) = (f.weight.unwrap(), r.weight.unwrap());
+    assert_close(&fw, &rw, rel, &format!("{what}: weight gradient"));
+    true
+}
+
 /// A random sliding pooling window over `nd` spatial axes: the kind drawn from `kinds`, kernel
 /// 1..=`kmax` per axis, stride 1..=3, symmetric padding at most kernel/2 (PyTorch's rule).
 #[allow(dead_code)]
