@@ -90,10 +90,10 @@ fn auto_picks_the_kernels_the_readme_names() {
         auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
     };
     // LeNet's second layer: 16 output channels, reduction 150 → channel-lanes; its adjoint has 6
-    // output channels and a batch of 256 → batch-lanes
+    // output channels → width-lanes (blocks of 6 channels × 4 rows)
     assert_eq!(
         case(&[256, 6, 14, 14], &[16, 6, 5, 5], 0, 1, 1),
-        ["channel-lanes", "adj-batch-lanes", "channel-lanes"]
+        ["channel-lanes", "adj-width-lanes", "channel-lanes"]
     );
     // one input channel: reduction 9 < 64 → width-lanes for every pass
     assert_eq!(

@@ -12,7 +12,7 @@
 //! the same policy.
 
 use super::backward::adjoint_problem;
-use super::{batch_lanes, channel_lanes, im2col, width_lanes, winograd, ConvAlgo, ConvShape};
+use super::{channel_lanes, im2col, width_lanes, winograd, ConvAlgo, ConvShape};
 
 /// Longest reduction `Cin/g·taps` for which the width-lanes kernel beats im2col's GEMM (both the
 /// forward and the weight gradient): beyond it the GEMM's cache blocking wins.
@@ -29,11 +29,9 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // kernel's transposed stores (Cin/g·taps < 64: a 3×3 or 5×5 first layer on one channel runs
     // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while
     // the reduction Cin/g·taps is small (LeNet's first layer, depthwise); beyond that, im2col.
-    // Between them, for 4–15 output channels, a batch of 16 or more and a reduction of 64 or
-    // more, the batch-lanes kernel fills its lanes with images where the width-lanes kernel
-    // leaves a quarter of its channel rows empty (LeNet's second layer's input gradient, 16 → 6
-    // channels with full padding: 1.25× the width-lanes kernel, CPU time on 2026-12-01 under
-    // load, A/B; LeNet's first layer, reduction 25, gained only 5%). Winograd F(4×4, 3×3)
+    // The batch-lanes kernel (images in the lanes) is not chosen: since the width-lanes kernel
+    // blocks C channels × R rows (2026-12-01) it runs LeNet's second layer's input gradient
+    // (16 → 6 channels, full padding) in 1.19 ms against batch-lanes' 1.47. Winograd F(4×4, 3×3)
     // takes 2-D 3×3 stride-1 problems with 32–256 input and ≥ 32 output channels per group and
     // ≥ 32 tiles ([`winograd::wins`]: 1.6–2× the channel-lanes kernel on r3x3-64, r3x3-256 and
     // 128 channels on 28×28; error ≤ 4e-6 of the output's largest magnitude with its
@@ -48,12 +46,6 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
         && !(width_fits && s.reduction_len() < channel_lanes::MIN_REDUCTION)
     {
         ConvAlgo::ChannelLanes
-    } else if batch_lanes::suits(s)
-        && (4..16).contains(&s.cout_g())
-        && s.batch >= 16
-        && s.reduction_len() >= channel_lanes::MIN_REDUCTION
-    {
-        ConvAlgo::BatchLanes
     } else if width_fits {
         ConvAlgo::WidthLanes
     } else {

@@ -14,8 +14,6 @@
 use super::ConvShape;
 use crate::geometry::PaddingMode;
 use crate::ops::scratch;
-#[cfg(target_arch = "x86_64")]
-use crate::ops::simd::const_dispatch;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -107,13 +105,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
                 #[cfg(target_arch = "x86_64")]
                 if crate::ops::simd::avx512() {
                     // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
-                    unsafe {
-                        if s.cout_g() == 1 {
-                            compute_avx512_single(s, &plan, xp, bias, item, y_g)
-                        } else {
-                            compute_avx512(s, &plan, xp, bias, item, y_g)
-                        }
-                    };
+                    unsafe { compute_avx512(s, &plan, xp, bias, item, y_g) };
                     return;
                 }
                 compute_generic(s, &plan, xp, bias, item, y_g);
@@ -203,7 +195,35 @@ fn compute_generic(
     });
 }
 
-/// AVX-512 version: OCB zmm accumulators, one input load and OCB broadcast-FMAs per tap.
+/// Output rows per register block for a block of `c` output channels: `c·R` accumulators plus
+/// `R` input vectors and one broadcast stay within the 32 zmm registers (≤ 24 accumulators), so
+/// each tap costs R loads and `c` broadcasts for `c·R` FMAs. One channel (depthwise) still
+/// takes 8 rows: independent accumulators hide the FMA latency one chain would expose.
+const fn rows_for(c: usize) -> usize {
+    match c {
+        1 | 2 => 8,
+        3 => 7,
+        4 => 6,
+        5 | 6 => 4,
+        _ => 3,
+    }
+}
+
+/// `$b.run::<C, R>()` for the runtime pair `($c, $r)`, one monomorphised copy per listed pair
+/// (the pairs [`rows_for`] can produce).
+#[cfg(target_arch = "x86_64")]
+macro_rules! blocks {
+    ($b:expr, $c:expr, $r:expr; $($C:literal => [$($R:literal),*]),*) => {
+        match ($c, $r) {
+            $($(($C, $R) => $b.run::<$C, $R>(),)*)*
+            _ => unreachable!("a register block outside rows_for"),
+        }
+    };
+}
+
+/// AVX-512 version: blocks of C ≤ OCB output channels × R output rows ([`rows_for`]) × 16
+/// columns, C·R zmm accumulators; per (input channel, tap) R input loads and C broadcast
+/// weights feed C·R FMAs.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
@@ -219,140 +239,105 @@ unsafe fn compute_avx512(
     item: usize,
     y_g: &mut [f32],
 ) {
-    use std::arch::x86_64::*;
     let (g, cout_g, out_len) = (item % s.groups, s.cout_g(), s.window.out_len());
-    let [_, ah, aw] = &s.window.axes;
-    let k = plan.deltas.len();
-    let wt = &plan.wt[g * k * cout_g..][..k * cout_g];
-    let max_delta = plan.deltas.iter().copied().max().unwrap_or(0);
-    for_each_block(s, plan, |oc0, ocs, od, oh, ow0, m, base| {
-        // every load reads xp[base + delta .. + VB]; the slack columns keep it in bounds
-        assert!(base + max_delta + VB <= xp.len());
-        let mut acc = [_mm512_setzero_ps(); OCB];
-        for (c, a) in acc.iter_mut().enumerate().take(ocs) {
-            *a = _mm512_set1_ps(bias.map_or(0.0, |b| b[g * cout_g + oc0 + c]));
-        }
-        let p = xp.as_ptr().add(base);
-        let wp = wt.as_ptr().add(oc0);
-        if ocs == OCB {
-            for (i, &delta) in plan.deltas.iter().enumerate() {
-                let v = _mm512_loadu_ps(p.add(delta));
-                let wi = wp.add(i * cout_g);
-                for (c, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*wi.add(c)), v, *a);
-                }
-            }
-        } else {
-            for (i, &delta) in plan.deltas.iter().enumerate() {
-                let v = _mm512_loadu_ps(p.add(delta));
-                let wi = wp.add(i * cout_g);
-                for (c, a) in acc.iter_mut().enumerate().take(ocs) {
-                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*wi.add(c)), v, *a);
-                }
-            }
-        }
-        let mask = ((1u32 << m) - 1) as u16;
-        for (c, a) in acc.iter().enumerate().take(ocs) {
-            let o = (oc0 + c) * out_len + (od * ah.output + oh) * aw.output + ow0;
-            assert!(o + m <= y_g.len());
-            _mm512_mask_storeu_ps(y_g.as_mut_ptr().add(o), mask, *a);
-        }
-    });
-}
-
-/// Output rows per register block when a group has a single output channel (depthwise):
-/// RB independent accumulators hide the FMA latency that one channel's chain would expose.
-const RB: usize = 8;
-
-/// AVX-512 version for one output channel per group (depthwise): blocks of RB output rows ×
-/// 16 columns, one broadcast weight and RB input loads per tap.
-///
-/// # Safety
-/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
-/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
-/// file sets up for them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn compute_avx512_single(
-    s: &ConvShape,
-    plan: &Plan,
-    xp: &[f32],
-    bias: Option<&[f32]>,
-    item: usize,
-    y_g: &mut [f32],
-) {
-    let g = item % s.groups;
     let [ad, ah, aw] = &s.window.axes;
     let [_, hp, wp] = plan.dims;
     let k = plan.deltas.len();
-    // with one output channel per group the transposed weights are (group, Cin/g·taps)
-    let wt = &plan.wt[g * k..][..k];
-    let b0 = bias.map_or(0.0, |b| b[g]);
+    let wt = &plan.wt[g * k * cout_g..][..k * cout_g];
     let max_delta = plan.deltas.iter().copied().max().unwrap_or(0);
     // padded distance between consecutive output rows
     let row_step = ah.stride * wp;
-    for od in 0..ad.output {
-        for oh0 in (0..ah.output).step_by(RB) {
-            let rb = RB.min(ah.output - oh0);
-            let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh0, 0)) * wp;
-            for ow0 in (0..aw.output).step_by(VB) {
-                let m = VB.min(aw.output - ow0);
-                let base = row + ow0;
-                let out = (od * ah.output + oh0) * aw.output + ow0;
-                // loads read xp[base + r·row_step + delta ..+VB], stores y[out + r·ow ..+m]
-                assert!(base + (rb - 1) * row_step + max_delta + VB <= xp.len());
-                assert!(out + (rb - 1) * aw.output + m <= y_g.len());
-                let b = SingleBlock {
-                    p: xp.as_ptr().add(base),
-                    row_step,
-                    deltas: &plan.deltas,
-                    wt,
-                    bias: b0,
-                    mask: ((1u32 << m) - 1) as u16,
-                    y: y_g.as_mut_ptr().add(out),
-                    y_step: aw.output,
-                };
-                const_dispatch!(rb, R => b.run::<R>())
+    for oc0 in (0..cout_g).step_by(OCB) {
+        let ocs = OCB.min(cout_g - oc0);
+        let mut b0 = [0.0; OCB];
+        for (c, b) in b0.iter_mut().enumerate().take(ocs) {
+            *b = bias.map_or(0.0, |b| b[g * cout_g + oc0 + c]);
+        }
+        let rows = rows_for(ocs);
+        for od in 0..ad.output {
+            for oh0 in (0..ah.output).step_by(rows) {
+                let rb = rows.min(ah.output - oh0);
+                let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh0, 0)) * wp;
+                for ow0 in (0..aw.output).step_by(VB) {
+                    let m = VB.min(aw.output - ow0);
+                    let base = row + ow0;
+                    let out = oc0 * out_len + (od * ah.output + oh0) * aw.output + ow0;
+                    // loads read xp[base + r·row_step + delta ..+VB], stores
+                    // y[out + c·out_len + r·ow ..+m]
+                    assert!(base + (rb - 1) * row_step + max_delta + VB <= xp.len());
+                    assert!(out + (ocs - 1) * out_len + (rb - 1) * aw.output + m <= y_g.len());
+                    let b = Block {
+                        p: xp.as_ptr().add(base),
+                        row_step,
+                        deltas: &plan.deltas,
+                        w: wt.as_ptr().add(oc0),
+                        w_step: cout_g,
+                        bias: b0,
+                        mask: ((1u32 << m) - 1) as u16,
+                        y: y_g.as_mut_ptr().add(out),
+                        y_step: aw.output,
+                        c_step: out_len,
+                    };
+                    blocks!(b, ocs, rb; 1 => [1, 2, 3, 4, 5, 6, 7, 8], 2 => [1, 2, 3, 4, 5, 6, 7, 8],
+                        3 => [1, 2, 3, 4, 5, 6, 7], 4 => [1, 2, 3, 4, 5, 6], 5 => [1, 2, 3, 4],
+                        6 => [1, 2, 3, 4], 7 => [1, 2, 3], 8 => [1, 2, 3]);
+                }
             }
         }
     }
 }
 
-/// One block of [`compute_avx512_single`]: input at `p` (+ r·row_step for row r), output at
-/// `y` (+ r·y_step), `mask` = the valid columns.
-struct SingleBlock<'a> {
+/// One register block of [`compute_avx512`]: input at `p` (+ r·row_step for row r), the
+/// block's weights for tap i at `w + i·w_step` (C consecutive channels), output at `y`
+/// (+ c·c_step + r·y_step), `mask` = the valid columns.
+#[cfg(target_arch = "x86_64")]
+struct Block<'a> {
     p: *const f32,
     row_step: usize,
     deltas: &'a [usize],
-    wt: &'a [f32],
-    bias: f32,
+    w: *const f32,
+    w_step: usize,
+    bias: [f32; OCB],
     mask: u16,
     y: *mut f32,
     y_step: usize,
+    c_step: usize,
 }
 
-impl SingleBlock<'_> {
-    /// R output rows × 16 columns of one depthwise block.
+#[cfg(target_arch = "x86_64")]
+impl Block<'_> {
+    /// C output channels × R output rows × 16 columns.
     ///
     /// # Safety
     /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
     /// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
     /// file sets up for them.
-    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn run<const R: usize>(&self) {
+    unsafe fn run<const C: usize, const R: usize>(&self) {
         use std::arch::x86_64::*;
-        let mut acc = [_mm512_set1_ps(self.bias); R];
-        for (&delta, &w) in self.deltas.iter().zip(self.wt) {
-            let wv = _mm512_set1_ps(w);
+        let mut acc = [[_mm512_setzero_ps(); R]; C];
+        for (a, &b) in acc.iter_mut().zip(&self.bias) {
+            *a = [_mm512_set1_ps(b); R];
+        }
+        for (i, &delta) in self.deltas.iter().enumerate() {
             let q = self.p.add(delta);
-            for (r, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(q.add(r * self.row_step)), *a);
+            let mut v = [_mm512_setzero_ps(); R];
+            for (r, v) in v.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(q.add(r * self.row_step));
+            }
+            let wi = self.w.add(i * self.w_step);
+            for (c, a) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_ps(*wi.add(c));
+                for (a, &v) in a.iter_mut().zip(&v) {
+                    *a = _mm512_fmadd_ps(wv, v, *a);
+                }
             }
         }
-        for (r, a) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(self.y.add(r * self.y_step), self.mask, *a);
+        for (c, a) in acc.iter().enumerate() {
+            for (r, a) in a.iter().enumerate() {
+                _mm512_mask_storeu_ps(self.y.add(c * self.c_step + r * self.y_step), self.mask, *a);
+            }
         }
     }
 }
