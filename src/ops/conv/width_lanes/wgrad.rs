@@ -3,16 +3,11 @@
 
 use super::{pad_item, suits, ConvShape, Plan, PADDED, VB};
 use crate::ops::scratch;
-#[cfg(target_arch = "x86_64")]
-use crate::ops::simd::const_dispatch;
 use rayon::prelude::*;
 
-/// Output channels per weight-gradient register block.
-const WG_OC: usize = 4;
-
 /// Weight gradient by the same blocking: `gw[oc, ic, tap] = Σ_n Σ_rows Σ_cols gy[n, oc, row, col]
-/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per block of WG_OC output channels and up to
-/// 6 consecutive (input channel, tap) pairs (1 channel × 12 pairs for depthwise), the vector
+/// · xp[n, ic, base(row, col) + delta(ic, tap)]`. Per block of up to 6 output channels and up to
+/// 24/channels consecutive (input channel, tap) pairs (1 channel × 12 pairs for depthwise), the vector
 /// accumulators sweep every output row of an image (one masked `gy` load per channel and one
 /// `xp` load per tap feed channels × taps FMAs); lane sums are kept per fixed slot of work items
 /// as 16-lane partials and added in slot order at the end.
@@ -124,6 +119,18 @@ fn wgrad_generic_image(
     }
 }
 
+/// `wgrad_block::<OC, TW>(args)` for the runtime pair `($oc, $tw)`, one monomorphised copy per
+/// listed pair (the blocks [`wgrad_avx512`] forms).
+#[cfg(target_arch = "x86_64")]
+macro_rules! wgrad_blocks {
+    ($args:tt, $oc:expr, $tw:expr; $($OC:literal => [$($TW:literal),*]),*) => {
+        match ($oc, $tw) {
+            $($(($OC, $TW) => wgrad_block::<$OC, $TW> $args,)*)*
+            _ => unreachable!("a weight-gradient block outside wgrad_avx512's sizes"),
+        }
+    };
+}
+
 /// AVX-512 weight-gradient accumulation of one item into the lane partials.
 ///
 /// # Safety
@@ -141,29 +148,26 @@ unsafe fn wgrad_avx512(
     ns: std::ops::Range<usize>,
     acc: &mut [f32],
 ) {
-    // one output channel per group (depthwise): blocks of 1 channel × up to 12 taps, so a
-    // dozen independent accumulators hide the FMA latency; otherwise WG_OC channels × 6 taps
+    // blocks of OC ≤ 6 output channels (balanced over the group's channels) × TW taps (balanced
+    // runs of the flattened (input channel, tap) pairs, TW ≤ 24/OC, at most 12): OC·TW ≤ 24
+    // accumulators + OC output-gradient vectors + one input vector stay in the 32 registers,
+    // and a dozen or more independent accumulators hide the FMA latency
     let k = plan.deltas.len();
-    // runs of up to `$max` consecutive pairs of `$taps` for channels `$oc0..+$oc`
-    macro_rules! by_taps {
-        ($oc:expr, $max:literal, $oc0:expr, $taps:expr) => {
-            let taps = $taps;
-            for i0 in taps.clone().step_by($max) {
-                let (oc0, ns) = ($oc0, ns.clone());
-                let tw = (taps.end - i0).min($max);
-                const_dispatch!(tw, TW => wgrad_block::<{ $oc }, TW>(s, plan, xp, gy, g, ns, oc0, i0, acc))
-            }
-        };
-    }
-    if s.cout_g() == 1 {
-        by_taps!(1, 12, 0, 0..k);
-    } else {
-        // blocks within one kernel row (r: an (input channel, td, th) triple): nearby deltas
-        let taps_row = s.window.axes[2].kernel;
-        for oc0 in (0..s.cout_g()).step_by(WG_OC) {
-            for r in 0..k / taps_row {
-                by_taps!(WG_OC, 6, oc0, r * taps_row..(r + 1) * taps_row);
-            }
+    let oc_blocks = s.cout_g().div_ceil(6);
+    let oc = s.cout_g().div_ceil(oc_blocks);
+    let tw_max = (24 / oc).min(12);
+    let tap_blocks = k.div_ceil(tw_max);
+    for ob in 0..oc_blocks {
+        let oc0 = ob * oc;
+        let ocs = oc.min(s.cout_g() - oc0);
+        for tb in 0..tap_blocks {
+            let (i0, i1) = (tb * k / tap_blocks, (tb + 1) * k / tap_blocks);
+            let (ns, tw) = (ns.clone(), i1 - i0);
+            wgrad_blocks!((s, plan, xp, gy, g, ns, oc0, i0, acc), ocs, tw;
+                1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                3 => [1, 2, 3, 4, 5, 6, 7, 8], 4 => [1, 2, 3, 4, 5, 6],
+                5 => [1, 2, 3, 4], 6 => [1, 2, 3, 4]);
         }
     }
 }
@@ -178,6 +182,7 @@ unsafe fn wgrad_avx512(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 unsafe fn wgrad_block<const OC: usize, const TW: usize>(
     s: &ConvShape,
     plan: &Plan,
