@@ -42,19 +42,17 @@ thread_local! {
 fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
     let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
     let nb = cout_g.div_ceil(L);
-    let plane = s.batch * out_len * L;
-    // for each (group, channel block), in parallel
-    gyt.par_chunks_mut(plane).enumerate().for_each(|(gb, t)| {
-        let (g, b) = (gb / nb, gb % nb);
-        let lanes = (cout_g - b * L).min(L);
-        for n in 0..s.batch {
+    // for each (group, channel block, image), in parallel (one block alone still splits)
+    gyt.par_chunks_mut(out_len * L)
+        .enumerate()
+        .for_each(|(gbn, dst)| {
+            let (g, b, n) = (gbn / (nb * s.batch), gbn / s.batch % nb, gbn % s.batch);
+            let lanes = (cout_g - b * L).min(L);
             let src = &gy[(n * s.cout + g * cout_g + b * L) * out_len..][..lanes * out_len];
-            let dst = &mut t[n * out_len * L..][..out_len * L];
             // SAFETY: the caller checked AVX-512F; loads read src[lane·out + pos0 ..+m] with
             // lane < lanes, pos0 + m ≤ out; stores write dst[(pos0 + j)·L ..+L], j < m.
             unsafe { transpose_plane(src, lanes, out_len, dst) };
-        }
-    });
+        });
 }
 
 /// Transposes one output-gradient plane `src` (`lanes` channels × `out_len`) into `dst` as (position, lane).
