@@ -5,6 +5,7 @@
 //! - backward: `gx = gy · w`, `gw = gyᵀ · x`, `gb = Σ_n gy[n, :]`
 
 use crate::ops::gemm::{matmul, MatRef};
+use rayon::prelude::*;
 
 /// Sizes of one affine map: batch `n`, `inf` input and `outf` output features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,14 +33,21 @@ pub fn forward(d: LinearDims, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [
             row.copy_from_slice(b);
         }
     }
-    matmul(
-        y,
-        outf,
-        MatRef::row_major(x, n, inf),
-        MatRef::row_major(w, outf, inf).t(),
-        b.is_some(),
-        threads(),
-    );
+    let accumulate = b.is_some();
+    let wt = MatRef::row_major(w, outf, inf).t();
+    let t = threads();
+    if t == 1 || n * inf * outf < SIDE_BY_SIDE {
+        return matmul(y, outf, MatRef::row_major(x, n, inf), wt, accumulate, t);
+    }
+    // big enough: rows of the batch split across the threads, one single-threaded GEMM each
+    // (small GEMMs split poorly inside the GEMM); every dimension is non-zero here
+    let rows = n.div_ceil(t);
+    y.par_chunks_mut(rows * outf)
+        .zip(x.par_chunks(rows * inf))
+        .for_each(|(y, x)| {
+            let m = y.len() / outf;
+            matmul(y, outf, MatRef::row_major(x, m, inf), wt, accumulate, 1)
+        });
 }
 
 /// Backward. `gx` (N, in) = gy · w, when wanted; `gw` (out, in) = gyᵀ · x; `gb` (out) = Σ_n gy.
@@ -127,5 +135,40 @@ mod tests {
         assert_eq!(gx, [2.0, 2.0]);
         assert_eq!(gw, [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
         assert_eq!(gb, [1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn forward_split_across_threads_matches_naive() {
+        // 67 × 400 × 200 ≥ SIDE_BY_SIDE: the batch rows split across 3 threads (uneven parts)
+        let d = LinearDims {
+            n: 67,
+            inf: 400,
+            outf: 200,
+        };
+        assert!(d.n * d.inf * d.outf >= SIDE_BY_SIDE);
+        let v = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 7919 + seed) % 23) as f32 / 11.0 - 1.0)
+                .collect()
+        };
+        let (x, w, b) = (v(d.n * d.inf, 1), v(d.outf * d.inf, 2), v(d.outf, 3));
+        let mut y = vec![0.0; d.n * d.outf];
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| forward(d, &x, &w, Some(&b), &mut y));
+        let mut expected: Vec<f32> = (0..d.n).flat_map(|_| b.iter().copied()).collect();
+        crate::ops::gemm::matmul_naive(
+            &mut expected,
+            d.outf,
+            MatRef::row_major(&x, d.n, d.inf),
+            MatRef::row_major(&w, d.outf, d.inf).t(),
+            true,
+        );
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        for (a, e) in y.iter().zip(&expected) {
+            assert!((a - e).abs() <= 1e-5 * scale, "{a} vs {e}");
+        }
     }
 }
