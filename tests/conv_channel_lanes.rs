@@ -56,6 +56,39 @@ fn random_blocked_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPa
 }
 
 #[test]
+fn long_reductions_run_in_weight_chunks() {
+    // reductions Cin/g·taps past the 24 KiB weight chunk (192 steps with two 16-channel
+    // blocks, 384 with one): the sums cross chunks, tiles of register blocks span rows, and
+    // the row-reuse block (one block, 5 taps, stride 1) sees chunks of whole kernel rows
+    let mut rng = Rng::new(4242);
+    let cases: [(&[usize], &[usize], usize, usize); 4] = [
+        (&[2, 30, 9, 23], &[32, 30, 3, 3], 1, 1),
+        (&[1, 48, 11, 17], &[20, 48, 3, 3], 2, 1),
+        (&[2, 17, 12, 20], &[16, 17, 5, 5], 1, 2),
+        (&[1, 24, 6, 9, 9], &[48, 24, 3, 2, 3], 1, 1),
+    ];
+    for (case, (xs, ws, stride, pad)) in cases.into_iter().enumerate() {
+        let x = common::rand_tensor(&mut rng, xs);
+        let w = common::rand_tensor(&mut rng, ws);
+        let b = common::rand_tensor(&mut rng, &[ws[0]]);
+        let p = ConvParams {
+            stride: vec![stride],
+            padding: PaddingSpec::Explicit(vec![(pad, pad); xs.len() - 2]),
+            ..ConvParams::default()
+        };
+        let what = format!("chunked case {case}");
+        let problem = (&x, &w, Some(&b), &p);
+        assert!(common::assert_passes_match_direct(
+            &mut rng,
+            problem,
+            ConvAlgo::ChannelLanes,
+            1e-5,
+            &what
+        ));
+    }
+}
+
+#[test]
 fn blocked_matches_direct_on_random_shapes() {
     let mut rng = Rng::new(77);
     let mut checked = 0;

@@ -37,18 +37,17 @@ pub(super) unsafe fn dispatch(
     p: *const f32,
     deltas: &[usize],
     wb: *const f32,
-    init: std::arch::x86_64::__m512,
-    tmp: &mut [std::arch::x86_64::__m512; L],
+    sums: &mut [std::arch::x86_64::__m512; L],
 ) {
     match taps {
-        3 => const_dispatch!(r, R => block::<R, 3>(p, deltas, wb, init, tmp)),
-        5 => const_dispatch!(r, R => block::<R, 5>(p, deltas, wb, init, tmp)),
-        _ => const_dispatch!(r, R => block::<R, 7>(p, deltas, wb, init, tmp)),
+        3 => const_dispatch!(r, R => block::<R, 3>(p, deltas, wb, sums)),
+        5 => const_dispatch!(r, R => block::<R, 5>(p, deltas, wb, sums)),
+        _ => const_dispatch!(r, R => block::<R, 7>(p, deltas, wb, sums)),
     }
 }
 
-/// R output columns of one channel block over every kernel row: see the module doc. Writes
-/// the sums to `tmp[c]` (rows past R untouched).
+/// R output columns of one channel block over the kernel rows of `deltas`: see the module
+/// doc. Adds to the sums `sums[c]` (rows past R untouched).
 ///
 /// # Safety
 /// As [`dispatch`].
@@ -60,11 +59,11 @@ unsafe fn block<const R: usize, const KW: usize>(
     p: *const f32,
     deltas: &[usize],
     wb: *const f32,
-    init: std::arch::x86_64::__m512,
-    tmp: &mut [std::arch::x86_64::__m512; L],
+    sums: &mut [std::arch::x86_64::__m512; L],
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [init; R];
+    let mut acc = [_mm512_setzero_ps(); R];
+    acc.copy_from_slice(&sums[..R]);
     for i0 in (0..deltas.len()).step_by(KW) {
         let q = p.add(deltas[i0]);
         let mut w = [_mm512_setzero_ps(); KW];
@@ -81,5 +80,5 @@ unsafe fn block<const R: usize, const KW: usize>(
             }
         }
     }
-    tmp[..R].copy_from_slice(&acc);
+    sums[..R].copy_from_slice(&acc);
 }
