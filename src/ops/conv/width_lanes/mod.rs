@@ -195,6 +195,40 @@ fn compute_generic(
     });
 }
 
+/// The taps, as runs `spans` of indices into the (input channel, kd, kh, kw) order of
+/// [`tap_deltas`], that read the image (not only zero padding) for output depth `od` and some
+/// output row of `rows`: by geometry's `valid_outputs`, the kernel rows that reach the image
+/// from a block of output rows are one contiguous range (so are the kernel depths from one
+/// output depth). A full padding of k − 1 (the input gradient's adjoint problem: LeNet's second
+/// layer pads its 10×10 output gradient by 4) leaves whole kernel rows in the padding for the
+/// top and bottom blocks.
+fn live_taps(
+    s: &ConvShape,
+    od: usize,
+    rows: std::ops::Range<usize>,
+    spans: &mut Vec<std::ops::Range<usize>>,
+) {
+    let [ad, ah, aw] = &s.window.axes;
+    let meets = |r: std::ops::Range<usize>| r.start < rows.end && rows.start < r.end;
+    let mut kh = (0..ah.kernel).filter(|&t| meets(ah.valid_outputs(t)));
+    spans.clear();
+    let Some(h0) = kh.next() else {
+        return;
+    };
+    let h1 = kh.last().unwrap_or(h0);
+    let kw = aw.kernel;
+    for icg in 0..s.cin_g() {
+        for d in (0..ad.kernel).filter(|&t| ad.valid_outputs(t).contains(&od)) {
+            let first = ((icg * ad.kernel + d) * ah.kernel) * kw;
+            let run = first + h0 * kw..first + (h1 + 1) * kw;
+            match spans.last_mut() {
+                Some(last) if last.end == run.start => last.end = run.end,
+                _ => spans.push(run),
+            }
+        }
+    }
+}
+
 /// Output rows per register block for a block of `c` output channels: `c·R` accumulators plus
 /// `R` input vectors and one broadcast stay within the 32 zmm registers (≤ 24 accumulators), so
 /// each tap costs R loads and `c` broadcasts for `c·R` FMAs. One channel (depthwise) still
@@ -247,6 +281,7 @@ unsafe fn compute_avx512(
     let max_delta = plan.deltas.iter().copied().max().unwrap_or(0);
     // padded distance between consecutive output rows
     let row_step = ah.stride * wp;
+    let mut spans = Vec::new();
     for oc0 in (0..cout_g).step_by(OCB) {
         let ocs = OCB.min(cout_g - oc0);
         let mut b0 = [0.0; OCB];
@@ -258,6 +293,7 @@ unsafe fn compute_avx512(
             for oh0 in (0..ah.output).step_by(rows) {
                 let rb = rows.min(ah.output - oh0);
                 let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh0, 0)) * wp;
+                live_taps(s, od, oh0..oh0 + rb, &mut spans);
                 for ow0 in (0..aw.output).step_by(VB) {
                     let m = VB.min(aw.output - ow0);
                     let base = row + ow0;
@@ -270,6 +306,7 @@ unsafe fn compute_avx512(
                         p: xp.as_ptr().add(base),
                         row_step,
                         deltas: &plan.deltas,
+                        spans: &spans,
                         w: wt.as_ptr().add(oc0),
                         w_step: cout_g,
                         bias: b0,
@@ -289,12 +326,14 @@ unsafe fn compute_avx512(
 
 /// One register block of [`compute_avx512`]: input at `p` (+ r·row_step for row r), the
 /// block's weights for tap i at `w + i·w_step` (C consecutive channels), output at `y`
-/// (+ c·c_step + r·y_step), `mask` = the valid columns.
+/// (+ c·c_step + r·y_step), `mask` = the valid columns; only the taps `deltas[span]` of the
+/// `spans` (those that reach the image for some row of the block).
 #[cfg(target_arch = "x86_64")]
 struct Block<'a> {
     p: *const f32,
     row_step: usize,
     deltas: &'a [usize],
+    spans: &'a [std::ops::Range<usize>],
     w: *const f32,
     w_step: usize,
     bias: [f32; OCB],
@@ -320,17 +359,19 @@ impl Block<'_> {
         for (a, &b) in acc.iter_mut().zip(&self.bias) {
             *a = [_mm512_set1_ps(b); R];
         }
-        for (i, &delta) in self.deltas.iter().enumerate() {
-            let q = self.p.add(delta);
-            let mut v = [_mm512_setzero_ps(); R];
-            for (r, v) in v.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(q.add(r * self.row_step));
-            }
-            let wi = self.w.add(i * self.w_step);
-            for (c, a) in acc.iter_mut().enumerate() {
-                let wv = _mm512_set1_ps(*wi.add(c));
-                for (a, &v) in a.iter_mut().zip(&v) {
-                    *a = _mm512_fmadd_ps(wv, v, *a);
+        for span in self.spans {
+            for (i, &delta) in self.deltas[span.clone()].iter().enumerate() {
+                let q = self.p.add(delta);
+                let mut v = [_mm512_setzero_ps(); R];
+                for (r, v) in v.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(q.add(r * self.row_step));
+                }
+                let wi = self.w.add((span.start + i) * self.w_step);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*wi.add(c));
+                    for (a, &v) in a.iter_mut().zip(&v) {
+                        *a = _mm512_fmadd_ps(wv, v, *a);
+                    }
                 }
             }
         }
