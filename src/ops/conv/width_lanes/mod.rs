@@ -215,7 +215,7 @@ fn live_taps(
     let Some(h0) = kh.next() else {
         return;
     };
-    let h1 = kh.last().unwrap_or(h0);
+    let h1 = kh.next_back().unwrap_or(h0);
     let kw = aw.kernel;
     for icg in 0..s.cin_g() {
         for d in (0..ad.kernel).filter(|&t| ad.valid_outputs(t).contains(&od)) {
