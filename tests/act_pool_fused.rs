@@ -12,7 +12,9 @@ use stride::nn::pool::Pool;
 use stride::nn::spec::ModelSpec;
 use stride::nn::{Layer, Sequential};
 use stride::ops::activation::{forward as act_forward, Activation};
-use stride::ops::pool::activated::{backward, backward_ref, fast_applies, forward, forward_ref};
+use stride::ops::pool::activated::{
+    backward, backward_ref, fast_applies, forward, forward_keep, forward_ref,
+};
 use stride::ops::pool::{PoolKind, PoolParams};
 use stride::rng::Rng;
 use stride::Tensor;
@@ -68,21 +70,23 @@ fn fast_path_matches_the_separate_ops_bit_for_bit() {
         assert!(fast_applies(&shape, &p), "case {case}: {shape:?}");
         let z = awkward(&mut rng, &shape);
         let what = format!("case {case} {act:?} {kind:?} {shape:?}");
-        let (fast, slow) = (
-            forward(act, &z, &p, true).unwrap(),
-            forward_ref(act, &z, &p, true).unwrap(),
-        );
+        let (mut a, slow) = (z.clone(), forward_ref(act, &z, &p, true).unwrap());
+        let fast = forward_keep(act, &mut a, &p, true).unwrap();
         same(&fast.y, &slow.y, &format!("{what}: y"));
         assert_eq!(fast.indices, slow.indices, "{what}: indices");
         assert_eq!(fast.indices.is_some(), kind == PoolKind::Max);
+        // forward_keep leaves a = f(z)
+        let mut want = Tensor::zeros(z.shape());
+        act_forward(act, z.data(), want.data_mut());
+        same(&a, &want, &format!("{what}: a"));
         let plain = forward(act, &z, &p, false).unwrap();
         same(&plain.y, &slow.y, &format!("{what}: y without indices"));
         assert!(plain.indices.is_none());
         let gy = common::rand_tensor(&mut rng, fast.y.shape());
         let idx = slow.indices.as_deref();
         let (gf, gs) = (
-            backward(act, &z, idx, &gy, &p).unwrap(),
-            backward_ref(act, &z, idx, &gy, &p).unwrap(),
+            backward(act, &a, idx, &gy, &p).unwrap(),
+            backward_ref(act, &a, idx, &gy, &p).unwrap(),
         );
         same(&gf, &gs, &format!("{what}: gz"));
     }
@@ -112,14 +116,12 @@ fn ties_made_by_the_activation_go_to_the_first_cell() {
     // sigmoid takes the larger 0 (index 3), ReLU's tie at 0 the first cell (2)
     for (act, want) in [(Activation::Sigmoid, [0u32, 3]), (Activation::Relu, [1, 2])] {
         let p = params(PoolKind::Max);
-        let out = forward(act, &z, &p, true).unwrap();
+        let mut a = z.clone();
+        let out = forward_keep(act, &mut a, &p, true).unwrap();
         assert_eq!(out.indices.as_deref(), Some(&want[..]), "{act:?}");
-        let g = backward(act, &z, out.indices.as_deref(), &gy, &p).unwrap();
-        same(
-            &g,
-            &backward_ref(act, &z, out.indices.as_deref(), &gy, &p).unwrap(),
-            "gz",
-        );
+        let idx = out.indices.as_deref();
+        let g = backward(act, &a, idx, &gy, &p).unwrap();
+        same(&g, &backward_ref(act, &a, idx, &gy, &p).unwrap(), "gz");
         if act == Activation::Sigmoid {
             assert!(g.data()[0] > 0.0 && g.data()[1] == 0.0, "{:?}", g.data());
         }

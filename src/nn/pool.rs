@@ -20,9 +20,9 @@ use crate::tensor::Tensor;
 pub struct Pool {
     pub params: PoolParams,
     /// The activation of the layer before (an [`crate::nn::activation::Act::pooled`]), applied
-    /// to the input here in one pass with the pooling: in the training forward (caching the
-    /// pre-activation input `z`, no copy), the inference pass and backward (which returns the
-    /// gradient with respect to `z`). An evaluation `forward(x, false)` pools only, the
+    /// to the input here in one pass with the pooling: in the training forward (keeping
+    /// `a = f(z)` in the input's buffer, no copy), the inference pass and backward (which
+    /// returns the gradient with respect to the pre-activation `z`). An evaluation `forward(x, false)` pools only, the
     /// activation layer having applied it.
     pub act: Option<Activation>,
     /// The last forward was the fused one (backward then is too).
@@ -85,9 +85,9 @@ impl Layer for Pool {
     fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
         self.fused_last = false;
         if let (Some(act), true) = (self.act, train) {
-            let has = self.params.kind.has_indices();
-            let out = activated::forward(act, &x, &self.params, has)?;
-            // z and the indices are all the backward needs
+            let (mut x, has) = (x, self.params.kind.has_indices());
+            // x becomes a = f(x): with the indices, all the backward needs
+            let out = activated::forward_keep(act, &mut x, &self.params, has)?;
             self.x = x;
             self.out.indices = out.indices;
             self.out.y = Tensor::zeros(&[0]);
