@@ -282,3 +282,30 @@ fn model_build_fuses_exactly_the_activation_pooling_pairs() {
     );
     assert_eq!(check_model(&spec, &x), [6]);
 }
+
+/// The same bits for any thread count (1 and 3 threads: different task splits).
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let mut rng = Rng::new(4);
+    let z = awkward(&mut rng, &[9, 5, 14, 12]);
+    let gy = common::rand_tensor(&mut rng, &[9, 5, 7, 6]);
+    let run = |threads: usize, act: Activation, kind: PoolKind| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (mut a, p) = (z.clone(), params(kind));
+            let out = forward_keep(act, &mut a, &p, true).unwrap();
+            let g = backward(act, &a, out.indices.as_deref(), &gy, &p).unwrap();
+            (out.y, g)
+        })
+    };
+    for act in ACTS {
+        for kind in [PoolKind::Avg, PoolKind::Max] {
+            let ((y1, g1), (y3, g3)) = (run(1, act, kind), run(3, act, kind));
+            same(&y1, &y3, "y");
+            same(&g1, &g3, "gz");
+        }
+    }
+}
