@@ -189,19 +189,17 @@ fn pooled<'a>(
     let mut y = Box::<[f32]>::new_uninit_slice(n);
     let mut idx = with_indices.then(|| Box::<[u32]>::new_uninit_slice(n));
     let out = g.per_task() * g.oh * g.ow;
-    let run = |(zp, yp, ip): (
-        Planes,
-        &mut [MaybeUninit<f32>],
-        Option<&mut [MaybeUninit<u32>]>,
-    )| { with_act!(act, |f, _df| forward_wide(g, f, zp, yp, ip)) };
+    let run = |zp: Planes, yp: &mut [MaybeUninit<f32>], ip: Option<&mut [MaybeUninit<u32>]>| {
+        with_act!(act, |f, _df| forward_wide(g, f, zp, yp, ip))
+    };
     match idx.as_deref_mut() {
         Some(ic) => zs
             .zip(y.par_chunks_mut(out))
             .zip(ic.par_chunks_mut(out))
-            .for_each(|((zp, yp), ip)| run((zp, yp, Some(ip)))),
+            .for_each(|((zp, yp), ip)| run(zp, yp, Some(ip))),
         None => zs
             .zip(y.par_chunks_mut(out))
-            .for_each(|(zp, yp)| run((zp, yp, None))),
+            .for_each(|(zp, yp)| run(zp, yp, None)),
     }
     // SAFETY: `forward_planes` wrote every output (and index) of every plane
     let (y, indices) = unsafe {
