@@ -278,12 +278,17 @@ fn backward_planes(
         for (p, gp) in ge.chunks_exact_mut(plane).enumerate() {
             let o0 = (b * block + p) * out;
             for r in 0..g.h {
-                let er = &mut gp[r * w..][..w];
                 let oh = r / 2;
                 if oh >= g.oh {
-                    er.fill(0.0);
+                    gp[r * w..][..w].fill(0.0);
                     continue;
                 }
+                if r % 2 == 1 && g.pooling != Pooling::Max {
+                    // average: a window's second row gets the gradients of its first
+                    gp.copy_within((r - 1) * w..r * w, r * w);
+                    continue;
+                }
+                let er = &mut gp[r * w..][..w];
                 let gyr = &gyp[o0 + oh * ow..][..ow];
                 match g.pooling {
                     Pooling::Avg { inv } => {
