@@ -1,5 +1,8 @@
 //! Element-wise layers: [`Act`] (ReLU, Sigmoid, Tanh through [`Activation`]) and seeded
-//! [`Dropout`]. The maths is in [`crate::ops::activation`].
+//! [`Dropout`]. The maths is in [`crate::ops::activation`]. An [`Act`] can hand its work to a
+//! neighbour that applies it in its own passes: the BatchNorm before it ([`Act::fused`]) or the
+//! pooling after it ([`Act::pooled`]); it then keeps its place in the layer list (same
+//! `state_dict` names, ONNX export and per-layer timing rows) and passes values through.
 
 use super::Layer;
 use crate::error::{Error, Result};
@@ -16,6 +19,13 @@ pub struct Act {
     /// The previous layer already applied this activation (a ReLU fused into the BatchNorm
     /// before it): forward and backward pass values through.
     pub fused: bool,
+    /// The next layer, a pooling, applies this activation to its input (`Pool::act`) in the
+    /// training forward, the inference pass and backward, which pass values through here. An
+    /// evaluation `forward(x, false)` still applies it here (and the pooling pools only), so
+    /// running the layers one by one shows each layer's own output.
+    pub pooled: bool,
+    /// The last forward passed values through (backward then does too).
+    passed: bool,
     y: Tensor,
 }
 
@@ -24,6 +34,8 @@ impl Act {
         Act {
             kind,
             fused: false,
+            pooled: false,
+            passed: false,
             y: Tensor::zeros(&[0]),
         }
     }
@@ -35,6 +47,14 @@ impl Act {
             ..Act::new(kind)
         }
     }
+
+    /// An activation the next layer, a pooling, computes (see [`crate::nn::pool::Pool::act`]).
+    pub fn pooled(kind: Activation) -> Self {
+        Act {
+            pooled: true,
+            ..Act::new(kind)
+        }
+    }
 }
 
 impl Layer for Act {
@@ -42,8 +62,9 @@ impl Layer for Act {
         format!("{}()", self.kind.torch_name())
     }
 
-    fn forward(&mut self, mut x: Tensor, _train: bool) -> Result<Tensor> {
-        if self.fused {
+    fn forward(&mut self, mut x: Tensor, train: bool) -> Result<Tensor> {
+        self.passed = self.fused || (self.pooled && train);
+        if self.passed {
             return Ok(x);
         }
         if self.y.shape() != x.shape() {
@@ -54,7 +75,7 @@ impl Layer for Act {
     }
 
     fn infer(&mut self, mut x: Tensor) -> Result<Tensor> {
-        if self.fused {
+        if self.fused || self.pooled {
             return Ok(x);
         }
         forward_inplace(self.kind, x.data_mut());
@@ -62,14 +83,18 @@ impl Layer for Act {
     }
 
     fn cached(&self) -> usize {
-        self.y.numel()
+        if self.passed {
+            0
+        } else {
+            self.y.numel()
+        }
     }
 
     fn backward(&mut self, mut gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         if !want_input_grad {
             return Ok(None);
         }
-        if self.fused {
+        if self.fused || self.passed {
             return Ok(Some(gy));
         }
         backward_inplace(self.kind, self.y.data(), gy.data_mut());

@@ -16,10 +16,11 @@ use super::conv::Conv;
 use super::init::{fans, init_bias, init_weight, Init};
 use super::linear::{Flatten, Linear};
 use super::pool::Pool;
-use super::spec::{LayerSpec, ModelSpec};
+use super::spec::{LayerShape, LayerSpec, ModelSpec};
 use super::{Layer, Sequential};
 use crate::error::{Error, Result};
 use crate::ops::activation::Activation;
+use crate::ops::pool::activated;
 use crate::rng::Rng;
 use std::path::Path;
 
@@ -169,7 +170,9 @@ pub struct Model {
 impl Model {
     /// Builds the layers of `spec` (shape pass first, so a bad spec fails before any work) and
     /// initialises weights with `init` (biases: PyTorch default) from one seeded generator,
-    /// layer by layer in order.
+    /// layer by layer in order. Pairs computed together (see `fusions` in this file): a
+    /// BatchNorm and the ReLU after it, an activation and the 2×2 pooling after it; both layers
+    /// stay in the list, so names, checkpoints and exports do not change.
     ///
     /// ```
     /// use stride::nn::{init::Init, models::{resolve, Model}};
@@ -189,12 +192,9 @@ impl Model {
         )?;
         let mut rng = Rng::new(seed);
         let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(spec.layers.len());
-        // BatchNorm then ReLU: the BatchNorm applies the ReLU in its own passes
-        let relu = |j: usize| matches!(spec.layers.get(j), Some(LayerSpec::Act(Activation::Relu)));
-        let bn = |j: usize| matches!(spec.layers.get(j), Some(LayerSpec::BatchNorm { .. }));
-        for (i, (l, s)) in spec.layers.iter().zip(&shapes).enumerate() {
-            let fused = (bn(i) && relu(i + 1)) || (relu(i) && i > 0 && bn(i - 1));
-            layers.push(build_layer(l, &s.in_shape, init, fused, &mut rng)?);
+        let fusions = fusions(spec, &shapes);
+        for ((l, s), f) in spec.layers.iter().zip(&shapes).zip(fusions) {
+            layers.push(build_layer(l, &s.in_shape, init, f, &mut rng)?);
         }
         Ok(Model {
             spec: spec.clone(),
@@ -218,13 +218,59 @@ impl Model {
     }
 }
 
-/// One layer for an (unbatched) input shape; `fused`: a BatchNorm or ReLU of a BatchNorm–ReLU
-/// pair (the BatchNorm computes the ReLU, the ReLU layer passes values through).
+/// Which neighbour does part of a layer's work (the layers of a pair stay in the list, one of
+/// them passing values through).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fusion {
+    None,
+    /// A BatchNorm or the ReLU of a BatchNorm–ReLU pair: the BatchNorm computes the ReLU.
+    BnRelu,
+    /// An activation that the pooling after it computes.
+    IntoPool,
+    /// A pooling that applies the activation before it first.
+    PoolAfter(Activation),
+}
+
+/// The fusion of every layer of `spec` (`shapes`: its layer shapes): BatchNorm–ReLU pairs, then
+/// activation–pooling pairs whose pooling takes the fused fast path
+/// ([`crate::ops::pool::activated::fast_applies`]: 2×2 average or max windows at stride 2),
+/// an activation already taken by a BatchNorm excepted.
+fn fusions(spec: &ModelSpec, shapes: &[LayerShape]) -> Vec<Fusion> {
+    let layer = |j: usize| spec.layers.get(j);
+    let relu = |j: usize| matches!(layer(j), Some(LayerSpec::Act(Activation::Relu)));
+    let bn = |j: usize| matches!(layer(j), Some(LayerSpec::BatchNorm { .. }));
+    let mut out = vec![Fusion::None; spec.layers.len()];
+    for (i, f) in out.iter_mut().enumerate() {
+        if (bn(i) && relu(i + 1)) || (relu(i) && i > 0 && bn(i - 1)) {
+            *f = Fusion::BnRelu;
+        }
+    }
+    for i in 0..spec.layers.len().saturating_sub(1) {
+        let (Some(LayerSpec::Act(a)), Some(pool @ LayerSpec::Pool { .. })) =
+            (layer(i), layer(i + 1))
+        else {
+            continue;
+        };
+        // the pooling's input as a batch of one
+        let in_shape: Vec<usize> = std::iter::once(1)
+            .chain(shapes[i + 1].in_shape.clone())
+            .collect();
+        let fast = (pool.pool_params(in_shape.len() - 2))
+            .is_some_and(|p| activated::fast_applies(&in_shape, &p));
+        if fast && out[i] == Fusion::None {
+            out[i] = Fusion::IntoPool;
+            out[i + 1] = Fusion::PoolAfter(*a);
+        }
+    }
+    out
+}
+
+/// One layer for an (unbatched) input shape, with its part of a fused pair.
 fn build_layer(
     l: &LayerSpec,
     in_shape: &[usize],
     init: Init,
-    fused: bool,
+    fusion: Fusion,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
     Ok(match l {
@@ -237,13 +283,14 @@ fn build_layer(
             Box::new(layer)
         }
         LayerSpec::Flatten => Box::new(Flatten::default()),
-        LayerSpec::Act(a) if fused => Box::new(Act::fused(*a)),
+        LayerSpec::Act(a) if fusion == Fusion::BnRelu => Box::new(Act::fused(*a)),
+        LayerSpec::Act(a) if fusion == Fusion::IntoPool => Box::new(Act::pooled(*a)),
         LayerSpec::Act(a) => Box::new(Act::new(*a)),
         LayerSpec::Dropout { p } => Box::new(Dropout::new(*p)?),
         LayerSpec::BatchNorm { .. } => {
             let spatial = in_shape.len().saturating_sub(1).max(1);
             let mut b = BatchNorm::new(spatial, in_shape[0]);
-            b.relu = fused;
+            b.relu = fusion == Fusion::BnRelu;
             Box::new(b)
         }
         LayerSpec::Conv { bias, .. } => {
@@ -257,7 +304,11 @@ fn build_layer(
         }
         LayerSpec::Pool { .. } => {
             let nd = in_shape.len() - 1;
-            Box::new(Pool::new(l.pool_params(nd).expect("pool")))
+            let mut pool = Pool::new(l.pool_params(nd).expect("pool"));
+            if let Fusion::PoolAfter(a) = fusion {
+                pool.act = Some(a);
+            }
+            Box::new(pool)
         }
     })
 }

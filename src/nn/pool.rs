@@ -1,12 +1,14 @@
 //! Pooling layers on [`crate::ops::pool`]: max, average, min, LP, soft, adaptive and global
 //! pooling. Caches its input and, for backward, the argmax indices (selecting kinds: max, min,
 //! adaptive and global max) or a copy of the output (the others; LP pooling's backward reads it).
+//! With [`Pool::act`] it also applies the activation before it ([`crate::ops::pool::activated`]).
 
 use super::spec::pool_name;
 use super::Layer;
 use crate::error::Result;
+use crate::ops::activation::Activation;
 use crate::ops::pool::{
-    pool_backward, pool_backward_indices, pool_forward, PoolKind, PoolOutput, PoolParams,
+    activated, pool_backward, pool_backward_indices, pool_forward, PoolKind, PoolOutput, PoolParams,
 };
 use crate::tensor::Tensor;
 
@@ -17,6 +19,14 @@ use crate::tensor::Tensor;
 /// `AdaptiveAvgPool2d(output_size)`, `AdaptiveMaxPool2d` (and the 1-D / 3-D variants).
 pub struct Pool {
     pub params: PoolParams,
+    /// The activation of the layer before (an [`crate::nn::activation::Act::pooled`]), applied
+    /// to the input here in one pass with the pooling: in the training forward (keeping
+    /// `a = f(z)` in the input's buffer, no copy), the inference pass and backward (which
+    /// returns the gradient with respect to the pre-activation `z`). An evaluation `forward(x, false)` pools only, the
+    /// activation layer having applied it.
+    pub act: Option<Activation>,
+    /// The last forward was the fused one (backward then is too).
+    fused_last: bool,
     x: Tensor,
     out: PoolOutput,
 }
@@ -25,6 +35,8 @@ impl Pool {
     pub fn new(params: PoolParams) -> Self {
         Pool {
             params,
+            act: None,
+            fused_last: false,
             x: Tensor::zeros(&[0]),
             out: PoolOutput {
                 y: Tensor::zeros(&[0]),
@@ -70,7 +82,18 @@ impl Layer for Pool {
         }
     }
 
-    fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
+    fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
+        self.fused_last = false;
+        if let (Some(act), true) = (self.act, train) {
+            let (mut x, has) = (x, self.params.kind.has_indices());
+            // x becomes a = f(x): with the indices, all the backward needs
+            let out = activated::forward_keep(act, &mut x, &self.params, has)?;
+            self.x = x;
+            self.out.indices = out.indices;
+            self.out.y = Tensor::zeros(&[0]);
+            self.fused_last = true;
+            return Ok(out.y);
+        }
         let out = pool_forward(&x, &self.params)?;
         self.x = x;
         if self.params.kind.has_indices() {
@@ -88,7 +111,10 @@ impl Layer for Pool {
     }
 
     fn infer(&mut self, x: Tensor) -> Result<Tensor> {
-        Ok(pool_forward(&x, &self.params)?.y)
+        Ok(match self.act {
+            Some(act) => activated::forward(act, &x, &self.params, false)?.y,
+            None => pool_forward(&x, &self.params)?.y,
+        })
     }
 
     fn cached(&self) -> usize {
@@ -98,6 +124,11 @@ impl Layer for Pool {
     fn backward(&mut self, gy: Tensor, want_input_grad: bool) -> Result<Option<Tensor>> {
         if !want_input_grad {
             return Ok(None);
+        }
+        if let (Some(act), true) = (self.act, self.fused_last) {
+            let idx = self.out.indices.as_deref();
+            let gz = activated::backward(act, &self.x, idx, &gy, &self.params)?;
+            return Ok(Some(gz));
         }
         if self.params.kind.has_indices() {
             let idx = self.out.indices.as_deref().unwrap_or_default();

@@ -36,18 +36,18 @@ impl Activation {
 }
 
 #[inline(always)]
-fn relu(x: f32) -> f32 {
+pub(crate) fn relu(x: f32) -> f32 {
     x.max(0.0)
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     // 1/(1+e^-x): e^-x saturates at e^±88, giving ~0 and 1 at the ends
     1.0 / (1.0 + exp_fast(-x))
 }
 
 #[inline(always)]
-fn relu_grad(y: f32) -> f32 {
+pub(crate) fn relu_grad(y: f32) -> f32 {
     if y > 0.0 {
         1.0
     } else {
@@ -56,12 +56,12 @@ fn relu_grad(y: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid_grad(y: f32) -> f32 {
+pub(crate) fn sigmoid_grad(y: f32) -> f32 {
     y * (1.0 - y)
 }
 
 #[inline(always)]
-fn tanh_grad(y: f32) -> f32 {
+pub(crate) fn tanh_grad(y: f32) -> f32 {
     1.0 - y * y
 }
 
@@ -69,7 +69,7 @@ fn tanh_grad(y: f32) -> f32 {
 /// wrapper and vectorised 16 wide), else as is. Same operations either way (Rust never fuses
 /// `a * b + c`), so results are bit-identical on both paths.
 #[inline(always)]
-fn wide<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         /// `f` compiled for AVX-512.

@@ -17,8 +17,12 @@
 //! vectorised along the width; with AVX-512 also the backward of non-overlapping 2-wide windows
 //! as a per-row expansion) and [`separable`] (average pooling in 3-D and adaptive windows).
 //!
+//! [`activated`] is an activation and the pooling after it in one pass (`pool(f(z))`, forward and
+//! backward), for training networks such as LeNet without the activation tensor in between.
+//!
 //! [`windows`] turns each kind's window rule into spans, asking the geometry module for positions.
 
+pub mod activated;
 pub mod reduce;
 pub mod rows;
 pub mod select;

@@ -32,9 +32,13 @@
 //! once, no zero fill, no scatter). The phase path above stays the portable one
 //! (`STRIDE_SIMD=portable`) and covers the other strides.
 //!
+//! `activated.rs` holds the kernels of [`super::activated`] (an activation and 2×2 average or
+//! max pooling in one pass, in blocks of planes).
+//!
 //! Work is split over both cores by output rows (forward) and planes (backward: output rows of
 //! one plane may share input rows).
 
+pub(super) mod activated;
 #[cfg(target_arch = "x86_64")]
 mod direct;
 #[cfg(target_arch = "x86_64")]
