@@ -7,7 +7,6 @@
 //! gradient's adjoint problem (full padding: the rows it skips are the zero rows).
 
 mod common;
-use stride::geometry::PaddingSpec;
 use stride::ops::conv::{conv, ConvAlgo, ConvParams};
 use stride::rng::Rng;
 use stride::Tensor;
@@ -39,33 +38,20 @@ fn random_batch_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPara
     xs.extend(&inp);
     let mut ws = vec![cout, cin];
     ws.extend(&k);
-    let numel = |s: &[usize]| s.iter().product::<usize>();
-    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
-    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
-    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
-    let p = ConvParams {
+    common::RandomProblem {
+        x: xs,
+        w: ws,
         stride,
-        padding: PaddingSpec::Explicit(pads),
-        dilation: dil,
-        ..ConvParams::default()
-    };
-    (x, w, b, p)
+        pads,
+        dil,
+        groups: 1,
+    }
+    .draw(rng)
 }
 
 #[test]
 fn batch_lanes_matches_direct_on_random_shapes() {
-    let mut rng = Rng::new(1616);
-    let mut checked = 0;
-    for case in 0..200 {
-        let (x, w, b, p) = random_batch_case(&mut rng);
-        let problem = (&x, &w, b.as_ref(), &p);
-        let what = format!("case {case}");
-        if common::assert_passes_match_direct(&mut rng, problem, ConvAlgo::BatchLanes, 1e-5, &what)
-        {
-            checked += 1;
-        }
-    }
-    assert!(checked > 120, "only {checked} cases were valid");
+    common::check_random_problems(1616, 200, 120, ConvAlgo::BatchLanes, random_batch_case);
 }
 
 #[test]

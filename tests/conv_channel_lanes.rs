@@ -40,19 +40,15 @@ fn random_blocked_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPa
     xs.extend(&inp);
     let mut ws = vec![cout_g * groups, cin_g];
     ws.extend(&k);
-    let numel = |s: &[usize]| s.iter().product::<usize>();
-    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
-    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
-    let cout = cout_g * groups;
-    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
-    let p = ConvParams {
+    common::RandomProblem {
+        x: xs,
+        w: ws,
         stride,
-        padding: PaddingSpec::Explicit(pads),
-        dilation: dil,
+        pads,
+        dil,
         groups,
-        ..ConvParams::default()
-    };
-    (x, w, b, p)
+    }
+    .draw(rng)
 }
 
 #[test]
@@ -90,23 +86,7 @@ fn long_reductions_run_in_weight_chunks() {
 
 #[test]
 fn blocked_matches_direct_on_random_shapes() {
-    let mut rng = Rng::new(77);
-    let mut checked = 0;
-    for case in 0..250 {
-        let (x, w, b, p) = random_blocked_case(&mut rng);
-        let problem = (&x, &w, b.as_ref(), &p);
-        let what = format!("case {case}");
-        if common::assert_passes_match_direct(
-            &mut rng,
-            problem,
-            ConvAlgo::ChannelLanes,
-            1e-5,
-            &what,
-        ) {
-            checked += 1;
-        }
-    }
-    assert!(checked > 150, "only {checked} cases were valid");
+    common::check_random_problems(77, 250, 150, ConvAlgo::ChannelLanes, random_blocked_case);
 }
 
 #[test]

@@ -6,7 +6,6 @@
 //! blocks; forward, input gradient (its adjoint problem) and weight gradient.
 
 mod common;
-use stride::geometry::PaddingSpec;
 use stride::ops::conv::{ConvAlgo, ConvParams};
 use stride::rng::Rng;
 use stride::Tensor;
@@ -37,35 +36,20 @@ fn random_width_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPara
     }
     let mut xs = vec![n, cin_g * groups];
     xs.extend(&inp);
-    let cout = cout_g * groups;
-    let mut ws = vec![cout, cin_g];
+    let mut ws = vec![cout_g * groups, cin_g];
     ws.extend(&k);
-    let numel = |s: &[usize]| s.iter().product::<usize>();
-    let x = Tensor::new(xs.clone(), rng.vec(numel(&xs), -1.0, 1.0)).unwrap();
-    let w = Tensor::new(ws.clone(), rng.vec(numel(&ws), -1.0, 1.0)).unwrap();
-    let b = (rng.below(2) == 0).then(|| Tensor::new(vec![cout], rng.vec(cout, -1.0, 1.0)).unwrap());
-    let p = ConvParams {
+    common::RandomProblem {
+        x: xs,
+        w: ws,
         stride,
-        padding: PaddingSpec::Explicit(pads),
-        dilation: dil,
+        pads,
+        dil,
         groups,
-        ..ConvParams::default()
-    };
-    (x, w, b, p)
+    }
+    .draw(rng)
 }
 
 #[test]
 fn width_lanes_matches_direct_on_random_shapes() {
-    let mut rng = Rng::new(1717);
-    let mut checked = 0;
-    for case in 0..160 {
-        let (x, w, b, p) = random_width_case(&mut rng);
-        let problem = (&x, &w, b.as_ref(), &p);
-        let what = format!("case {case}");
-        if common::assert_passes_match_direct(&mut rng, problem, ConvAlgo::WidthLanes, 1e-5, &what)
-        {
-            checked += 1;
-        }
-    }
-    assert!(checked > 100, "only {checked} cases were valid");
+    common::check_random_problems(1717, 160, 100, ConvAlgo::WidthLanes, random_width_case);
 }

@@ -330,6 +330,65 @@ pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
     );
 }
 
+/// A random convolution problem of input shape `(n, cin, *inp)` and weight `(cout, cin_g, *k)`
+/// (values uniform in [-1, 1), a bias half the time), with these strides, paddings, dilations
+/// and groups: the common tail of the kernels' random-shape generators.
+#[allow(dead_code)]
+pub struct RandomProblem {
+    pub x: Vec<usize>,
+    pub w: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub pads: Vec<(usize, usize)>,
+    pub dil: Vec<usize>,
+    pub groups: usize,
+}
+
+#[allow(dead_code)]
+impl RandomProblem {
+    /// Draws the tensors (and maybe the bias) for the shapes.
+    pub fn draw(self, rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
+        let x = rand_uniform(rng, &self.x);
+        let w = rand_uniform(rng, &self.w);
+        let cout = self.w[0];
+        let b = (rng.below(2) == 0).then(|| rand_uniform(rng, &[cout]));
+        let p = ConvParams {
+            stride: self.stride,
+            padding: PaddingSpec::Explicit(self.pads),
+            dilation: self.dil,
+            groups: self.groups,
+            ..ConvParams::default()
+        };
+        (x, w, b, p)
+    }
+}
+
+/// Values uniform in [-1, 1).
+fn rand_uniform(rng: &mut Rng, shape: &[usize]) -> Tensor {
+    Tensor::new(shape.to_vec(), rng.vec(shape.iter().product(), -1.0, 1.0)).unwrap()
+}
+
+/// Checks `cases` random problems from `gen` with [`assert_passes_match_direct`] (`algo`
+/// within 1e-5 of the scale) and that more than `min_valid` of them were valid.
+#[allow(dead_code)]
+pub fn check_random_problems(
+    seed: u64,
+    cases: usize,
+    min_valid: usize,
+    algo: ConvAlgo,
+    mut gen: impl FnMut(&mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams),
+) {
+    let mut rng = Rng::new(seed);
+    let mut checked = 0;
+    for case in 0..cases {
+        let (x, w, b, p) = gen(&mut rng);
+        let what = format!("case {case}");
+        if assert_passes_match_direct(&mut rng, (&x, &w, b.as_ref(), &p), algo, 1e-5, &what) {
+            checked += 1;
+        }
+    }
+    assert!(checked > min_valid, "only {checked} cases were valid");
+}
+
 /// Asserts that `algo` agrees with the direct reference on one convolution — the forward, the
 /// input gradient and the weight gradient for a random output gradient — each within `rel` of
 /// the reference's scale (see [`assert_close`]). Returns `false` (checking nothing) when the
