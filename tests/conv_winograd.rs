@@ -188,6 +188,110 @@ fn winograd_input_gradient_through_the_adjoint_matches_direct() {
     }
 }
 
+/// `dW = Σ_n Σ_pos gy[n, oc, pos] · x[n, ic, pos + tap − pad]` in float64: x (N, Cin, H, W),
+/// gy (N, Cout, OH, OW), the weight gradient (Cout, Cin/g, 3, 3) of a stride-1 3×3 convolution
+/// with zero padding `pad` (top, left).
+fn reference_weight_grad(x: &Tensor, gy: &Tensor, groups: usize, pad: [usize; 2]) -> Vec<f64> {
+    let [n, cin, h, wd] = x.shape().try_into().unwrap();
+    let [_, cout, oh, ow] = gy.shape().try_into().unwrap();
+    let (cin_g, cout_g) = (cin / groups, cout / groups);
+    let (xd, gd) = (x.data(), gy.data());
+    let mut gw = vec![0.0f64; cout * cin_g * 9];
+    for oc in 0..cout {
+        let g = oc / cout_g;
+        for icg in 0..cin_g {
+            let ic = g * cin_g + icg;
+            for t in 0..9 {
+                let (a, c) = (t / 3, t % 3);
+                let mut acc = 0.0f64;
+                for img in 0..n {
+                    for oy in 0..oh {
+                        let iy = (oy + a) as isize - pad[0] as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        for ox in 0..ow {
+                            let ix = (ox + c) as isize - pad[1] as isize;
+                            if ix < 0 || ix >= wd as isize {
+                                continue;
+                            }
+                            let xv = xd[((img * cin + ic) * h + iy as usize) * wd + ix as usize];
+                            acc += gd[((img * cout + oc) * oh + oy) * ow + ox] as f64 * xv as f64;
+                        }
+                    }
+                }
+                gw[(oc * cin_g + icg) * 9 + t] = acc;
+            }
+        }
+    }
+    gw
+}
+
+/// One weight-gradient case: Winograd against the float64 reference; returns the error
+/// relative to max |dW|.
+#[allow(clippy::too_many_arguments)]
+fn check_weight_grad(
+    rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    groups: usize,
+    hw: [usize; 2],
+    pad: [(usize, usize); 2],
+) -> f64 {
+    let x = input(rng, &[n, cin, hw[0], hw[1]]);
+    let wt = normal(rng, &[cout, cin / groups, 3, 3]);
+    let p = ConvParams {
+        padding: PaddingSpec::Explicit(pad.to_vec()),
+        groups,
+        ..Default::default()
+    };
+    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+    assert!(plane::applies(&s), "{:?} {p:?}", x.shape());
+    let gy = normal(rng, &s.out_shape());
+    let want = GradRequest {
+        input: false,
+        weight: true,
+        bias: false,
+    };
+    let got = conv_backward(&x, &wt, &gy, &p, ConvAlgo::Winograd, want).unwrap();
+    let reference = reference_weight_grad(&x, &gy, groups, [pad[0].0, pad[1].0]);
+    let err = rel_err(got.weight.unwrap().data(), &reference);
+    let what = format!("x{:?} w{:?} {p:?}", x.shape(), wt.shape());
+    assert!(err <= 1e-5, "{what}: weight gradient error {err:e} of max |dW|");
+    err
+}
+
+#[test]
+fn winograd_weight_gradient_matches_the_float64_reference_on_random_shapes() {
+    let mut rng = Rng::new(33);
+    for _ in 0..30 {
+        let groups = [1, 1, 2, 3][rng.below(4)];
+        let (cin, cout) = (groups * (1 + rng.below(20)), groups * (1 + rng.below(20)));
+        let n = 1 + rng.below(3);
+        let hw = [1 + rng.below(23), 1 + rng.below(23)];
+        let pad = hw.map(|e| {
+            let need = 3usize.saturating_sub(e);
+            (need.max(rng.below(3)), rng.below(3))
+        });
+        check_weight_grad(&mut rng, normal, n, cin, cout, groups, hw, pad);
+    }
+}
+
+#[test]
+fn winograd_weight_gradient_error_stays_within_1e_5_on_long_sums() {
+    // the benchmark classes with fewer output channels and images (the error per weight
+    // depends on the channels only through the transforms, not on Cout): r3x3-64's 56×56
+    // (196 tiles per image), r3x3-256's 256 channels, rectified inputs (as after a ReLU)
+    let mut rng = Rng::new(64);
+    let one = [(1, 1), (1, 1)];
+    let e64 = check_weight_grad(&mut rng, normal, 2, 64, 16, 1, [56, 56], one);
+    let e256 = check_weight_grad(&mut rng, normal, 4, 256, 16, 1, [14, 14], one);
+    let relu = check_weight_grad(&mut rng, rectified, 2, 64, 16, 1, [56, 56], one);
+    eprintln!("weight gradient error: 64 channels {e64:e}, 256 channels {e256:e}, rectified {relu:e}");
+}
+
 #[test]
 fn auto_picks_winograd_on_big_3x3_stride_1_convolutions_only() {
     use stride::ops::conv::auto_algos;

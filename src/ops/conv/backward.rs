@@ -127,6 +127,9 @@ pub fn backward_weight_slices(
             channel_lanes::backward_weight(s, x, gy, gw)
         }
         ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::backward_weight(s, x, gy, gw),
+        ConvAlgo::Winograd if winograd::wgrad::applies(s) => {
+            winograd::wgrad::backward_weight(s, x, gy, gw)
+        }
         // Toeplitz and Winograd have no weight-gradient form of their own
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz

@@ -22,6 +22,8 @@ mod generic;
 mod lanes;
 pub mod plane;
 pub mod transform;
+pub mod wgrad;
+mod wgrad_lanes;
 
 /// Whether F(4,3) applies to `s`.
 pub fn suits(s: &ConvShape) -> bool {

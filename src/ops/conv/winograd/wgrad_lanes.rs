@@ -1,0 +1,213 @@
+//! The vector steps of the Winograd weight gradient ([`super::wgrad`]), channels in the lanes,
+//! each as an AVX-512 function and its portable twin (plain Rust, for any CPU and for
+//! `STRIDE_SIMD=portable`; the same sums in the same order):
+//! - [`channels_last`]: `(N, C, HW)` → `(N, HW, groups, C/g rounded up to 16)`, zeros in the
+//!   padding lanes, 16 × 16 blocks through registers;
+//! - [`accumulate`]: `dU (rows × cg) += Σ_t dM[t] ⊗ V[t]` over a run of tiles, register blocks of
+//!   OCB output channels × CIV vectors of input channels.
+
+use rayon::prelude::*;
+
+/// Channels per vector.
+pub const W: usize = 16;
+
+/// Output channels per register block for `civ` vectors of input channels (OCB·CIV ≤ 24
+/// accumulators, so the CIV loads and one broadcast fit beside them in 32 registers).
+pub const fn ocb(civ: usize) -> usize {
+    match civ {
+        4 => 6,
+        3 => 8,
+        2 => 12,
+        _ => 16,
+    }
+}
+
+/// Most output channels one register block reads past the last row (the broadcasts of a
+/// partial block): buffers of `dM` carry this many spare values at their end.
+pub const SPARE: usize = 16;
+
+/// `dst[(n·hw + pos)·cp + g·cg + c] = src[(n·C + g·c_g + c)·hw + pos]` with `cp = groups·cg`,
+/// zero for `c_g ≤ c < cg`. `src`: (N, groups·c_g, hw); `dst`: (N, hw, cp), every value
+/// written. Images in parallel.
+pub fn channels_last(src: &[f32], groups: usize, c_g: usize, cg: usize, hw: usize, dst: &mut [f32]) {
+    let cp = groups * cg;
+    let n = dst.len() / (hw * cp).max(1);
+    assert!(cg % W == 0 && cg >= c_g && dst.len() == n * hw * cp);
+    assert_eq!(src.len(), n * groups * c_g * hw);
+    let simd = crate::ops::simd::avx512();
+    dst.par_chunks_mut(hw * cp).enumerate().for_each(|(img, d)| {
+        let s = &src[img * groups * c_g * hw..][..groups * c_g * hw];
+        for g in 0..groups {
+            for cb in 0..cg / W {
+                // channels c0..c0 + lanes of group g (fewer than 16 in the last block)
+                let c0 = cb * W;
+                let lanes = c_g.saturating_sub(c0).min(W);
+                let rows = &s[(g * c_g + c0) * hw..][..lanes * hw];
+                let col = g * cg + c0;
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds as asserted.
+                    unsafe { avx512::transpose_block(rows, lanes, hw, &mut d[col..], cp) };
+                    continue;
+                }
+                let _ = simd;
+                for pos in 0..hw {
+                    let out = &mut d[pos * cp + col..][..W];
+                    for (c, o) in out.iter_mut().enumerate() {
+                        *o = if c < lanes { rows[c * hw + pos] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `du[r·cg + c] += Σ_{t < tiles} dm[t·dms + r] · v[t·vs + c]` for r < rows, c < cg (cg a
+/// multiple of 16): one transformed position of one group, over a run of tiles, each sum taken
+/// in order of t in registers and then added to `du` (the same order on every path).
+/// `dm` must hold [`SPARE`] values past the last row it is read at.
+#[allow(clippy::too_many_arguments)]
+pub fn accumulate<const SIMD: bool>(
+    dm: &[f32],
+    dms: usize,
+    v: &[f32],
+    vs: usize,
+    tiles: usize,
+    du: &mut [f32],
+    rows: usize,
+    cg: usize,
+) {
+    assert!(tiles > 0 && cg % W == 0 && du.len() >= rows * cg);
+    assert!(v.len() >= (tiles - 1) * vs + cg);
+    assert!(dm.len() >= (tiles - 1) * dms + rows + SPARE);
+    let nv = cg / W;
+    let mut c0 = 0;
+    while c0 < nv {
+        let civ = (nv - c0).min(4);
+        let step = ocb(civ);
+        for r0 in (0..rows).step_by(step) {
+            let n = step.min(rows - r0);
+            let (dm, v) = (&dm[r0..], &v[c0 * W..]);
+            let du = &mut du[r0 * cg + c0 * W..];
+            match civ {
+                4 => block::<SIMD, 4, { ocb(4) }>(dm, dms, v, vs, tiles, du, cg, n),
+                3 => block::<SIMD, 3, { ocb(3) }>(dm, dms, v, vs, tiles, du, cg, n),
+                2 => block::<SIMD, 2, { ocb(2) }>(dm, dms, v, vs, tiles, du, cg, n),
+                _ => block::<SIMD, 1, { ocb(1) }>(dm, dms, v, vs, tiles, du, cg, n),
+            }
+        }
+        c0 += civ;
+    }
+}
+
+/// One register block of [`accumulate`]: rows `0..n` (n ≤ OCB; the broadcasts read OCB rows)
+/// × columns `0..16·CIV`, `du` rows `dus` apart.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
+    dm: &[f32],
+    dms: usize,
+    v: &[f32],
+    vs: usize,
+    tiles: usize,
+    du: &mut [f32],
+    dus: usize,
+    n: usize,
+) {
+    assert!(n <= OCB && du.len() >= (n - 1) * dus + CIV * W);
+    assert!(dm.len() >= (tiles - 1) * dms + OCB && v.len() >= (tiles - 1) * vs + CIV * W);
+    #[cfg(target_arch = "x86_64")]
+    if SIMD {
+        // SAFETY: SIMD is set only by callers running under AVX-512 (`simd::avx512`); every
+        // load is in bounds (asserted above), the stores write du rows < n.
+        return unsafe {
+            avx512::block::<CIV, OCB>(dm.as_ptr(), dms, v.as_ptr(), vs, tiles, du, dus, n)
+        };
+    }
+    let mut acc = [[[0.0f32; W]; CIV]; OCB];
+    for t in 0..tiles {
+        let vt = &v[t * vs..][..CIV * W];
+        let mt = &dm[t * dms..][..OCB];
+        for (acc_o, &b) in acc.iter_mut().zip(mt) {
+            for (c, a) in acc_o.iter_mut().enumerate() {
+                for (l, x) in a.iter_mut().enumerate() {
+                    *x += b * vt[c * W + l];
+                }
+            }
+        }
+    }
+    for (o, acc_o) in acc.iter().enumerate().take(n) {
+        for (c, a) in acc_o.iter().enumerate() {
+            for (d, x) in du[o * dus + c * W..][..W].iter_mut().zip(a) {
+                *d += x;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::W;
+    use crate::ops::simd::transpose16;
+    use std::arch::x86_64::*;
+
+    /// [`super::channels_last`] of one block: `rows` (`lanes` channels × `hw`) → `d[pos·cp
+    /// ..][..16]` for every position, 16 positions at a time through [`transpose16`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `rows.len() ≥ lanes·hw`, `d.len() ≥ (hw − 1)·cp + 16`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn transpose_block(rows: &[f32], lanes: usize, hw: usize, d: &mut [f32], cp: usize) {
+        assert!(rows.len() >= lanes * hw && d.len() >= (hw - 1) * cp + W);
+        for p0 in (0..hw).step_by(W) {
+            let m = W.min(hw - p0);
+            let mask = ((1u32 << m) - 1) as u16;
+            let mut r = [_mm512_setzero_ps(); W];
+            for (c, rc) in r.iter_mut().enumerate().take(lanes) {
+                *rc = _mm512_maskz_loadu_ps(mask, rows.as_ptr().add(c * hw + p0));
+            }
+            let t = transpose16(&r);
+            for (j, v) in t.iter().enumerate().take(m) {
+                _mm512_storeu_ps(d.as_mut_ptr().add((p0 + j) * cp), *v);
+            }
+        }
+    }
+
+    /// [`super::block`]: OCB × CIV accumulators; per tile CIV loads of `v` and OCB broadcasts
+    /// of `dm`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; the bounds [`super::block`] asserts.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn block<const CIV: usize, const OCB: usize>(
+        dm: *const f32,
+        dms: usize,
+        v: *const f32,
+        vs: usize,
+        tiles: usize,
+        du: &mut [f32],
+        dus: usize,
+        n: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); CIV]; OCB];
+        for t in 0..tiles {
+            let vt = v.add(t * vs);
+            let x: [__m512; CIV] = std::array::from_fn(|c| _mm512_loadu_ps(vt.add(c * W)));
+            let mt = dm.add(t * dms);
+            for (o, acc_o) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*mt.add(o));
+                for c in 0..CIV {
+                    acc_o[c] = _mm512_fmadd_ps(b, x[c], acc_o[c]);
+                }
+            }
+        }
+        for (o, acc_o) in acc.iter().enumerate().take(n) {
+            for (c, a) in acc_o.iter().enumerate() {
+                let p = du.as_mut_ptr().add(o * dus + c * W);
+                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+            }
+        }
+    }
+}
