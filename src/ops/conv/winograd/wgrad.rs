@@ -35,8 +35,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 thread_local! {
-    /// The channels-last copies, the transforms of one run, and dU, reused across calls.
-    static COPIES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One run's copies and transforms, and dU, reused across calls.
     static RUN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static DU: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -45,7 +44,7 @@ thread_local! {
 const P: usize = 36;
 
 /// Bytes of `V` and `dM` per run of tiles: about the L2 cache of a core.
-const RUN_BYTES: usize = 2 << 20;
+const RUN_BYTES: usize = 1 << 20;
 
 /// The geometry of one problem.
 struct Plan<'a> {
@@ -54,17 +53,22 @@ struct Plan<'a> {
     hw: [usize; 2],
     ohw: [usize; 2],
     pad: [usize; 2],
-    /// Tiles per column and row, and in all.
+    /// Tiles per column and row, and tile rows in all (N·th).
     th: usize,
     tw: usize,
-    tiles: usize,
+    rows: usize,
     /// Input and output channels per group rounded up to 16, and per pixel (all groups).
     cg: usize,
     og: usize,
     cp: usize,
     op: usize,
-    /// Tiles per run.
-    chunk: usize,
+    /// Row strides of `V` and `dM`: cp and op, plus 16 from 128 on, so that a column block
+    /// of rows 4 KiB apart does not fall into a quarter of the L1 cache's sets.
+    vs: usize,
+    ms: usize,
+    /// Tile rows per run, and tiles per full run.
+    run_rows: usize,
+    run_tiles: usize,
 }
 
 impl<'a> Plan<'a> {
@@ -73,15 +77,15 @@ impl<'a> Plan<'a> {
         let (th, tw) = (ah.output.div_ceil(4), aw.output.div_ceil(4));
         let (cg, og) = (s.cin_g().next_multiple_of(W), s.cout_g().next_multiple_of(W));
         let (cp, op) = (s.groups * cg, s.groups * og);
-        let tiles = s.batch * th * tw;
-        let per_tile = P * (cp + op) * 4;
-        let chunk = std::env::var("STRIDE_WG_RUN")
+        let pad = |c: usize| if c >= 128 { c + W } else { c };
+        let (vs, ms) = (pad(cp), pad(op));
+        let rows = s.batch * th;
+        let per_tile = P * (vs + ms) * 4;
+        let bytes = std::env::var("STRIDE_WG_RUN")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(RUN_BYTES)
-            .div_ceil(per_tile)
-            .max(16)
-            .min(tiles.max(1));
+            .unwrap_or(RUN_BYTES);
+        let run_rows = bytes.div_ceil(per_tile * tw).clamp(1, rows.max(1));
         Plan {
             s,
             hw: [ah.input, aw.input],
@@ -89,19 +93,64 @@ impl<'a> Plan<'a> {
             pad: [ah.pad_begin, aw.pad_begin],
             th,
             tw,
-            tiles,
+            rows,
             cg,
             og,
             cp,
             op,
-            chunk,
+            vs,
+            ms,
+            run_rows,
+            run_tiles: run_rows * tw,
         }
     }
+}
 
-    /// Image, tile row and tile column of tile `t`.
-    fn tile(&self, t: usize) -> [usize; 3] {
-        let (n, r) = (t / (self.th * self.tw), t % (self.th * self.tw));
-        [n, r / self.tw, r % self.tw]
+/// Rows `lo..hi` of image `n`, copied channels-last from row `at` of a run's copy on.
+#[derive(Clone, Copy, Debug)]
+struct Seg {
+    n: usize,
+    lo: usize,
+    hi: usize,
+    at: usize,
+}
+
+/// One run: tile rows `r0..r1` (flat n·th + ty), i.e. tiles `r0·tw..r1·tw`, and the rows of
+/// the input (`xs`) and of the output gradient (`gs`) their tiles read, one segment per image.
+struct Run {
+    r0: usize,
+    r1: usize,
+    xs: Vec<Seg>,
+    gs: Vec<Seg>,
+}
+
+impl Run {
+    fn new(pl: &Plan, r0: usize, r1: usize) -> Self {
+        let ([h, _], [oh, _]) = (pl.hw, pl.ohw);
+        let (mut xs, mut gs) = (Vec::new(), Vec::new());
+        let (mut xa, mut ga) = (0, 0);
+        for n in r0 / pl.th..=(r1 - 1) / pl.th {
+            // tile rows a..b of image n: input rows 4a − pad .. 4b − pad + 2, output rows 4a .. 4b
+            let (a, b) = (r0.max(n * pl.th) - n * pl.th, r1.min((n + 1) * pl.th) - n * pl.th);
+            let hi = (4 * b + 2).saturating_sub(pl.pad[0]).min(h);
+            let lo = (4 * a).saturating_sub(pl.pad[0]).min(hi);
+            xs.push(Seg { n, lo, hi, at: xa });
+            xa += hi - lo;
+            let (lo, hi) = (4 * a, (4 * b).min(oh));
+            gs.push(Seg { n, lo, hi, at: ga });
+            ga += hi - lo;
+        }
+        Run { r0, r1, xs, gs }
+    }
+
+    /// Rows of the input and output-gradient copies.
+    fn copy_rows(&self) -> [usize; 2] {
+        [&self.xs, &self.gs].map(|v| v.last().map_or(0, |s| s.at + s.hi - s.lo))
+    }
+
+    /// Tiles.
+    fn tiles(&self, pl: &Plan) -> usize {
+        (self.r1 - self.r0) * pl.tw
     }
 }
 
@@ -119,122 +168,220 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     );
     let pl = Plan::new(s);
     let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
-    let (xl, gl) = (s.batch * h * w * pl.cp, s.batch * oh * ow * pl.op);
-    let (vl, ml) = (pl.chunk * P * pl.cp, pl.chunk * P * pl.op + wl::SPARE);
+    assert_eq!(x.len(), s.batch * s.cin * h * w);
+    assert_eq!(gy.len(), s.batch * s.cout * oh * ow);
+    // a run copies at most 4 rows per tile row and 2 more per image of each
+    let xl = (4 * pl.run_rows + 2 * pl.run_rows.div_ceil(pl.th) + 2) * w * pl.cp;
+    let gl = 4 * pl.run_rows * ow * pl.op;
+    let (vl, ml) = (pl.run_tiles * P * pl.vs, pl.run_tiles * P * pl.ms + wl::SPARE);
     let dul = s.groups * P * s.cout_g() * pl.cg;
     let simd = crate::ops::simd::avx512();
-    scratch::with(&COPIES, xl + gl, |copies| {
-        let (xc, gc) = copies.split_at_mut(xl);
-        wl::channels_last(x, s.groups, s.cin_g(), pl.cg, h * w, xc);
-        wl::channels_last(gy, s.groups, s.cout_g(), pl.og, oh * ow, gc);
-        scratch::with(&DU, dul, |du| {
-            du.fill(0.0);
-            scratch::with(&RUN, vl + ml, |buf| {
-                let (v, dm) = buf.split_at_mut(vl);
-                // the spare values past the last row are read, never used
-                dm[ml - wl::SPARE..].fill(0.0);
-                for t0 in (0..pl.tiles).step_by(pl.chunk) {
-                    let nt = pl.chunk.min(pl.tiles - t0);
-                    transform_run(&pl, simd, xc, gc, t0, nt, v, dm);
-                    accumulate_run(&pl, simd, v, dm, nt, du);
-                }
-            });
-            finish(&pl, du, gw);
+    let dbg = std::env::var("WGDBG").is_ok();
+    let (mut tc, mut ta, mut tb) = (0.0, 0.0, 0.0);
+    scratch::with(&DU, dul, |du| {
+        du.fill(0.0);
+        scratch::with(&RUN, xl + gl + vl + ml, |buf| {
+            let (xr, rest) = buf.split_at_mut(xl);
+            let (gr, rest) = rest.split_at_mut(gl);
+            let (v, dm) = rest.split_at_mut(vl);
+            // the spare values past the last row are read, never used
+            dm[ml - wl::SPARE..].fill(0.0);
+            for r0 in (0..pl.rows).step_by(pl.run_rows) {
+                let run = Run::new(&pl, r0, (r0 + pl.run_rows).min(pl.rows));
+                let t = Cpu::now();
+                let [xn, gn] = run.copy_rows();
+                let (ci, co) = ([s.groups, s.cin_g(), pl.cg], [s.groups, s.cout_g(), pl.og]);
+                copy_rows(x, &run.xs, ci, pl.hw, &mut xr[..xn * w * pl.cp]);
+                copy_rows(gy, &run.gs, co, pl.ohw, &mut gr[..gn * ow * pl.op]);
+                tc += t.secs();
+                let t = Cpu::now();
+                transform_run(&pl, simd, &run, xr, gr, v, dm);
+                ta += t.secs();
+                let t = Cpu::now();
+                accumulate_run(&pl, simd, v, dm, run.tiles(&pl), du);
+                tb += t.secs();
+            }
         });
+        if dbg {
+            eprintln!("copies {tc:.4} transform {ta:.4} accumulate {tb:.4} run {}", pl.run_tiles);
+        }
+        finish(&pl, du, gw);
     });
 }
 
-/// Step 2: `V` and `dM` of tiles `t0..t0 + nt`, tiles in parallel.
-#[allow(clippy::too_many_arguments)]
+/// Positions per copy task: 16 channels' runs of this many values stream well.
+const COPY_BLOCK: usize = 512;
+
+/// Step 1: the rows `segs` of `src: (N, groups·c_g, H, W)` channels-last into `dst: (rows, W,
+/// groups·cg)` (zeros past c_g in each group); blocks of positions in parallel, each block
+/// reading runs of consecutive positions of 16 planes (a segment's rows are consecutive).
+fn copy_rows(src: &[f32], segs: &[Seg], cc: [usize; 3], hw: [usize; 2], dst: &mut [f32]) {
+    let [groups, c_g, cg] = cc;
+    let (plane, c, cp, w) = (hw[0] * hw[1], groups * c_g, groups * cg, hw[1]);
+    dst.par_chunks_mut(COPY_BLOCK * cp)
+        .enumerate()
+        .for_each(|(b, d)| {
+            // positions q0..q1 of the copy, in one or more segments
+            let (q0, q1) = (b * COPY_BLOCK, b * COPY_BLOCK + d.len() / cp);
+            let mut q = q0;
+            while q < q1 {
+                let seg = segs.iter().rfind(|s| s.at * w <= q).expect("rows start at 0");
+                let end = q1.min((seg.at + seg.hi - seg.lo) * w);
+                let img = &src[seg.n * c * plane..][..c * plane];
+                let p0 = seg.lo * w + q - seg.at * w;
+                wl::channels_last(img, plane, p0, cc, &mut d[(q - q0) * cp..(end - q0) * cp]);
+                q = end;
+            }
+        });
+}
+
+/// Step 2: `V` and `dM` of the run's tiles (run tile i at rows `p·run_tiles + i`) from the
+/// copies `xr`, `gr`, tiles in parallel.
 fn transform_run(
     pl: &Plan,
     simd: bool,
-    xc: &[f32],
-    gc: &[f32],
-    t0: usize,
-    nt: usize,
+    run: &Run,
+    xr: &[f32],
+    gr: &[f32],
     v: &mut [f32],
     dm: &mut [f32],
 ) {
-    v[..nt * P * pl.cp]
-        .par_chunks_mut(P * pl.cp)
-        .zip(dm[..nt * P * pl.op].par_chunks_mut(P * pl.op))
-        .enumerate()
-        .with_min_len(4)
-        .for_each(|(i, (vt, mt))| {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
-                return unsafe { tile_avx512(pl, xc, gc, t0 + i, vt, mt) };
-            }
-            let _ = simd;
-            tile::<Lanes16>(pl, xc, gc, t0 + i, vt, mt)
-        });
+    let out = RunOut {
+        v: v.as_mut_ptr(),
+        v_len: v.len(),
+        m: dm.as_mut_ptr(),
+        m_len: dm.len(),
+    };
+    let job = TileJob { pl, run, xr, gr, out };
+    (0..run.tiles(pl)).into_par_iter().with_min_len(4).for_each(|i| {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+            return unsafe { job.tile_avx512(i) };
+        }
+        let _ = simd;
+        job.tile::<Lanes16>(i)
+    });
 }
 
-/// [`tile`] compiled for AVX-512.
+/// What the tile tasks of one run read and write.
+struct TileJob<'a> {
+    pl: &'a Plan<'a>,
+    run: &'a Run,
+    xr: &'a [f32],
+    gr: &'a [f32],
+    out: RunOut,
+}
+
+/// The transforms of one run, shared by the tile tasks, each of which writes only its own
+/// rows (`p·chunk + i` for its tile i).
+#[derive(Clone, Copy)]
+struct RunOut {
+    v: *mut f32,
+    v_len: usize,
+    m: *mut f32,
+    m_len: usize,
+}
+// SAFETY: used only for writes of disjoint rows (see `transform_run`).
+unsafe impl Send for RunOut {}
+unsafe impl Sync for RunOut {}
+
+/// Writes `x` to `base[at..at + 16]` (`len` values at `base`).
 ///
 /// # Safety
-/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn tile_avx512(pl: &Plan, xc: &[f32], gc: &[f32], t: usize, vt: &mut [f32], mt: &mut [f32]) {
-    tile::<super::lanes::Zmm>(pl, xc, gc, t, vt, mt)
+/// `base..base + len` must be valid for writes, and nothing else may access `at..at + 16`
+/// meanwhile.
+#[inline(always)]
+unsafe fn store<T: Vector>(x: T, base: *mut f32, len: usize, at: usize) {
+    assert!(at + W <= len);
+    x.store(&mut *(base.add(at) as *mut [f32; W]))
 }
 
-/// Tile `t`: `vt[p·cp + c] = (Bᵀ d B)[p]` of input channel slot c (`d` its 6×6 patch) and
-/// `mt[p·op + c] = (A dY Aᵀ)[p]` of output channel slot c (`dY` its 4×4 output gradient), 16
-/// channels per vector.
+impl TileJob<'_> {
+    /// [`TileJob::tile`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn tile_avx512(&self, i: usize) {
+        self.tile::<super::lanes::Zmm>(i)
+    }
+
+    /// Run tile i: `V[(p·run_tiles + i)·vs + c] = (Bᵀ d B)[p]` of input channel slot c (`d` its
+    /// 6×6 patch) and `dM[(p·run_tiles + i)·ms + c] = (A dY Aᵀ)[p]` of output channel slot c
+    /// (`dY` its 4×4 output gradient), 16 channels per vector. (Plain loops, no closures around
+    /// the vector arithmetic: a closure does not inherit the caller's target features, so its
+    /// intrinsics would not be inlined.)
+    #[inline(always)]
+    fn tile<T: Vector>(&self, i: usize) {
+        let (pl, run, out) = (self.pl, self.run, self.out);
+        let (r, tx) = (run.r0 + i / pl.tw, i % pl.tw);
+        let (n, ty) = (r / pl.th, r % pl.th);
+        let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
+        let (xs, gs) = (run.xs[n - run.xs[0].n], run.gs[n - run.gs[0].n]);
+        // offsets of the patch rows (in the copy) and columns inside the image (None outside)
+        let inside = |o: usize, i: usize, pad: usize, len: usize| {
+            (o + i).checked_sub(pad).filter(|&v| v < len)
+        };
+        let rows: [Option<usize>; 6] = std::array::from_fn(|r| {
+            inside(4 * ty, r, pl.pad[0], h).map(|y| (xs.at + y - xs.lo) * w)
+        });
+        let cols: [Option<usize>; 6] = std::array::from_fn(|j| inside(4 * tx, j, pl.pad[1], w));
+        for c in (0..pl.cp).step_by(W) {
+            // along the width: e[r] = Bᵀ d[r]; then along the height
+            let mut e = [[T::splat(0.0); 6]; 6];
+            for (er, row) in e.iter_mut().zip(rows) {
+                let mut d = [T::splat(0.0); 6];
+                for (dj, col) in d.iter_mut().zip(cols) {
+                    if let (Some(y), Some(x)) = (row, col) {
+                        *dj = load(self.xr, (y + x) * pl.cp + c);
+                    }
+                }
+                *er = transform::input(d);
+            }
+            for k2 in 0..6 {
+                let col =
+                    transform::input([e[0][k2], e[1][k2], e[2][k2], e[3][k2], e[4][k2], e[5][k2]]);
+                for (k1, v) in col.iter().enumerate() {
+                    let at = ((6 * k1 + k2) * pl.run_tiles + i) * pl.vs + c;
+                    // SAFETY: row p·run_tiles + i belongs to this tile's task (`RunOut`).
+                    unsafe { store(*v, out.v, out.v_len, at) };
+                }
+            }
+        }
+        let rows: [Option<usize>; 4] = std::array::from_fn(|r| {
+            inside(4 * ty, r, 0, oh).map(|y| (gs.at + y - gs.lo) * ow)
+        });
+        let cols: [Option<usize>; 4] = std::array::from_fn(|j| inside(4 * tx, j, 0, ow));
+        for c in (0..pl.op).step_by(W) {
+            // along the width: f[i] = A dY[i]; then along the height
+            let mut f = [[T::splat(0.0); 6]; 4];
+            for (fi, row) in f.iter_mut().zip(rows) {
+                let mut d = [T::splat(0.0); 4];
+                for (dj, col) in d.iter_mut().zip(cols) {
+                    if let (Some(y), Some(x)) = (row, col) {
+                        *dj = load(self.gr, (y + x) * pl.op + c);
+                    }
+                }
+                *fi = transform::output_adjoint(d);
+            }
+            for k2 in 0..6 {
+                let col = transform::output_adjoint([f[0][k2], f[1][k2], f[2][k2], f[3][k2]]);
+                for (k1, m) in col.iter().enumerate() {
+                    let at = ((6 * k1 + k2) * pl.run_tiles + i) * pl.ms + c;
+                    // SAFETY: as above.
+                    unsafe { store(*m, out.m, out.m_len, at) };
+                }
+            }
+        }
+    }
+}
+
+/// The 16 values `src[i..i + 16]`.
 #[inline(always)]
-fn tile<T: Vector>(pl: &Plan, xc: &[f32], gc: &[f32], t: usize, vt: &mut [f32], mt: &mut [f32]) {
-    let [n, ty, tx] = pl.tile(t);
-    let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
-    // pixel offsets of the patch rows and columns inside the image (None outside)
-    let at = |o: usize, pad: usize, len: usize, i: usize| {
-        (o + i).checked_sub(pad).filter(|&v| v < len)
-    };
-    let rows: [Option<usize>; 6] = std::array::from_fn(|r| {
-        at(4 * ty, pl.pad[0], h, r).map(|y| (n * h + y) * w)
-    });
-    let cols: [Option<usize>; 6] = std::array::from_fn(|j| at(4 * tx, pl.pad[1], w, j));
-    let zero = T::splat(0.0);
-    let load = |src: &[f32], i: usize| T::load(src[i..][..W].try_into().unwrap());
-    for c in (0..pl.cp).step_by(W) {
-        // along the width: e[r] = Bᵀ d[r]; then along the height
-        let e: [[T; 6]; 6] = std::array::from_fn(|r| {
-            transform::input(std::array::from_fn(|j| match (rows[r], cols[j]) {
-                (Some(y), Some(x)) => load(xc, (y + x) * pl.cp + c),
-                _ => zero,
-            }))
-        });
-        for k2 in 0..6 {
-            let col = transform::input(std::array::from_fn(|r| e[r][k2]));
-            for (k1, v) in col.iter().enumerate() {
-                v.store((&mut vt[(6 * k1 + k2) * pl.cp + c..][..W]).try_into().unwrap());
-            }
-        }
-    }
-    let rows: [Option<usize>; 4] = std::array::from_fn(|i| {
-        Some(4 * ty + i)
-            .filter(|&y| y < oh)
-            .map(|y| (n * oh + y) * ow)
-    });
-    let cols: [Option<usize>; 4] = std::array::from_fn(|j| Some(4 * tx + j).filter(|&x| x < ow));
-    for c in (0..pl.op).step_by(W) {
-        // along the width: f[i] = A dY[i]; then along the height
-        let f: [[T; 6]; 4] = std::array::from_fn(|i| {
-            transform::output_adjoint(std::array::from_fn(|j| match (rows[i], cols[j]) {
-                (Some(y), Some(x)) => load(gc, (y + x) * pl.op + c),
-                _ => zero,
-            }))
-        });
-        for k2 in 0..6 {
-            let col = transform::output_adjoint(std::array::from_fn(|i| f[i][k2]));
-            for (k1, m) in col.iter().enumerate() {
-                m.store((&mut mt[(6 * k1 + k2) * pl.op + c..][..W]).try_into().unwrap());
-            }
-        }
-    }
+fn load<T: Vector>(src: &[f32], i: usize) -> T {
+    T::load(src[i..][..W].try_into().unwrap())
 }
 
 /// Step 3: `dU[g][p] += Σ_t dM[t][p][g] ⊗ V[t][p][g]` over the run's `nt` tiles, one (group,
@@ -245,9 +392,9 @@ fn accumulate_run(pl: &Plan, simd: bool, v: &[f32], dm: &[f32], nt: usize, du: &
         .enumerate()
         .for_each(|(gp, dup)| {
             let (g, p) = (gp / P, gp % P);
-            let vp = &v[p * pl.cp + g * cg..];
-            let mp = &dm[p * pl.op + g * pl.og..];
-            let (vs, ms) = (P * pl.cp, P * pl.op);
+            let vp = &v[p * pl.run_tiles * pl.vs + g * cg..];
+            let mp = &dm[p * pl.run_tiles * pl.ms + g * pl.og..];
+            let (vs, ms) = (pl.vs, pl.ms);
             #[cfg(target_arch = "x86_64")]
             if simd {
                 // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
@@ -294,4 +441,16 @@ fn finish(pl: &Plan, du: &[f32], gw: &mut [f32]) {
                 }
             }
         });
+}
+
+struct Cpu(f64);
+impl Cpu {
+    fn now() -> Self {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Cpu(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+    }
+    fn secs(&self) -> f64 {
+        Cpu::now().0 - self.0
+    }
 }

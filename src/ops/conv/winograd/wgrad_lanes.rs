@@ -6,8 +6,6 @@
 //! - [`accumulate`]: `dU (rows × cg) += Σ_t dM[t] ⊗ V[t]` over a run of tiles, register blocks of
 //!   OCB output channels × CIV vectors of input channels.
 
-use rayon::prelude::*;
-
 /// Channels per vector.
 pub const W: usize = 16;
 
@@ -26,40 +24,37 @@ pub const fn ocb(civ: usize) -> usize {
 /// partial block): buffers of `dM` carry this many spare values at their end.
 pub const SPARE: usize = 16;
 
-/// `dst[(n·hw + pos)·cp + g·cg + c] = src[(n·C + g·c_g + c)·hw + pos]` with `cp = groups·cg`,
-/// zero for `c_g ≤ c < cg`. `src`: (N, groups·c_g, hw); `dst`: (N, hw, cp), every value
-/// written. Images in parallel.
-pub fn channels_last(src: &[f32], groups: usize, c_g: usize, cg: usize, hw: usize, dst: &mut [f32]) {
+/// `dst[j·cp + g·cg + c] = src[(g·c_g + c)·plane + p0 + j]` for j < len = dst.len() / cp,
+/// cp = groups·cg, zero for `c_g ≤ c < cg`: `len` positions of one image's planes `src:
+/// (groups·c_g, plane)` channels-last, every value of `dst` written.
+pub fn channels_last(src: &[f32], plane: usize, p0: usize, cc: [usize; 3], dst: &mut [f32]) {
+    let [groups, c_g, cg] = cc;
     let cp = groups * cg;
-    let n = dst.len() / (hw * cp).max(1);
-    assert!(cg % W == 0 && cg >= c_g && dst.len() == n * hw * cp);
-    assert_eq!(src.len(), n * groups * c_g * hw);
+    let len = dst.len() / cp;
+    assert!(cg % W == 0 && cg >= c_g && dst.len() == len * cp && p0 + len <= plane);
+    assert!(src.len() >= groups * c_g * plane);
     let simd = crate::ops::simd::avx512();
-    dst.par_chunks_mut(hw * cp).enumerate().for_each(|(img, d)| {
-        let s = &src[img * groups * c_g * hw..][..groups * c_g * hw];
-        for g in 0..groups {
-            for cb in 0..cg / W {
-                // channels c0..c0 + lanes of group g (fewer than 16 in the last block)
-                let c0 = cb * W;
-                let lanes = c_g.saturating_sub(c0).min(W);
-                let rows = &s[(g * c_g + c0) * hw..][..lanes * hw];
-                let col = g * cg + c0;
-                #[cfg(target_arch = "x86_64")]
-                if simd {
-                    // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds as asserted.
-                    unsafe { avx512::transpose_block(rows, lanes, hw, &mut d[col..], cp) };
-                    continue;
-                }
-                let _ = simd;
-                for pos in 0..hw {
-                    let out = &mut d[pos * cp + col..][..W];
-                    for (c, o) in out.iter_mut().enumerate() {
-                        *o = if c < lanes { rows[c * hw + pos] } else { 0.0 };
-                    }
+    for g in 0..groups {
+        for c0 in (0..cg).step_by(W) {
+            // channels c0..c0 + lanes of group g (fewer than 16 in the last block)
+            let lanes = c_g.saturating_sub(c0).min(W);
+            let rows = &src[(g * c_g + c0.min(c_g)) * plane..];
+            let col = g * cg + c0;
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds as asserted inside.
+                unsafe { avx512::transpose_block(rows, lanes, plane, p0, len, &mut dst[col..], cp) };
+                continue;
+            }
+            let _ = simd;
+            for j in 0..len {
+                let out = &mut dst[j * cp + col..][..W];
+                for (c, o) in out.iter_mut().enumerate() {
+                    *o = if c < lanes { rows[c * plane + p0 + j] } else { 0.0 };
                 }
             }
         }
-    });
+    }
 }
 
 /// `du[r·cg + c] += Σ_{t < tiles} dm[t·dms + r] · v[t·vs + c]` for r < rows, c < cg (cg a
@@ -151,24 +146,43 @@ mod avx512 {
     use crate::ops::simd::transpose16;
     use std::arch::x86_64::*;
 
-    /// [`super::channels_last`] of one block: `rows` (`lanes` channels × `hw`) → `d[pos·cp
-    /// ..][..16]` for every position, 16 positions at a time through [`transpose16`].
+    /// [`super::channels_last`] of one block: positions `p0..p0 + len` of `rows` (`lanes`
+    /// channels `plane` apart) → `d[j·cp..][..16]`, 16 positions at a time through
+    /// [`transpose16`].
     ///
     /// # Safety
-    /// The CPU must support AVX-512F; `rows.len() ≥ lanes·hw`, `d.len() ≥ (hw − 1)·cp + 16`.
+    /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn transpose_block(rows: &[f32], lanes: usize, hw: usize, d: &mut [f32], cp: usize) {
-        assert!(rows.len() >= lanes * hw && d.len() >= (hw - 1) * cp + W);
-        for p0 in (0..hw).step_by(W) {
-            let m = W.min(hw - p0);
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn transpose_block(
+        rows: &[f32],
+        lanes: usize,
+        plane: usize,
+        p0: usize,
+        len: usize,
+        d: &mut [f32],
+        cp: usize,
+    ) {
+        assert!(len > 0 && d.len() >= (len - 1) * cp + W);
+        assert!(lanes == 0 || rows.len() >= (lanes - 1) * plane + p0 + len);
+        for j0 in (0..len).step_by(W) {
+            let m = W.min(len - j0);
             let mask = ((1u32 << m) - 1) as u16;
+            // rows past `lanes` load nothing (mask 0) and stay zero
             let mut r = [_mm512_setzero_ps(); W];
-            for (c, rc) in r.iter_mut().enumerate().take(lanes) {
-                *rc = _mm512_maskz_loadu_ps(mask, rows.as_ptr().add(c * hw + p0));
+            for (c, rc) in r.iter_mut().enumerate() {
+                let (k, at) = if c < lanes { (mask, c) } else { (0, 0) };
+                *rc = _mm512_maskz_loadu_ps(k, rows.as_ptr().add(at * plane + p0 + j0));
             }
             let t = transpose16(&r);
-            for (j, v) in t.iter().enumerate().take(m) {
-                _mm512_storeu_ps(d.as_mut_ptr().add((p0 + j) * cp), *v);
+            if m == W {
+                for (j, v) in t.iter().enumerate() {
+                    _mm512_storeu_ps(d.as_mut_ptr().add((j0 + j) * cp), *v);
+                }
+            } else {
+                for (j, v) in t.iter().enumerate().take(m) {
+                    _mm512_storeu_ps(d.as_mut_ptr().add((j0 + j) * cp), *v);
+                }
             }
         }
     }
