@@ -178,26 +178,25 @@ pub fn kernel_adjoint<T: Num>(u: [T; 6]) -> [T; 3] {
 }
 
 /// `Gᵀ u G` of 36 values `u[6·k_h + k_w]`: the 3×3 taps `g[a][b]` (a along H), the adjoint of
-/// [`kernel_2d`].
+/// [`kernel_2d`]. (Loops, not closures: the vector operators must inline into the caller.)
 #[inline(always)]
 pub fn kernel_2d_adjoint<T: Num>(u: [T; 36]) -> [[T; 3]; 3] {
     // along the width, then along the height
-    let rows: [[T; 3]; 6] = std::array::from_fn(|k1| {
-        kernel_adjoint([
-            u[6 * k1],
-            u[6 * k1 + 1],
-            u[6 * k1 + 2],
-            u[6 * k1 + 3],
-            u[6 * k1 + 4],
-            u[6 * k1 + 5],
-        ])
-    });
-    let cols: [[T; 3]; 3] = std::array::from_fn(|b| {
-        kernel_adjoint([
+    let mut rows = [[u[0]; 3]; 6];
+    for (k1, r) in rows.iter_mut().enumerate() {
+        let p = 6 * k1;
+        *r = kernel_adjoint([u[p], u[p + 1], u[p + 2], u[p + 3], u[p + 4], u[p + 5]]);
+    }
+    let mut g = [[u[0]; 3]; 3];
+    for b in 0..3 {
+        let col = kernel_adjoint([
             rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b],
-        ])
-    });
-    std::array::from_fn(|a| std::array::from_fn(|b| cols[b][a]))
+        ]);
+        for (a, c) in col.iter().enumerate() {
+            g[a][b] = *c;
+        }
+    }
+    g
 }
 
 #[cfg(test)]

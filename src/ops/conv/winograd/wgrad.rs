@@ -44,7 +44,7 @@ thread_local! {
 const P: usize = 36;
 
 /// Bytes of `V` and `dM` per run of tiles: about the L2 cache of a core.
-const RUN_BYTES: usize = 1 << 20;
+const RUN_BYTES: usize = 512 << 10;
 
 /// The geometry of one problem.
 struct Plan<'a> {
@@ -85,7 +85,12 @@ impl<'a> Plan<'a> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(RUN_BYTES);
-        let run_rows = bytes.div_ceil(per_tile * tw).clamp(1, rows.max(1));
+        // runs hold at least dU's size of transforms, so that reading and writing dU once per
+        // run costs no more than the transforms' round trip
+        let du_bytes = s.groups * P * s.cout_g() * cg * 4;
+        let least = bytes.max(du_bytes).div_ceil(per_tile * tw).max(1);
+        // as many runs as that allows, of equal sizes
+        let run_rows = rows.div_ceil((rows / least).max(1)).max(1);
         Plan {
             s,
             hw: [ah.input, aw.input],
@@ -106,17 +111,21 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Rows `lo..hi` of image `n`, copied channels-last from row `at` of a run's copy on.
+/// Copy rows `at..at + rows` of a run: image `n`'s rows from `y0` on (zeros outside the
+/// image), for the tile rows from `a` on.
 #[derive(Clone, Copy, Debug)]
 struct Seg {
     n: usize,
-    lo: usize,
-    hi: usize,
+    a: usize,
+    y0: isize,
+    rows: usize,
     at: usize,
 }
 
 /// One run: tile rows `r0..r1` (flat n·th + ty), i.e. tiles `r0·tw..r1·tw`, and the rows of
 /// the input (`xs`) and of the output gradient (`gs`) their tiles read, one segment per image.
+/// The copies are zero-padded so that every tile reads inside them: the input copy has
+/// `xw = 4·tw + 2` columns (image column x at x + pad_left), the output gradient's `gw = 4·tw`.
 struct Run {
     r0: usize,
     r1: usize,
@@ -126,26 +135,24 @@ struct Run {
 
 impl Run {
     fn new(pl: &Plan, r0: usize, r1: usize) -> Self {
-        let ([h, _], [oh, _]) = (pl.hw, pl.ohw);
         let (mut xs, mut gs) = (Vec::new(), Vec::new());
         let (mut xa, mut ga) = (0, 0);
         for n in r0 / pl.th..=(r1 - 1) / pl.th {
             // tile rows a..b of image n: input rows 4a − pad .. 4b − pad + 2, output rows 4a .. 4b
             let (a, b) = (r0.max(n * pl.th) - n * pl.th, r1.min((n + 1) * pl.th) - n * pl.th);
-            let hi = (4 * b + 2).saturating_sub(pl.pad[0]).min(h);
-            let lo = (4 * a).saturating_sub(pl.pad[0]).min(hi);
-            xs.push(Seg { n, lo, hi, at: xa });
-            xa += hi - lo;
-            let (lo, hi) = (4 * a, (4 * b).min(oh));
-            gs.push(Seg { n, lo, hi, at: ga });
-            ga += hi - lo;
+            let y0 = (4 * a) as isize - pl.pad[0] as isize;
+            let rows = 4 * (b - a);
+            xs.push(Seg { n, a, y0, rows: rows + 2, at: xa });
+            gs.push(Seg { n, a, y0: (4 * a) as isize, rows, at: ga });
+            xa += rows + 2;
+            ga += rows;
         }
         Run { r0, r1, xs, gs }
     }
 
     /// Rows of the input and output-gradient copies.
     fn copy_rows(&self) -> [usize; 2] {
-        [&self.xs, &self.gs].map(|v| v.last().map_or(0, |s| s.at + s.hi - s.lo))
+        [&self.xs, &self.gs].map(|v| v.last().map_or(0, |s| s.at + s.rows))
     }
 
     /// Tiles.
@@ -166,20 +173,29 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
         applies(s),
         "winograd::wgrad::backward_weight on a shape it does not support"
     );
+    // on a pool thread, so that the many parallel steps below start from inside the pool
+    // (each started from outside costs a hand-over and the workers' idle spinning: 30% of
+    // r3x3-64's CPU time)
+    rayon::scope(|_| run_all(s, x, gy, gw))
+}
+
+/// [`backward_weight`]'s steps.
+fn run_all(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     let pl = Plan::new(s);
     let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
     assert_eq!(x.len(), s.batch * s.cin * h * w);
     assert_eq!(gy.len(), s.batch * s.cout * oh * ow);
-    // a run copies at most 4 rows per tile row and 2 more per image of each
-    let xl = (4 * pl.run_rows + 2 * pl.run_rows.div_ceil(pl.th) + 2) * w * pl.cp;
-    let gl = 4 * pl.run_rows * ow * pl.op;
+    // a run copies 4 rows per tile row and 2 more per image
+    let (xw, gw_) = (4 * pl.tw + 2, 4 * pl.tw);
+    let xl = (4 * pl.run_rows + 2 * (pl.run_rows.div_ceil(pl.th) + 1)) * xw * pl.cp;
+    let gl = 4 * pl.run_rows * gw_ * pl.op;
     let (vl, ml) = (pl.run_tiles * P * pl.vs, pl.run_tiles * P * pl.ms + wl::SPARE);
     let dul = s.groups * P * s.cout_g() * pl.cg;
     let simd = crate::ops::simd::avx512();
     let dbg = std::env::var("WGDBG").is_ok();
     let (mut tc, mut ta, mut tb) = (0.0, 0.0, 0.0);
     scratch::with(&DU, dul, |du| {
-        du.fill(0.0);
+
         scratch::with(&RUN, xl + gl + vl + ml, |buf| {
             let (xr, rest) = buf.split_at_mut(xl);
             let (gr, rest) = rest.split_at_mut(gl);
@@ -191,46 +207,73 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
                 let t = Cpu::now();
                 let [xn, gn] = run.copy_rows();
                 let (ci, co) = ([s.groups, s.cin_g(), pl.cg], [s.groups, s.cout_g(), pl.og]);
-                copy_rows(x, &run.xs, ci, pl.hw, &mut xr[..xn * w * pl.cp]);
-                copy_rows(gy, &run.gs, co, pl.ohw, &mut gr[..gn * ow * pl.op]);
+                copy_rows(x, &run.xs, ci, pl.hw, pl.pad[1], &mut xr[..xn * xw * pl.cp]);
+                copy_rows(gy, &run.gs, co, pl.ohw, 0, &mut gr[..gn * gw_ * pl.op]);
                 tc += t.secs();
                 let t = Cpu::now();
                 transform_run(&pl, simd, &run, xr, gr, v, dm);
                 ta += t.secs();
                 let t = Cpu::now();
-                accumulate_run(&pl, simd, v, dm, run.tiles(&pl), du);
+                accumulate_run(&pl, simd, [v, dm], run.tiles(&pl), du, r0 > 0);
                 tb += t.secs();
             }
         });
         if dbg {
             eprintln!("copies {tc:.4} transform {ta:.4} accumulate {tb:.4} run {}", pl.run_tiles);
         }
-        finish(&pl, du, gw);
+        let t = Cpu::now();
+        finish(&pl, simd, du, gw);
+        if dbg {
+            eprintln!("finish {:.4}", t.secs());
+        }
     });
 }
 
-/// Positions per copy task: 16 channels' runs of this many values stream well.
-const COPY_BLOCK: usize = 512;
+/// Copy rows per task.
+const COPY_ROWS: usize = 4;
 
-/// Step 1: the rows `segs` of `src: (N, groups·c_g, H, W)` channels-last into `dst: (rows, W,
-/// groups·cg)` (zeros past c_g in each group); blocks of positions in parallel, each block
-/// reading runs of consecutive positions of 16 planes (a segment's rows are consecutive).
-fn copy_rows(src: &[f32], segs: &[Seg], cc: [usize; 3], hw: [usize; 2], dst: &mut [f32]) {
+/// Step 1: the rows `segs` of `src: (N, groups·c_g, H, W)` channels-last into `dst: (rows,
+/// dw, groups·cg)`: image column x at column `x0 + x`, zeros in the other columns, in rows
+/// outside the image and past c_g in each group. Blocks of rows in parallel, each copied one
+/// 16-channel block at a time (16 planes read row after row).
+fn copy_rows(
+    src: &[f32],
+    segs: &[Seg],
+    cc: [usize; 3],
+    hw: [usize; 2],
+    x0: usize,
+    dst: &mut [f32],
+) {
     let [groups, c_g, cg] = cc;
-    let (plane, c, cp, w) = (hw[0] * hw[1], groups * c_g, groups * cg, hw[1]);
-    dst.par_chunks_mut(COPY_BLOCK * cp)
+    let ([h, w], c, cp) = (hw, groups * c_g, groups * cg);
+    let rows = segs.last().map_or(0, |s| s.at + s.rows);
+    let dw = dst.len() / (rows * cp).max(1);
+    assert!(x0 + w <= dw);
+    dst.par_chunks_mut(COPY_ROWS * dw * cp)
         .enumerate()
         .for_each(|(b, d)| {
-            // positions q0..q1 of the copy, in one or more segments
-            let (q0, q1) = (b * COPY_BLOCK, b * COPY_BLOCK + d.len() / cp);
-            let mut q = q0;
-            while q < q1 {
-                let seg = segs.iter().rfind(|s| s.at * w <= q).expect("rows start at 0");
-                let end = q1.min((seg.at + seg.hi - seg.lo) * w);
-                let img = &src[seg.n * c * plane..][..c * plane];
-                let p0 = seg.lo * w + q - seg.at * w;
-                wl::channels_last(img, plane, p0, cc, &mut d[(q - q0) * cp..(end - q0) * cp]);
-                q = end;
+            let (mut r, nr) = (0, d.len() / (dw * cp));
+            while r < nr {
+                // copy row q = image row y of seg (if inside), and the rows after it alike
+                let q = b * COPY_ROWS + r;
+                let seg = segs.iter().rfind(|s| s.at <= q).expect("rows start at 0");
+                let y = seg.y0 + (q - seg.at) as isize;
+                let dr = &mut d[r * dw * cp..];
+                if !(0..h as isize).contains(&y) {
+                    dr[..dw * cp].fill(0.0);
+                    r += 1;
+                    continue;
+                }
+                let k = (nr - r)
+                    .min(seg.at + seg.rows - q)
+                    .min(h - y as usize);
+                let img = &src[seg.n * c * h * w..][..c * h * w];
+                wl::channels_last(img, h * w, y as usize * w, [k, w, dw], cc, &mut dr[x0 * cp..]);
+                for row in dr.chunks_exact_mut(dw * cp).take(k) {
+                    row[..x0 * cp].fill(0.0);
+                    row[(x0 + w) * cp..].fill(0.0);
+                }
+                r += k;
             }
         });
 }
@@ -318,25 +361,18 @@ impl TileJob<'_> {
         let (pl, run, out) = (self.pl, self.run, self.out);
         let (r, tx) = (run.r0 + i / pl.tw, i % pl.tw);
         let (n, ty) = (r / pl.th, r % pl.th);
-        let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
         let (xs, gs) = (run.xs[n - run.xs[0].n], run.gs[n - run.gs[0].n]);
-        // offsets of the patch rows (in the copy) and columns inside the image (None outside)
-        let inside = |o: usize, i: usize, pad: usize, len: usize| {
-            (o + i).checked_sub(pad).filter(|&v| v < len)
-        };
-        let rows: [Option<usize>; 6] = std::array::from_fn(|r| {
-            inside(4 * ty, r, pl.pad[0], h).map(|y| (xs.at + y - xs.lo) * w)
-        });
-        let cols: [Option<usize>; 6] = std::array::from_fn(|j| inside(4 * tx, j, pl.pad[1], w));
+        // the patch's first value (row 4ty − pad, column 4tx − pad) and the rows of the copy
+        let (xw, gw) = (4 * pl.tw + 2, 4 * pl.tw);
+        let x0 = ((xs.at + 4 * (ty - xs.a)) * xw + 4 * tx) * pl.cp;
+        let g0 = ((gs.at + 4 * (ty - gs.a)) * gw + 4 * tx) * pl.op;
         for c in (0..pl.cp).step_by(W) {
             // along the width: e[r] = Bᵀ d[r]; then along the height
             let mut e = [[T::splat(0.0); 6]; 6];
-            for (er, row) in e.iter_mut().zip(rows) {
+            for (r, er) in e.iter_mut().enumerate() {
                 let mut d = [T::splat(0.0); 6];
-                for (dj, col) in d.iter_mut().zip(cols) {
-                    if let (Some(y), Some(x)) = (row, col) {
-                        *dj = load(self.xr, (y + x) * pl.cp + c);
-                    }
+                for (j, dj) in d.iter_mut().enumerate() {
+                    *dj = load(self.xr, x0 + (r * xw + j) * pl.cp + c);
                 }
                 *er = transform::input(d);
             }
@@ -350,19 +386,13 @@ impl TileJob<'_> {
                 }
             }
         }
-        let rows: [Option<usize>; 4] = std::array::from_fn(|r| {
-            inside(4 * ty, r, 0, oh).map(|y| (gs.at + y - gs.lo) * ow)
-        });
-        let cols: [Option<usize>; 4] = std::array::from_fn(|j| inside(4 * tx, j, 0, ow));
         for c in (0..pl.op).step_by(W) {
             // along the width: f[i] = A dY[i]; then along the height
             let mut f = [[T::splat(0.0); 6]; 4];
-            for (fi, row) in f.iter_mut().zip(rows) {
+            for (i, fi) in f.iter_mut().enumerate() {
                 let mut d = [T::splat(0.0); 4];
-                for (dj, col) in d.iter_mut().zip(cols) {
-                    if let (Some(y), Some(x)) = (row, col) {
-                        *dj = load(self.gr, (y + x) * pl.op + c);
-                    }
+                for (j, dj) in d.iter_mut().enumerate() {
+                    *dj = load(self.gr, g0 + (i * gw + j) * pl.op + c);
                 }
                 *fi = transform::output_adjoint(d);
             }
@@ -384,24 +414,28 @@ fn load<T: Vector>(src: &[f32], i: usize) -> T {
     T::load(src[i..][..W].try_into().unwrap())
 }
 
-/// Step 3: `dU[g][p] += Σ_t dM[t][p][g] ⊗ V[t][p][g]` over the run's `nt` tiles, one (group,
-/// position) per task.
-fn accumulate_run(pl: &Plan, simd: bool, v: &[f32], dm: &[f32], nt: usize, du: &mut [f32]) {
-    let (cout_g, cg) = (pl.s.cout_g(), pl.cg);
+/// Step 3: `dU[g][p] (+)= Σ_t dM[t][p][g] ⊗ V[t][p][g]` over the run's `nt` tiles (stored by
+/// the first run, added by the others), one (group, position) per task.
+fn accumulate_run(pl: &Plan, simd: bool, run: [&[f32]; 2], nt: usize, du: &mut [f32], add: bool) {
+    let ([v, dm], cout_g, cg) = (run, pl.s.cout_g(), pl.cg);
     du.par_chunks_mut(cout_g * cg)
         .enumerate()
         .for_each(|(gp, dup)| {
             let (g, p) = (gp / P, gp % P);
-            let vp = &v[p * pl.run_tiles * pl.vs + g * cg..];
-            let mp = &dm[p * pl.run_tiles * pl.ms + g * pl.og..];
-            let (vs, ms) = (pl.vs, pl.ms);
+            let a = wl::Operands {
+                dm: &dm[p * pl.run_tiles * pl.ms + g * pl.og..],
+                dms: pl.ms,
+                v: &v[p * pl.run_tiles * pl.vs + g * cg..],
+                vs: pl.vs,
+                tiles: nt,
+            };
             #[cfg(target_arch = "x86_64")]
             if simd {
                 // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
-                return unsafe { accumulate_avx512(mp, ms, vp, vs, nt, dup, cout_g, cg) };
+                return unsafe { accumulate_avx512(a, dup, cout_g, cg, add) };
             }
             let _ = simd;
-            wl::accumulate::<false>(mp, ms, vp, vs, nt, dup, cout_g, cg)
+            wl::accumulate::<false>(a, dup, cout_g, cg, add)
         });
 }
 
@@ -411,36 +445,59 @@ fn accumulate_run(pl: &Plan, simd: bool, v: &[f32], dm: &[f32], nt: usize, du: &
 /// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn accumulate_avx512(
-    dm: &[f32],
-    dms: usize,
-    v: &[f32],
-    vs: usize,
-    tiles: usize,
-    du: &mut [f32],
-    rows: usize,
-    cg: usize,
-) {
-    wl::accumulate::<true>(dm, dms, v, vs, tiles, du, rows, cg)
+unsafe fn accumulate_avx512(a: wl::Operands, du: &mut [f32], rows: usize, cg: usize, add: bool) {
+    wl::accumulate::<true>(a, du, rows, cg, add)
 }
 
-/// Step 4: `gw[oc, ci] = Gᵀ dU[g][·][co, ci] G` (36 values → 3×3), output channels in parallel.
-fn finish(pl: &Plan, du: &[f32], gw: &mut [f32]) {
-    let (cin_g, cout_g, cg) = (pl.s.cin_g(), pl.s.cout_g(), pl.cg);
+/// Step 4: `gw[oc, ci] = Gᵀ dU[g][·][co, ci] G` (36 values → 3×3), output channels in
+/// parallel, 16 input channels at a time (in the lanes).
+fn finish(pl: &Plan, simd: bool, du: &[f32], gw: &mut [f32]) {
+    let cin_g = pl.s.cin_g();
     assert_eq!(gw.len(), pl.s.cout * cin_g * 9);
     gw.par_chunks_mut(cin_g * 9)
         .enumerate()
         .for_each(|(oc, row)| {
-            let (g, co) = (oc / cout_g, oc % cout_g);
-            for (ci, taps) in row.chunks_exact_mut(9).enumerate() {
-                let u = std::array::from_fn(|p| du[((g * P + p) * cout_g + co) * cg + ci]);
-                let k = transform::kernel_2d_adjoint::<f32>(u);
-                for (t, v) in taps.iter_mut().enumerate() {
-                    *v = k[t / 3][t % 3];
-                }
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                return unsafe { finish_avx512(pl, du, oc, row) };
             }
+            let _ = simd;
+            finish_row::<Lanes16>(pl, du, oc, row)
         });
+}
+
+/// [`finish_row`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn finish_avx512(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
+    finish_row::<super::lanes::Zmm>(pl, du, oc, row)
+}
+
+/// Output channel `oc`'s kernels `row: (Cin/g, 3, 3)` from `dU`.
+#[inline(always)]
+fn finish_row<T: Vector>(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
+    let (cin_g, cout_g, cg) = (pl.s.cin_g(), pl.s.cout_g(), pl.cg);
+    let (g, co) = (oc / cout_g, oc % cout_g);
+    for c0 in (0..cin_g).step_by(W) {
+        let mut u = [T::splat(0.0); P];
+        for (p, up) in u.iter_mut().enumerate() {
+            *up = load(du, ((g * P + p) * cout_g + co) * cg + c0);
+        }
+        let k = transform::kernel_2d_adjoint(u);
+        let mut taps = [[0.0f32; W]; 9];
+        for (t, tap) in taps.iter_mut().enumerate() {
+            k[t / 3][t % 3].store(tap);
+        }
+        for (l, out) in row[c0 * 9..].chunks_exact_mut(9).take(W).enumerate() {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = taps[t][l];
+            }
+        }
+    }
 }
 
 struct Cpu(f64);

@@ -24,71 +24,84 @@ pub const fn ocb(civ: usize) -> usize {
 /// partial block): buffers of `dM` carry this many spare values at their end.
 pub const SPARE: usize = 16;
 
-/// `dst[j·cp + g·cg + c] = src[(g·c_g + c)·plane + p0 + j]` for j < len = dst.len() / cp,
-/// cp = groups·cg, zero for `c_g ≤ c < cg`: `len` positions of one image's planes `src:
-/// (groups·c_g, plane)` channels-last, every value of `dst` written.
-pub fn channels_last(src: &[f32], plane: usize, p0: usize, cc: [usize; 3], dst: &mut [f32]) {
-    let [groups, c_g, cg] = cc;
+/// `dst[(r·dw + j)·cp + g·cg + c] = src[(g·c_g + c)·plane + p0 + r·w + j]` for r < rows,
+/// j < w (`shape = [rows, w, dw]`), cp = groups·cg, zero for `c_g ≤ c < cg`: rows of one
+/// image's planes `src: (groups·c_g, plane)` channels-last, one 16-channel block at a time.
+pub fn channels_last(src: &[f32], plane: usize, p0: usize, shape: [usize; 3], cc: [usize; 3], dst: &mut [f32]) {
+    let ([rows, w, dw], [groups, c_g, cg]) = (shape, cc);
     let cp = groups * cg;
-    let len = dst.len() / cp;
-    assert!(cg % W == 0 && cg >= c_g && dst.len() == len * cp && p0 + len <= plane);
+    assert!(cg % W == 0 && cg >= c_g && w <= dw && p0 + rows * w <= plane);
     assert!(src.len() >= groups * c_g * plane);
+    assert!(rows == 0 || dst.len() >= ((rows - 1) * dw + w - 1) * cp + cp);
     let simd = crate::ops::simd::avx512();
     for g in 0..groups {
         for c0 in (0..cg).step_by(W) {
             // channels c0..c0 + lanes of group g (fewer than 16 in the last block)
             let lanes = c_g.saturating_sub(c0).min(W);
-            let rows = &src[(g * c_g + c0.min(c_g)) * plane..];
+            let planes = &src[(g * c_g + c0.min(c_g)) * plane..];
             let col = g * cg + c0;
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds as asserted inside.
-                unsafe { avx512::transpose_block(rows, lanes, plane, p0, len, &mut dst[col..], cp) };
-                continue;
-            }
-            let _ = simd;
-            for j in 0..len {
-                let out = &mut dst[j * cp + col..][..W];
-                for (c, o) in out.iter_mut().enumerate() {
-                    *o = if c < lanes { rows[c * plane + p0 + j] } else { 0.0 };
+            for r in 0..rows {
+                let (p, d) = (p0 + r * w, &mut dst[r * dw * cp + col..]);
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds asserted inside.
+                    unsafe { avx512::transpose_block(planes, lanes, plane, p, w, d, cp) };
+                    continue;
+                }
+                let _ = simd;
+                for j in 0..w {
+                    for (l, o) in d[j * cp..][..W].iter_mut().enumerate() {
+                        *o = if l < lanes { planes[l * plane + p + j] } else { 0.0 };
+                    }
                 }
             }
         }
     }
 }
 
-/// `du[r·cg + c] += Σ_{t < tiles} dm[t·dms + r] · v[t·vs + c]` for r < rows, c < cg (cg a
-/// multiple of 16): one transformed position of one group, over a run of tiles, each sum taken
-/// in order of t in registers and then added to `du` (the same order on every path).
-/// `dm` must hold [`SPARE`] values past the last row it is read at.
-#[allow(clippy::too_many_arguments)]
-pub fn accumulate<const SIMD: bool>(
-    dm: &[f32],
-    dms: usize,
-    v: &[f32],
-    vs: usize,
-    tiles: usize,
-    du: &mut [f32],
-    rows: usize,
-    cg: usize,
-) {
-    assert!(tiles > 0 && cg % W == 0 && du.len() >= rows * cg);
-    assert!(v.len() >= (tiles - 1) * vs + cg);
-    assert!(dm.len() >= (tiles - 1) * dms + rows + SPARE);
+/// The operands of [`accumulate`] over a run of `tiles` tiles at one transformed position:
+/// `dm[t·dms + r]` (output channel r of tile t) and `v[t·vs + c]` (input channel c).
+#[derive(Clone, Copy)]
+pub struct Operands<'a> {
+    pub dm: &'a [f32],
+    pub dms: usize,
+    pub v: &'a [f32],
+    pub vs: usize,
+    pub tiles: usize,
+}
+
+impl Operands<'_> {
+    /// The operands from output row `r0` and input column `c0` on.
+    fn at(&self, r0: usize, c0: usize) -> Self {
+        Operands {
+            dm: &self.dm[r0..],
+            v: &self.v[c0..],
+            ..*self
+        }
+    }
+}
+
+/// `du[r·cg + c] (+)= Σ_{t < tiles} dm[t·dms + r] · v[t·vs + c]` for r < rows, c < cg (cg a
+/// multiple of 16): one transformed position of one group over a run of tiles, each sum taken
+/// in order of t in registers, then stored (`add` false) or added to `du` — the same order on
+/// every path. `dm` must hold [`SPARE`] values past the last row it is read at.
+pub fn accumulate<const SIMD: bool>(a: Operands, du: &mut [f32], rows: usize, cg: usize, add: bool) {
+    assert!(a.tiles > 0 && cg % W == 0 && du.len() >= rows * cg);
+    assert!(a.v.len() >= (a.tiles - 1) * a.vs + cg);
+    assert!(a.dm.len() >= (a.tiles - 1) * a.dms + rows + SPARE);
     let nv = cg / W;
     let mut c0 = 0;
     while c0 < nv {
         let civ = (nv - c0).min(4);
         let step = ocb(civ);
         for r0 in (0..rows).step_by(step) {
-            let n = step.min(rows - r0);
-            let (dm, v) = (&dm[r0..], &v[c0 * W..]);
+            let (n, b) = (step.min(rows - r0), a.at(r0, c0 * W));
             let du = &mut du[r0 * cg + c0 * W..];
             match civ {
-                4 => block::<SIMD, 4, { ocb(4) }>(dm, dms, v, vs, tiles, du, cg, n),
-                3 => block::<SIMD, 3, { ocb(3) }>(dm, dms, v, vs, tiles, du, cg, n),
-                2 => block::<SIMD, 2, { ocb(2) }>(dm, dms, v, vs, tiles, du, cg, n),
-                _ => block::<SIMD, 1, { ocb(1) }>(dm, dms, v, vs, tiles, du, cg, n),
+                4 => block::<SIMD, 4, { ocb(4) }>(b, du, cg, n, add),
+                3 => block::<SIMD, 3, { ocb(3) }>(b, du, cg, n, add),
+                2 => block::<SIMD, 2, { ocb(2) }>(b, du, cg, n, add),
+                _ => block::<SIMD, 1, { ocb(1) }>(b, du, cg, n, add),
             }
         }
         c0 += civ;
@@ -98,17 +111,14 @@ pub fn accumulate<const SIMD: bool>(
 /// One register block of [`accumulate`]: rows `0..n` (n ≤ OCB; the broadcasts read OCB rows)
 /// × columns `0..16·CIV`, `du` rows `dus` apart.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
-    dm: &[f32],
-    dms: usize,
-    v: &[f32],
-    vs: usize,
-    tiles: usize,
+    a: Operands,
     du: &mut [f32],
     dus: usize,
     n: usize,
+    add: bool,
 ) {
+    let Operands { dm, dms, v, vs, tiles } = a;
     assert!(n <= OCB && du.len() >= (n - 1) * dus + CIV * W);
     assert!(dm.len() >= (tiles - 1) * dms + OCB && v.len() >= (tiles - 1) * vs + CIV * W);
     #[cfg(target_arch = "x86_64")]
@@ -116,7 +126,7 @@ fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
         // SAFETY: SIMD is set only by callers running under AVX-512 (`simd::avx512`); every
         // load is in bounds (asserted above), the stores write du rows < n.
         return unsafe {
-            avx512::block::<CIV, OCB>(dm.as_ptr(), dms, v.as_ptr(), vs, tiles, du, dus, n)
+            avx512::block::<CIV, OCB>(dm.as_ptr(), dms, v.as_ptr(), vs, tiles, du, dus, n, add)
         };
     }
     let mut acc = [[[0.0f32; W]; CIV]; OCB];
@@ -134,7 +144,7 @@ fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
     for (o, acc_o) in acc.iter().enumerate().take(n) {
         for (c, a) in acc_o.iter().enumerate() {
             for (d, x) in du[o * dus + c * W..][..W].iter_mut().zip(a) {
-                *d += x;
+                *d = if add { *d + x } else { *x };
             }
         }
     }
@@ -204,6 +214,7 @@ mod avx512 {
         du: &mut [f32],
         dus: usize,
         n: usize,
+        add: bool,
     ) {
         let mut acc = [[_mm512_setzero_ps(); CIV]; OCB];
         for t in 0..tiles {
@@ -220,7 +231,8 @@ mod avx512 {
         for (o, acc_o) in acc.iter().enumerate().take(n) {
             for (c, a) in acc_o.iter().enumerate() {
                 let p = du.as_mut_ptr().add(o * dus + c * W);
-                _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *a));
+                let sum = if add { _mm512_add_ps(_mm512_loadu_ps(p), *a) } else { *a };
+                _mm512_storeu_ps(p, sum);
             }
         }
     }
