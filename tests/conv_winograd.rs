@@ -307,9 +307,15 @@ fn auto_picks_winograd_on_big_3x3_stride_1_convolutions_only() {
         ([8, 64, 56, 56], [64, 64, 3, 3]),
         ([8, 256, 14, 14], [256, 256, 3, 3]),
     ] {
-        assert_eq!(case(&x, &w), ["winograd", "adj-winograd", "channel-lanes"]);
+        assert_eq!(case(&x, &w), ["winograd", "adj-winograd", "winograd"]);
     }
-    // 16 channels (a tie), 512 input channels (U outgrows the caches): the direct kernels
-    assert_eq!(case(&[8, 16, 56, 56], &[16, 16, 3, 3])[0], "channel-lanes");
+    // 16 channels (a tie forward, the weight gradient wins), 512 input channels (U and dU
+    // outgrow the caches), 3 input channels (padded to 16 lanes): the direct kernels
+    assert_eq!(
+        case(&[8, 16, 56, 56], &[16, 16, 3, 3]),
+        ["channel-lanes", "adj-channel-lanes", "winograd"]
+    );
     assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[0], "channel-lanes");
+    assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[2], "channel-lanes");
+    assert_ne!(case(&[2, 3, 112, 112], &[64, 3, 3, 3])[2], "winograd");
 }

@@ -98,11 +98,18 @@ pub fn forward(
         applies(s),
         "dilated::forward on a shape it does not support"
     );
+    for group in &class_groups(s) {
+        run_group(s, x, w, bias, group, y)?;
+    }
+    Ok(())
+}
+
+/// The d² classes grouped by problem size (everything but the class index), in class order.
+fn class_groups(s: &ConvShape) -> Vec<Vec<(AxisClass, AxisClass)>> {
     let (hs, ws) = (
         axis_classes(s, 1).expect("applies"),
         axis_classes(s, 2).expect("applies"),
     );
-    // classes grouped by problem size (everything but the class index)
     let mut groups: Vec<Vec<(AxisClass, AxisClass)>> = Vec::new();
     for &h in &hs {
         for &wc in &ws {
@@ -114,8 +121,67 @@ pub fn forward(
             }
         }
     }
-    for group in &groups {
-        run_group(s, x, w, bias, group, y)?;
+    groups
+}
+
+/// The classes `group` of `planes` planes of `src` (each `ext[0]`×`ext[1]`), stacked: plane
+/// `k·planes + q` of the result is class k of plane q, `v_k[j, l] = v[h.0 + d·j, w.0 + d·l]`,
+/// a class being `output`'s rows and columns (the output gradient) or else the input's.
+fn gather(
+    src: &[f32],
+    planes: usize,
+    ext: [usize; 2],
+    d: usize,
+    group: &[(AxisClass, AxisClass)],
+    output: bool,
+) -> Vec<f32> {
+    let (h0, w0) = group[0];
+    let (rows, cols) = if output { (h0.2, w0.2) } else { (h0.1, w0.1) };
+    let plane = ext[0] * ext[1];
+    let mut dst = vec![0.0; group.len() * planes * rows * cols];
+    dst.par_chunks_mut(rows * cols)
+        .enumerate()
+        .for_each(|(q, dp)| {
+            let ((h, wc), sp) = (group[q / planes], &src[(q % planes) * plane..][..plane]);
+            for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
+                let sr = &sp[(h.0 + d * j) * ext[1]..][..ext[1]];
+                for (l, v) in row.iter_mut().enumerate() {
+                    *v = sr[wc.0 + d * l];
+                }
+            }
+        });
+    dst
+}
+
+/// Whether `auto` computes the weight gradient of `s` through the classes: it [`applies`] and
+/// the stacked class problems run Winograd's weight gradient (dil3x3: four 28×28 problems).
+pub fn wgrad_wins(s: &ConvShape) -> bool {
+    applies(s) && representative(s).is_some_and(|p| winograd::wgrad_wins(&p))
+}
+
+/// Weight gradient through the classes: every weight meets every class, so `gw = Σ_groups gw_k`
+/// with each group of same-size classes one stacked undilated problem (input and output
+/// gradient gathered as the forward gathers its input), summed in group order. `gw` (Cout,
+/// Cin/g, 3, 3) is overwritten. Requires [`applies`].
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) -> Result<()> {
+    assert!(
+        applies(s),
+        "dilated::backward_weight on a shape it does not support"
+    );
+    let [_, ah, aw] = &s.window.axes;
+    let d = aw.dilation;
+    let mut part = vec![0.0; gw.len()];
+    for (i, group) in class_groups(s).iter().enumerate() {
+        let mut stacked = s.clone();
+        stacked.batch = s.batch * group.len();
+        let ps = class_problem(&stacked, group[0].0, group[0].1)?;
+        let xc = gather(x, s.batch * s.cin, [ah.input, aw.input], d, group, false);
+        let gc = gather(gy, s.batch * s.cout, [ah.output, aw.output], d, group, true);
+        let dst = if i == 0 { &mut *gw } else { &mut part };
+        super::backward::backward_weight_slices(&ps, ConvAlgo::Auto, &xc, &gc, dst)?;
+        if i > 0 {
+            gw.iter_mut().zip(&part).for_each(|(g, p)| *g += p);
+        }
     }
     Ok(())
 }
@@ -132,26 +198,13 @@ fn run_group(
     let [_, ah, aw] = &s.window.axes;
     let d = aw.dilation;
     let (h0, w0) = group[0];
-    let (in_plane, out_plane) = (ah.input * aw.input, ah.output * aw.output);
-    let (cin_plane, cout_plane) = (h0.1 * w0.1, h0.2 * w0.2);
+    let (out_plane, cout_plane) = (ah.output * aw.output, h0.2 * w0.2);
     let mut stacked = s.clone();
     stacked.batch = s.batch * group.len();
     let ps = class_problem(&stacked, h0, w0)?;
     // gather: image (k·N + n) of the stack is class k of image n,
     // x_k[n, c, j, l] = x[n, c, h.0 + d·j, wc.0 + d·l]
-    let planes = s.batch * s.cin;
-    let mut xc = vec![0.0; group.len() * planes * cin_plane];
-    xc.par_chunks_mut(cin_plane)
-        .enumerate()
-        .for_each(|(q, dst)| {
-            let ((h, wc), src) = (group[q / planes], &x[(q % planes) * in_plane..][..in_plane]);
-            for (j, row) in dst.chunks_exact_mut(w0.1).enumerate() {
-                let sr = &src[(h.0 + d * j) * aw.input..][..aw.input];
-                for (l, v) in row.iter_mut().enumerate() {
-                    *v = sr[wc.0 + d * l];
-                }
-            }
-        });
+    let xc = gather(x, s.batch * s.cin, [ah.input, aw.input], d, group, false);
     let yc = forward_new(&ps, ConvAlgo::Auto, &xc, w, bias)?;
     // scatter: y[n, oc, h.0 + d·i, wc.0 + d·l] = y_k[n, oc, i, l], output planes in parallel
     let out_planes = s.batch * s.cout;

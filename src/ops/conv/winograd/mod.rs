@@ -57,6 +57,28 @@ pub fn wins(s: &ConvShape) -> bool {
         && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
 }
 
+/// Fewest input and output channels per group for which `auto` runs the weight gradient
+/// through Winograd ([`wgrad`]): channels are padded to multiples of 16 in its vector lanes, so
+/// fewer would waste most of each product (3 input channels on 112×112: 3.3 ms against the
+/// channel-lanes kernel's 1.7).
+pub const WGRAD_MIN_CHANNELS: usize = 16;
+
+/// Whether `auto` runs the weight gradient of `s` through Winograd ([`wgrad`]): the 2-D
+/// F(4×4, 3×3) path with 16–256 input and ≥ 16 output channels per group and ≥ 32 tiles. CPU
+/// time on 2026-12-01, 1 thread, a loaded machine, against the channel-lanes correlation
+/// (`stride bench conv --threads 1`): 16 → 16 on 56×56 (N 8) 0.77 ms against 1.26; 32 → 32
+/// 2.4 against 3.7; 128 → 128 on 28×28 8.0 against 14.7; 256 → 256 on 7×7 2.8 against 4.4;
+/// 64 → 64 on 14×14 (N 2, 32 tiles) 0.23 against 0.27; 512 → 512 on 7×7 22.8 against 23.5
+/// (a tie: dU, 36·Cin·Cout values, outgrows the caches), so the same MAX_CIN as the forward.
+/// Error ≤ 3e-6 of max |dW| (tests/conv_winograd.rs bounds 1e-5).
+pub fn wgrad_wins(s: &ConvShape) -> bool {
+    let [_, ah, aw] = &s.window.axes;
+    wgrad::applies(s)
+        && (WGRAD_MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
+        && s.cout_g() >= WGRAD_MIN_CHANNELS
+        && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
+}
+
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, 3, 3, 3 or 1…), `y`: (N, Cout, od,
 /// oh, ow), every value written. Requires [`suits`].
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {

@@ -90,7 +90,7 @@ impl<'a> Plan<'a> {
         let du_bytes = s.groups * P * s.cout_g() * cg * 4;
         let least = bytes.max(du_bytes).div_ceil(per_tile * tw).max(1);
         // as many runs as that allows, of equal sizes
-        let run_rows = rows.div_ceil((rows / least).max(1)).max(1);
+        let run_rows = rows.div_ceil(rows.div_ceil(least)).max(1);
         Plan {
             s,
             hw: [ah.input, aw.input],
