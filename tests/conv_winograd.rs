@@ -259,7 +259,10 @@ fn check_weight_grad(
     let reference = reference_weight_grad(&x, &gy, groups, [pad[0].0, pad[1].0]);
     let err = rel_err(got.weight.unwrap().data(), &reference);
     let what = format!("x{:?} w{:?} {p:?}", x.shape(), wt.shape());
-    assert!(err <= 1e-5, "{what}: weight gradient error {err:e} of max |dW|");
+    assert!(
+        err <= 1e-5,
+        "{what}: weight gradient error {err:e} of max |dW|"
+    );
     err
 }
 
@@ -289,7 +292,9 @@ fn winograd_weight_gradient_error_stays_within_1e_5_on_long_sums() {
     let e64 = check_weight_grad(&mut rng, normal, 2, 64, 16, 1, [56, 56], one);
     let e256 = check_weight_grad(&mut rng, normal, 4, 256, 16, 1, [14, 14], one);
     let relu = check_weight_grad(&mut rng, rectified, 2, 64, 16, 1, [56, 56], one);
-    eprintln!("weight gradient error: 64 channels {e64:e}, 256 channels {e256:e}, rectified {relu:e}");
+    eprintln!(
+        "weight gradient error: 64 channels {e64:e}, 256 channels {e256:e}, rectified {relu:e}"
+    );
 }
 
 #[test]

@@ -13,7 +13,15 @@
 use super::{forward_new, winograd, ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
+use crate::ops::scratch;
 use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// The gathered classes of the input and of the output gradient, reused across calls.
+    static GATHER_X: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static GATHER_G: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One class along one axis: `(c, in_c, out_c, begin pad m, end pad)`.
 type AxisClass = (usize, usize, usize, usize, usize);
@@ -127,30 +135,52 @@ fn class_groups(s: &ConvShape) -> Vec<Vec<(AxisClass, AxisClass)>> {
 /// The classes `group` of `planes` planes of `src` (each `ext[0]`×`ext[1]`), stacked: plane
 /// `k·planes + q` of the result is class k of plane q, `v_k[j, l] = v[h.0 + d·j, w.0 + d·l]`,
 /// a class being `output`'s rows and columns (the output gradient) or else the input's.
-fn gather(
+#[allow(clippy::too_many_arguments)]
+fn gather<R>(
     src: &[f32],
     planes: usize,
     ext: [usize; 2],
     d: usize,
     group: &[(AxisClass, AxisClass)],
     output: bool,
-) -> Vec<f32> {
+    slot: &'static scratch::Slot,
+    then: impl FnOnce(&[f32]) -> R,
+) -> R {
     let (h0, w0) = group[0];
     let (rows, cols) = if output { (h0.2, w0.2) } else { (h0.1, w0.1) };
     let plane = ext[0] * ext[1];
-    let mut dst = vec![0.0; group.len() * planes * rows * cols];
+    // a reused buffer: a fresh one of this size costs its page faults on every call
+    scratch::with(slot, group.len() * planes * rows * cols, |dst| {
+        gather_into(src, planes, [plane, ext[1]], d, group, [rows, cols], dst);
+        then(dst)
+    })
+}
+
+/// [`gather`]'s copy into `dst` (every value written): `sizes` = (plane, row) of `src`,
+/// `class` = (rows, columns) of a class.
+fn gather_into(
+    src: &[f32],
+    planes: usize,
+    sizes: [usize; 2],
+    d: usize,
+    group: &[(AxisClass, AxisClass)],
+    class: [usize; 2],
+    dst: &mut [f32],
+) {
+    let ([plane, width], [rows, cols]) = (sizes, class);
+    let ext = [plane / width.max(1), width];
     dst.par_chunks_mut(rows * cols)
         .enumerate()
         .for_each(|(q, dp)| {
             let ((h, wc), sp) = (group[q / planes], &src[(q % planes) * plane..][..plane]);
             for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
                 let sr = &sp[(h.0 + d * j) * ext[1]..][..ext[1]];
-                for (l, v) in row.iter_mut().enumerate() {
-                    *v = sr[wc.0 + d * l];
+                // every d-th value from wc.0 (an iterator: no bounds check per value)
+                for (v, x) in row.iter_mut().zip(sr[wc.0..].iter().step_by(d)) {
+                    *v = *x;
                 }
             }
         });
-    dst
 }
 
 /// Whether `auto` computes the weight gradient of `s` through the classes: it [`applies`] and
@@ -175,10 +205,13 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) -> 
         let mut stacked = s.clone();
         stacked.batch = s.batch * group.len();
         let ps = class_problem(&stacked, group[0].0, group[0].1)?;
-        let xc = gather(x, s.batch * s.cin, [ah.input, aw.input], d, group, false);
-        let gc = gather(gy, s.batch * s.cout, [ah.output, aw.output], d, group, true);
         let dst = if i == 0 { &mut *gw } else { &mut part };
-        super::backward::backward_weight_slices(&ps, ConvAlgo::Auto, &xc, &gc, dst)?;
+        let (xe, ge) = ([ah.input, aw.input], [ah.output, aw.output]);
+        gather(x, s.batch * s.cin, xe, d, group, false, &GATHER_X, |xc| {
+            gather(gy, s.batch * s.cout, ge, d, group, true, &GATHER_G, |gc| {
+                super::backward::backward_weight_slices(&ps, ConvAlgo::Auto, xc, gc, dst)
+            })
+        })?;
         if i > 0 {
             gw.iter_mut().zip(&part).for_each(|(g, p)| *g += p);
         }
@@ -204,8 +237,10 @@ fn run_group(
     let ps = class_problem(&stacked, h0, w0)?;
     // gather: image (k·N + n) of the stack is class k of image n,
     // x_k[n, c, j, l] = x[n, c, h.0 + d·j, wc.0 + d·l]
-    let xc = gather(x, s.batch * s.cin, [ah.input, aw.input], d, group, false);
-    let yc = forward_new(&ps, ConvAlgo::Auto, &xc, w, bias)?;
+    let xe = [ah.input, aw.input];
+    let yc = gather(x, s.batch * s.cin, xe, d, group, false, &GATHER_X, |xc| {
+        forward_new(&ps, ConvAlgo::Auto, xc, w, bias)
+    })?;
     // scatter: y[n, oc, h.0 + d·i, wc.0 + d·l] = y_k[n, oc, i, l], output planes in parallel
     let out_planes = s.batch * s.cout;
     y.par_chunks_mut(out_plane)

@@ -8,7 +8,9 @@
 //!   float32 accuracy);
 //! - [`plane`]: the fast 2-D path, F(4×4, 3×3), tiles in the vector lanes, register-blocked
 //!   products ([`lanes`]);
-//! - [`generic`]: every other 3-tap problem (1-D, 3-D, 3×1 …), one generic tile loop.
+//! - [`generic`]: every other 3-tap problem (1-D, 3-D, 3×1 …), one generic tile loop;
+//! - [`wgrad`]: the weight gradient of the 2-D path, the same transforms run backwards
+//!   (`dU = Σ_tiles (A dY Aᵀ) ⊗ (Bᵀ d B)`, `dW = Gᵀ dU G`), channels in the lanes.
 //!
 //! Applies to zero padding, stride 1, dilation 1, every real axis with 3 taps ([`suits`]).
 //! Numerics: the transforms multiply by up to 8 and divide by up to 30, so rounding errors are
@@ -24,6 +26,7 @@ pub mod plane;
 pub mod transform;
 pub mod wgrad;
 mod wgrad_lanes;
+mod wgrad_runs;
 
 /// Whether F(4,3) applies to `s`.
 pub fn suits(s: &ConvShape) -> bool {

@@ -1,6 +1,7 @@
 //! The F(4, 3) transforms along one axis, one home for the formulas both Winograd paths use:
 //! `y = Aᵀ [ (G g) ⊙ (Bᵀ d) ]` computes the cross-correlation `y[i] = Σ_k d[i + k]·g[k]`,
-//! i < 4, of 6 inputs `d` with 3 taps `g` (6 multiplies instead of 12).
+//! i < 4, of 6 inputs `d` with 3 taps `g` (6 multiplies instead of 12). The weight gradient
+//! runs the same matrices backwards: [`output_adjoint`] (`A y`) and [`kernel_adjoint`] (`Gᵀ u`).
 //!
 //! Interpolation points (Cook–Toom): 0, 1, −1, 2, −1/2 and ∞ — not the common 0, ±1, ±2, ∞.
 //! On 3×3 convolutions with 256 input channels and random normal data, float32 errors relative
@@ -256,7 +257,9 @@ mod tests {
         let u: [f32; 36] = std::array::from_fn(|p| (p % 7) as f32 - 3.0);
         let w: [[f32; 3]; 3] = std::array::from_fn(|a| std::array::from_fn(|b| (a + 2 * b) as f32));
         let lhs = dot(&kernel_2d(w), &u);
-        let rhs: f32 = (0..9).map(|t| w[t / 3][t % 3] * kernel_2d_adjoint(u)[t / 3][t % 3]).sum();
+        let rhs: f32 = (0..9)
+            .map(|t| w[t / 3][t % 3] * kernel_2d_adjoint(u)[t / 3][t % 3])
+            .sum();
         assert!((lhs - rhs).abs() < 1e-3, "{lhs} {rhs}");
     }
 }

@@ -27,10 +27,17 @@ pub const SPARE: usize = 16;
 /// `dst[(r·dw + j)·cp + g·cg + c] = src[(g·c_g + c)·plane + p0 + r·w + j]` for r < rows,
 /// j < w (`shape = [rows, w, dw]`), cp = groups·cg, zero for `c_g ≤ c < cg`: rows of one
 /// image's planes `src: (groups·c_g, plane)` channels-last, one 16-channel block at a time.
-pub fn channels_last(src: &[f32], plane: usize, p0: usize, shape: [usize; 3], cc: [usize; 3], dst: &mut [f32]) {
+pub fn channels_last(
+    src: &[f32],
+    plane: usize,
+    p0: usize,
+    shape: [usize; 3],
+    cc: [usize; 3],
+    dst: &mut [f32],
+) {
     let ([rows, w, dw], [groups, c_g, cg]) = (shape, cc);
     let cp = groups * cg;
-    assert!(cg % W == 0 && cg >= c_g && w <= dw && p0 + rows * w <= plane);
+    assert!(cg.is_multiple_of(W) && cg >= c_g && w <= dw && p0 + rows * w <= plane);
     assert!(src.len() >= groups * c_g * plane);
     assert!(rows == 0 || dst.len() >= ((rows - 1) * dw + w - 1) * cp + cp);
     let simd = crate::ops::simd::avx512();
@@ -51,7 +58,11 @@ pub fn channels_last(src: &[f32], plane: usize, p0: usize, shape: [usize; 3], cc
                 let _ = simd;
                 for j in 0..w {
                     for (l, o) in d[j * cp..][..W].iter_mut().enumerate() {
-                        *o = if l < lanes { planes[l * plane + p + j] } else { 0.0 };
+                        *o = if l < lanes {
+                            planes[l * plane + p + j]
+                        } else {
+                            0.0
+                        };
                     }
                 }
             }
@@ -85,8 +96,14 @@ impl Operands<'_> {
 /// multiple of 16): one transformed position of one group over a run of tiles, each sum taken
 /// in order of t in registers, then stored (`add` false) or added to `du` — the same order on
 /// every path. `dm` must hold [`SPARE`] values past the last row it is read at.
-pub fn accumulate<const SIMD: bool>(a: Operands, du: &mut [f32], rows: usize, cg: usize, add: bool) {
-    assert!(a.tiles > 0 && cg % W == 0 && du.len() >= rows * cg);
+pub fn accumulate<const SIMD: bool>(
+    a: Operands,
+    du: &mut [f32],
+    rows: usize,
+    cg: usize,
+    add: bool,
+) {
+    assert!(a.tiles > 0 && cg.is_multiple_of(W) && du.len() >= rows * cg);
     assert!(a.v.len() >= (a.tiles - 1) * a.vs + cg);
     assert!(a.dm.len() >= (a.tiles - 1) * a.dms + rows + SPARE);
     let nv = cg / W;
@@ -118,7 +135,13 @@ fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
     n: usize,
     add: bool,
 ) {
-    let Operands { dm, dms, v, vs, tiles } = a;
+    let Operands {
+        dm,
+        dms,
+        v,
+        vs,
+        tiles,
+    } = a;
     assert!(n <= OCB && du.len() >= (n - 1) * dus + CIV * W);
     assert!(dm.len() >= (tiles - 1) * dms + OCB && v.len() >= (tiles - 1) * vs + CIV * W);
     #[cfg(target_arch = "x86_64")]
@@ -231,7 +254,11 @@ mod avx512 {
         for (o, acc_o) in acc.iter().enumerate().take(n) {
             for (c, a) in acc_o.iter().enumerate() {
                 let p = du.as_mut_ptr().add(o * dus + c * W);
-                let sum = if add { _mm512_add_ps(_mm512_loadu_ps(p), *a) } else { *a };
+                let sum = if add {
+                    _mm512_add_ps(_mm512_loadu_ps(p), *a)
+                } else {
+                    *a
+                };
                 _mm512_storeu_ps(p, sum);
             }
         }
