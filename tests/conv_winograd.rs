@@ -1,8 +1,11 @@
 //! Winograd F(4×4, 3×3) (`--algo winograd`, the 2-D fast path) against a float64 direct
 //! reference: random shapes (odd sizes, tiles clipped at the bottom and right edges, several
 //! tile rows in one vector, groups, bias, batch > 1), 256 input channels for the error bound,
-//! and the input gradient through the adjoint problem. The bound is the issue's: max |error|
-//! ≤ 1e-5 · max |y| (float64 reference). CI reruns this file with `STRIDE_SIMD=portable`.
+//! the input gradient through the adjoint problem, and the weight gradient (F(4×4, 3×3) run
+//! backwards) against a float64 reference: random shapes, the long sums of the benchmark
+//! layers (every tile of 56×56 images, 256 channels) and independence of the thread count. The
+//! bound is the issue's: max |error| ≤ 1e-5 · max |y| (or max |dW|) against float64. CI
+//! reruns this file with `STRIDE_SIMD=portable`.
 
 use stride::geometry::PaddingSpec;
 use stride::ops::conv::winograd::plane;
@@ -323,4 +326,39 @@ fn auto_picks_winograd_on_big_3x3_stride_1_convolutions_only() {
     assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[0], "channel-lanes");
     assert_eq!(case(&[8, 512, 7, 7], &[512, 512, 3, 3])[2], "channel-lanes");
     assert_ne!(case(&[2, 3, 112, 112], &[64, 3, 3, 3])[2], "winograd");
+}
+
+#[test]
+fn winograd_weight_gradient_does_not_depend_on_the_thread_count() {
+    // several runs of tile rows (56×56, 64 channels) and groups: every dU value is summed by
+    // one task in a fixed order, so 1 and 3 threads give the same bits
+    let mut rng = Rng::new(5);
+    let x = normal(&mut rng, &[2, 64, 56, 56]);
+    let wt = normal(&mut rng, &[32, 32, 3, 3]);
+    let p = ConvParams {
+        padding: PaddingSpec::Explicit(vec![(1, 1); 2]),
+        groups: 2,
+        ..Default::default()
+    };
+    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+    let gy = normal(&mut rng, &s.out_shape());
+    let want = GradRequest {
+        input: false,
+        weight: true,
+        bias: false,
+    };
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| conv_backward(&x, &wt, &gy, &p, ConvAlgo::Winograd, want))
+            .unwrap()
+            .weight
+            .unwrap()
+    };
+    let one = run(1);
+    assert_eq!(one.data(), run(3).data());
+    let reference = reference_weight_grad(&x, &gy, 2, [1, 1]);
+    assert!(rel_err(one.data(), &reference) <= 1e-5);
 }
