@@ -52,6 +52,10 @@ pub(super) const P: usize = 36;
 /// Bytes of `V` and `dM` per run of tiles: about the L2 cache of a core.
 const RUN_BYTES: usize = 512 << 10;
 
+/// Most bytes of `V` and `dM` per run, however big dU (36·Cin·Cout/g values) grows with the
+/// channels (`--algo winograd` on 1024 channels: dU is 151 MB).
+const RUN_BYTES_MAX: usize = 32 << 20;
+
 /// The geometry of one problem.
 pub(super) struct Plan<'a> {
     pub(super) s: &'a ConvShape,
@@ -93,7 +97,8 @@ impl<'a> Plan<'a> {
         // runs hold at least dU's size of transforms, so that reading and writing dU once per
         // run costs no more than the transforms' round trip
         let du_bytes = s.groups * P * s.cout_g() * cg * 4;
-        let least = RUN_BYTES.max(du_bytes).div_ceil(per_tile * tw).max(1);
+        let bytes = RUN_BYTES.max(du_bytes).min(RUN_BYTES_MAX);
+        let least = bytes.div_ceil(per_tile * tw).max(1);
         // as many runs as that allows, of equal sizes
         let run_rows = rows.div_ceil(rows.div_ceil(least)).max(1);
         Plan {
