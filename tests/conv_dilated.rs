@@ -95,7 +95,7 @@ fn auto_runs_dilated_3x3_as_winograd_classes() {
     let s = ConvShape::new(x.shape(), w.shape(), None, &p).unwrap();
     assert_eq!(
         auto_algos(&s),
-        ["phases-winograd", "adj-phases-winograd", "phases-winograd"]
+        ["phases-winograd", "adj-phases-winograd", "channel-lanes"]
     );
     let want = conv(&x, &w, None, &p, ConvAlgo::Direct).unwrap();
     let got = conv(&x, &w, None, &p, ConvAlgo::Auto).unwrap();
@@ -110,7 +110,7 @@ fn auto_runs_dilated_3x3_as_winograd_classes() {
     let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Auto, only_input).unwrap();
     let (ri, fi) = (r.input.unwrap(), f.input.unwrap());
     assert!(fi.max_abs_diff(&ri) < 1e-5 * ri.max_abs());
-    // the weight gradient through the classes' Winograd weight gradients
+    // the weight gradient (auto's choice) and through the classes' Winograd weight gradients
     let only_weight = GradRequest {
         input: false,
         weight: true,
@@ -120,4 +120,11 @@ fn auto_runs_dilated_3x3_as_winograd_classes() {
     let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Auto, only_weight).unwrap();
     let (rw, fw) = (r.weight.unwrap(), f.weight.unwrap());
     assert!(fw.max_abs_diff(&rw) < 1e-5 * rw.max_abs());
+    let mut gw = vec![f32::NAN; w.numel()];
+    dilated::backward_weight(&s, x.data(), gy.data(), &mut gw).unwrap();
+    let err = gw
+        .iter()
+        .zip(rw.data())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-5 * rw.max_abs(), "classes: {err}");
 }

@@ -147,12 +147,5 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
         None if subpixel_for(s, ConvAlgo::Auto) => "subpixel".into(),
         None => "col2im".into(),
     };
-    let weight = match super::dilated::wgrad_wins(s)
-        .then(|| super::dilated::representative(s))
-        .flatten()
-    {
-        Some(c) => format!("phases-{}", name(weight_algo(&c))),
-        None => name(weight_algo(s)).into(),
-    };
-    [forward_name(s), bwd_in, weight]
+    [forward_name(s), bwd_in, name(weight_algo(s)).into()]
 }

@@ -107,8 +107,7 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
 /// it). Toeplitz has no weight-gradient form of its own and uses im2col, as Winograd does
-/// outside its 2-D path; `Auto` picks by [`weight_algo`], and takes a dilated problem through
-/// its undilated classes where they run Winograd ([`dilated::wgrad_wins`]).
+/// outside its 2-D path; `Auto` picks by [`weight_algo`].
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -116,9 +115,6 @@ pub fn backward_weight_slices(
     gy: &[f32],
     gw: &mut [f32],
 ) -> Result<()> {
-    if algo == ConvAlgo::Auto && dilated::wgrad_wins(s) {
-        return dilated::backward_weight(s, x, gy, gw);
-    }
     let algo = if algo == ConvAlgo::Auto {
         weight_algo(s)
     } else {

@@ -183,16 +183,16 @@ fn gather_into(
         });
 }
 
-/// Whether `auto` computes the weight gradient of `s` through the classes: it [`applies`] and
-/// the stacked class problems run Winograd's weight gradient (dil3x3: four 28×28 problems).
-pub fn wgrad_wins(s: &ConvShape) -> bool {
-    applies(s) && representative(s).is_some_and(|p| winograd::wgrad_wins(&p))
-}
-
 /// Weight gradient through the classes: every weight meets every class, so `gw = Σ_groups gw_k`
 /// with each group of same-size classes one stacked undilated problem (input and output
 /// gradient gathered as the forward gathers its input), summed in group order. `gw` (Cout,
-/// Cin/g, 3, 3) is overwritten. Requires [`applies`].
+/// Cin/g, kh, kw) is overwritten. Requires [`applies`].
+///
+/// `auto` does not use it (yet): on dil3x3 (1 thread, a loaded machine, 10 interleaved pairs)
+/// it ran 16.7 ms against the channel-lanes correlation's 17.7 on the dilated problem — a tie
+/// within the noise, the two gathers (input and output gradient, 6.4 MB each) eating what the
+/// classes' Winograd weight gradient (≈ 8 ms) saves. Reading the classes straight into the
+/// Winograd weight gradient's channels-last copies would remove them.
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) -> Result<()> {
     assert!(
         applies(s),
