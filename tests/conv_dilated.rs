@@ -2,7 +2,8 @@
 //! decomposition against the direct reference on random shapes (dilation 2 and 3, begin
 //! paddings that are multiples of it, odd and even sizes so the classes differ in size and run
 //! as separate groups, groups, bias), `auto` choosing it where its class problems run Winograd
-//! (and reporting so), and the input gradient through the adjoint problem.
+//! (and reporting so), the input gradient through the adjoint problem, and the weight
+//! gradient as the sum over the classes.
 
 mod common;
 use stride::geometry::PaddingSpec;
@@ -55,6 +56,27 @@ fn decomposition_matches_direct_on_random_shapes() {
             "case {case} {p:?} x{:?}: err {err}",
             x.shape()
         );
+        // the weight gradient as the sum over the class groups
+        let gy = common::rand_tensor(&mut rng, want.shape());
+        let mut gw = vec![f32::NAN; wt.numel()];
+        dilated::backward_weight(&s, x.data(), gy.data(), &mut gw).unwrap();
+        let only_weight = GradRequest {
+            input: false,
+            weight: true,
+            bias: false,
+        };
+        let r = conv_backward(&x, &wt, &gy, &p, ConvAlgo::Direct, only_weight).unwrap();
+        let rw = r.weight.unwrap();
+        let err = gw
+            .iter()
+            .zip(rw.data())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 1e-5 * (1.0 + rw.max_abs()),
+            "case {case} {p:?} x{:?}: weight gradient err {err}",
+            x.shape()
+        );
     }
     assert!(checked > 25, "only {checked} cases applied");
 }
@@ -88,4 +110,21 @@ fn auto_runs_dilated_3x3_as_winograd_classes() {
     let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Auto, only_input).unwrap();
     let (ri, fi) = (r.input.unwrap(), f.input.unwrap());
     assert!(fi.max_abs_diff(&ri) < 1e-5 * ri.max_abs());
+    // the weight gradient (auto's choice) and through the classes' Winograd weight gradients
+    let only_weight = GradRequest {
+        input: false,
+        weight: true,
+        bias: false,
+    };
+    let r = conv_backward(&x, &w, &gy, &p, ConvAlgo::Direct, only_weight).unwrap();
+    let f = conv_backward(&x, &w, &gy, &p, ConvAlgo::Auto, only_weight).unwrap();
+    let (rw, fw) = (r.weight.unwrap(), f.weight.unwrap());
+    assert!(fw.max_abs_diff(&rw) < 1e-5 * rw.max_abs());
+    let mut gw = vec![f32::NAN; w.numel()];
+    dilated::backward_weight(&s, x.data(), gy.data(), &mut gw).unwrap();
+    let err = gw
+        .iter()
+        .zip(rw.data())
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-5 * rw.max_abs(), "classes: {err}");
 }

@@ -106,8 +106,8 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
-/// it). Toeplitz and Winograd have no weight-gradient form of their own and use im2col; `Auto`
-/// picks by [`weight_algo`].
+/// it). Toeplitz has no weight-gradient form of its own and uses im2col, as Winograd does
+/// outside its 2-D path; `Auto` picks by [`weight_algo`].
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -127,7 +127,10 @@ pub fn backward_weight_slices(
             channel_lanes::backward_weight(s, x, gy, gw)
         }
         ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::backward_weight(s, x, gy, gw),
-        // Toeplitz and Winograd have no weight-gradient form of their own
+        ConvAlgo::Winograd if winograd::wgrad::applies(s) => {
+            winograd::wgrad::backward_weight(s, x, gy, gw)
+        }
+        // Toeplitz has no weight-gradient form of its own, Winograd only the 2-D one
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz
         | ConvAlgo::WidthLanes

@@ -8,7 +8,9 @@
 //!   float32 accuracy);
 //! - [`plane`]: the fast 2-D path, F(4×4, 3×3), tiles in the vector lanes, register-blocked
 //!   products ([`lanes`]);
-//! - [`generic`]: every other 3-tap problem (1-D, 3-D, 3×1 …), one generic tile loop.
+//! - [`generic`]: every other 3-tap problem (1-D, 3-D, 3×1 …), one generic tile loop;
+//! - [`wgrad`]: the weight gradient of the 2-D path, the same transforms run backwards
+//!   (`dU = Σ_tiles (A dY Aᵀ) ⊗ (Bᵀ d B)`, `dW = Gᵀ dU G`), channels in the lanes.
 //!
 //! Applies to zero padding, stride 1, dilation 1, every real axis with 3 taps ([`suits`]).
 //! Numerics: the transforms multiply by up to 8 and divide by up to 30, so rounding errors are
@@ -22,6 +24,9 @@ mod generic;
 mod lanes;
 pub mod plane;
 pub mod transform;
+pub mod wgrad;
+mod wgrad_lanes;
+mod wgrad_runs;
 
 /// Whether F(4,3) applies to `s`.
 pub fn suits(s: &ConvShape) -> bool {
@@ -52,6 +57,28 @@ pub fn wins(s: &ConvShape) -> bool {
     plane::applies(s)
         && (MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
         && s.cout_g() >= MIN_CHANNELS
+        && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
+}
+
+/// Fewest input and output channels per group for which `auto` runs the weight gradient
+/// through Winograd ([`wgrad`]): channels are padded to multiples of 16 in its vector lanes, so
+/// fewer would waste most of each product (3 input channels on 112×112: 3.3 ms against the
+/// channel-lanes kernel's 1.7).
+pub const WGRAD_MIN_CHANNELS: usize = 16;
+
+/// Whether `auto` runs the weight gradient of `s` through Winograd ([`wgrad`]): the 2-D
+/// F(4×4, 3×3) path with 16–256 input and ≥ 16 output channels per group and ≥ 32 tiles. CPU
+/// time on 2026-12-01, 1 thread, a loaded machine, against the channel-lanes correlation
+/// (`stride bench conv --threads 1`): 16 → 16 on 56×56 (N 8) 0.77 ms against 1.26; 32 → 32
+/// 2.4 against 3.7; 128 → 128 on 28×28 8.0 against 14.7; 256 → 256 on 7×7 2.8 against 4.4;
+/// 64 → 64 on 14×14 (N 2, 32 tiles) 0.23 against 0.27; 512 → 512 on 7×7 22.8 against 23.5
+/// (a tie: dU, 36·Cin·Cout values, outgrows the caches), so the same MAX_CIN as the forward.
+/// Error ≤ 3e-6 of max |dW| (tests/conv_winograd.rs bounds 1e-5).
+pub fn wgrad_wins(s: &ConvShape) -> bool {
+    let [_, ah, aw] = &s.window.axes;
+    wgrad::applies(s)
+        && (WGRAD_MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
+        && s.cout_g() >= WGRAD_MIN_CHANNELS
         && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
 }
 

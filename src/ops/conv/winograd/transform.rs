@@ -1,6 +1,7 @@
 //! The F(4, 3) transforms along one axis, one home for the formulas both Winograd paths use:
 //! `y = Aᵀ [ (G g) ⊙ (Bᵀ d) ]` computes the cross-correlation `y[i] = Σ_k d[i + k]·g[k]`,
-//! i < 4, of 6 inputs `d` with 3 taps `g` (6 multiplies instead of 12).
+//! i < 4, of 6 inputs `d` with 3 taps `g` (6 multiplies instead of 12). The weight gradient
+//! runs the same matrices backwards: [`output_adjoint`] (`A y`) and [`kernel_adjoint`] (`Gᵀ u`).
 //!
 //! Interpolation points (Cook–Toom): 0, 1, −1, 2, −1/2 and ∞ — not the common 0, ±1, ±2, ∞.
 //! On 3×3 convolutions with 256 input channels and random normal data, float32 errors relative
@@ -148,6 +149,57 @@ pub fn kernel_2d<T: Num>(w: [[T; 3]; 3]) -> [T; 36] {
     u
 }
 
+/// `A y`: the adjoint of [`output`], 4 values into 6 (`m[k] = Σ_j Aᵀ[j][k] y[j]`), for the
+/// weight gradient's `dM = A dY Aᵀ`.
+#[inline(always)]
+pub fn output_adjoint<T: Num>(y: [T; 4]) -> [T; 6] {
+    let [y0, y1, y2, y3] = y;
+    let (s, d) = (y0 + y2, y1 + y3);
+    [
+        y0,
+        s + d,
+        s - d,
+        y0 + y1 * 2.0 + y2 * 4.0 + y3 * 8.0,
+        y0 - y1 * 0.5 + y2 * 0.25 - y3 * 0.125,
+        y3,
+    ]
+}
+
+/// `Gᵀ u`: the adjoint of [`kernel`], 6 values into 3 taps (`g[a] = Σ_k G[k][a] u[k]`), for
+/// the weight gradient's `dW = Gᵀ dU G`.
+#[inline(always)]
+pub fn kernel_adjoint<T: Num>(u: [T; 6]) -> [T; 3] {
+    let [u0, u1, u2, u3, u4, u5] = u;
+    let (s, d) = ((u1 + u2) * (1.0 / 6.0), (u1 - u2) * (1.0 / 6.0));
+    [
+        u0 + s + u3 * (1.0 / 30.0) + u4 * (16.0 / 15.0),
+        d + u3 * (1.0 / 15.0) - u4 * (8.0 / 15.0),
+        s + u3 * (2.0 / 15.0) + u4 * (4.0 / 15.0) + u5,
+    ]
+}
+
+/// `Gᵀ u G` of 36 values `u[6·k_h + k_w]`: the 3×3 taps `g[a][b]` (a along H), the adjoint of
+/// [`kernel_2d`]. (Loops, not closures: the vector operators must inline into the caller.)
+#[inline(always)]
+pub fn kernel_2d_adjoint<T: Num>(u: [T; 36]) -> [[T; 3]; 3] {
+    // along the width, then along the height
+    let mut rows = [[u[0]; 3]; 6];
+    for (k1, r) in rows.iter_mut().enumerate() {
+        let p = 6 * k1;
+        *r = kernel_adjoint([u[p], u[p + 1], u[p + 2], u[p + 3], u[p + 4], u[p + 5]]);
+    }
+    let mut g = [[u[0]; 3]; 3];
+    for b in 0..3 {
+        let col = kernel_adjoint([
+            rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b],
+        ]);
+        for (a, c) in col.iter().enumerate() {
+            g[a][b] = *c;
+        }
+    }
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +239,27 @@ mod tests {
                 assert!((u[k1 * 6 + k2] - want).abs() < 1e-5);
             }
         }
+    }
+
+    #[test]
+    fn adjoints_are_the_transposes() {
+        // <A y, m> = <y, Aᵀ m> and <G g, u> = <g, Gᵀ u> on exact small values
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        for case in 0..20 {
+            let y: [f32; 4] = std::array::from_fn(|i| ((case + 3 * i) % 7) as f32 - 3.0);
+            let m: [f32; 6] = std::array::from_fn(|i| ((case * 5 + i) % 9) as f32 - 4.0);
+            let g: [f32; 3] = std::array::from_fn(|i| ((case * 2 + i) % 5) as f32 - 2.0);
+            let (am, gu) = (dot(&output_adjoint(y), &m), dot(&y, &output(m)));
+            assert!((am - gu).abs() < 1e-4, "case {case}: {am} {gu}");
+            let (ku, gk) = (dot(&kernel(g), &m), dot(&g, &kernel_adjoint(m)));
+            assert!((ku - gk).abs() < 1e-4, "case {case}: {ku} {gk}");
+        }
+        let u: [f32; 36] = std::array::from_fn(|p| (p % 7) as f32 - 3.0);
+        let w: [[f32; 3]; 3] = std::array::from_fn(|a| std::array::from_fn(|b| (a + 2 * b) as f32));
+        let lhs = dot(&kernel_2d(w), &u);
+        let rhs: f32 = (0..9)
+            .map(|t| w[t / 3][t % 3] * kernel_2d_adjoint(u)[t / 3][t % 3])
+            .sum();
+        assert!((lhs - rhs).abs() < 1e-3, "{lhs} {rhs}");
     }
 }

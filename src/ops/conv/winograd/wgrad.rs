@@ -1,0 +1,409 @@
+//! The weight gradient of the 2-D path, F(4×4, 3×3) run backwards: 36 products of Cout × Cin
+//! summed over every tile instead of 9 correlations summed over every output (≈ 4× fewer
+//! multiplies).
+//!
+//! The forward computes, per output tile (4×4) and output channel,
+//! `Y = Aᵀ [Σ_ci U[co, ci] ⊙ V[ci]] A` with `U = G w Gᵀ`, `V = Bᵀ d B` (6×6, d the 6×6 input
+//! patch, zeros outside the image). It is linear in `U`, so with `dM = A dY Aᵀ` (6×6, dY the
+//! output gradient's tile, zeros outside the output) at each of the 36 positions p:
+//!
+//! ```text
+//!   dU[p][co, ci] = Σ_{n, tiles} dM[p][co, tile] · V[p][ci, tile]      (Cout × Cin per p)
+//!   dW[co, ci]    = Gᵀ dU[co, ci] G                                    (6×6 → 3×3)
+//! ```
+//!
+//! Steps, channels in the vector lanes ([`wgrad_lanes`]), per run of whole tile rows (sized so
+//! that its transforms stay near the L2 cache but hold at least dU's size, [`wgrad_runs`]):
+//! 1. the run's input rows and output-gradient rows are copied channels-last and zero-padded,
+//!    `(rows, columns, groups·cg)` with the channels per group rounded up to 16 (`cg`, `og`),
+//!    so one tile's 6×6 patch of 16 channels is 36 vector loads and no branch;
+//! 2. the transforms `V: (36, run tiles, groups·cg)` and `dM: (36, run tiles, groups·og)`,
+//!    tiles in parallel;
+//! 3. `dU: (groups, 36, Cout/g, cg) (+)= Σ_t dM[p][t] ⊗ V[p][t]` over the run's tiles, one
+//!    (group, position) per task, register blocks of 6 output × 64 input channels;
+//! 4. after the last run, `dW = Gᵀ dU G`.
+//!
+//! Measured (1 thread, a loaded machine, `stride bench conv --threads 1`): r3x3-64 ≈ 10 ms
+//! against the channel-lanes correlation's 18, r3x3-256 ≈ 11 against 15; its error ≤ 3e-6 of
+//! max |dW| on 64 and 256 channels with every tile of 56×56 images summed.
+//!
+//! Order of the sums: each `dU` value is owned by one task and summed over the tiles in order,
+//! per run in registers and then run after run, so the result does not depend on the thread
+//! count. Those blocked sums also keep the rounding error of the long reductions (every tile
+//! of every image) small (tests/conv_winograd.rs).
+
+use super::transform::{self, Lanes16, Vector};
+use super::wgrad_lanes::{self as wl, W};
+use super::wgrad_runs::{copy_rows, Run};
+use crate::ops::conv::ConvShape;
+use crate::ops::scratch;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+thread_local! {
+    /// One run's copies and transforms, and dU, reused across calls.
+    static RUN: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static DU: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Transformed positions per tile (6 × 6).
+pub(super) const P: usize = 36;
+
+/// Bytes of `V` and `dM` per run of tiles: about the L2 cache of a core.
+const RUN_BYTES: usize = 512 << 10;
+
+/// Most bytes of `V` and `dM` per run, however big dU (36·Cin·Cout/g values) grows with the
+/// channels (`--algo winograd` on 1024 channels: dU is 151 MB).
+const RUN_BYTES_MAX: usize = 32 << 20;
+
+/// The geometry of one problem.
+pub(super) struct Plan<'a> {
+    pub(super) s: &'a ConvShape,
+    /// Input and output extents (H, W), (OH, OW), padding before (top, left).
+    pub(super) hw: [usize; 2],
+    pub(super) ohw: [usize; 2],
+    pub(super) pad: [usize; 2],
+    /// Tiles per column and row, and tile rows in all (N·th).
+    pub(super) th: usize,
+    pub(super) tw: usize,
+    pub(super) rows: usize,
+    /// Input and output channels per group rounded up to 16, and per pixel (all groups).
+    pub(super) cg: usize,
+    pub(super) og: usize,
+    pub(super) cp: usize,
+    pub(super) op: usize,
+    /// Row strides of `V` and `dM`: cp and op, plus 16 from 128 on, so that a column block
+    /// of rows 4 KiB apart does not fall into a quarter of the L1 cache's sets.
+    pub(super) vs: usize,
+    pub(super) ms: usize,
+    /// Tile rows per run, and tiles per full run.
+    pub(super) run_rows: usize,
+    pub(super) run_tiles: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(s: &'a ConvShape) -> Self {
+        let [_, ah, aw] = &s.window.axes;
+        let (th, tw) = (ah.output.div_ceil(4), aw.output.div_ceil(4));
+        let (cg, og) = (
+            s.cin_g().next_multiple_of(W),
+            s.cout_g().next_multiple_of(W),
+        );
+        let (cp, op) = (s.groups * cg, s.groups * og);
+        let pad = |c: usize| if c >= 128 { c + W } else { c };
+        let (vs, ms) = (pad(cp), pad(op));
+        let rows = s.batch * th;
+        let per_tile = P * (vs + ms) * 4;
+        // runs hold at least dU's size of transforms, so that reading and writing dU once per
+        // run costs no more than the transforms' round trip
+        let du_bytes = s.groups * P * s.cout_g() * cg * 4;
+        let bytes = RUN_BYTES.max(du_bytes).min(RUN_BYTES_MAX);
+        let least = bytes.div_ceil(per_tile * tw).max(1);
+        // as many runs as that allows, of equal sizes
+        let run_rows = rows.div_ceil(rows.div_ceil(least)).max(1);
+        Plan {
+            s,
+            hw: [ah.input, aw.input],
+            ohw: [ah.output, aw.output],
+            pad: [ah.pad_begin, aw.pad_begin],
+            th,
+            tw,
+            rows,
+            cg,
+            og,
+            cp,
+            op,
+            vs,
+            ms,
+            run_rows,
+            run_tiles: run_rows * tw,
+        }
+    }
+}
+
+/// Whether the weight gradient applies: where the 2-D forward does ([`super::plane::applies`]).
+pub fn applies(s: &ConvShape) -> bool {
+    super::plane::applies(s)
+}
+
+/// Weight gradient. `x`: (N, Cin, H, W), `gy`: (N, Cout, OH, OW), `gw`: (Cout, Cin/g, 3, 3),
+/// overwritten. Requires [`applies`].
+pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    assert!(
+        applies(s),
+        "winograd::wgrad::backward_weight on a shape it does not support"
+    );
+    // on a pool thread, so that the many parallel steps below start from inside the pool
+    // (each started from outside costs a hand-over and the workers' idle spinning: 30% of
+    // r3x3-64's CPU time)
+    rayon::scope(|_| run_all(s, x, gy, gw))
+}
+
+/// [`backward_weight`]'s steps.
+fn run_all(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    let pl = Plan::new(s);
+    let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
+    assert_eq!(x.len(), s.batch * s.cin * h * w);
+    assert_eq!(gy.len(), s.batch * s.cout * oh * ow);
+    // a run copies 4 rows per tile row and 2 more per image
+    let (xw, gw_) = (4 * pl.tw + 2, 4 * pl.tw);
+    let xl = (4 * pl.run_rows + 2 * (pl.run_rows.div_ceil(pl.th) + 1)) * xw * pl.cp;
+    let gl = 4 * pl.run_rows * gw_ * pl.op;
+    let (vl, ml) = (
+        pl.run_tiles * P * pl.vs,
+        pl.run_tiles * P * pl.ms + wl::SPARE,
+    );
+    let dul = s.groups * P * s.cout_g() * pl.cg;
+    let simd = crate::ops::simd::avx512();
+    scratch::with(&DU, dul, |du| {
+        scratch::with(&RUN, xl + gl + vl + ml, |buf| {
+            let (xr, rest) = buf.split_at_mut(xl);
+            let (gr, rest) = rest.split_at_mut(gl);
+            let (v, dm) = rest.split_at_mut(vl);
+            // the spare values past the last row are read, never used
+            dm[ml - wl::SPARE..].fill(0.0);
+            for r0 in (0..pl.rows).step_by(pl.run_rows) {
+                let run = Run::new(&pl, r0, (r0 + pl.run_rows).min(pl.rows));
+                let [xn, gn] = run.copy_rows();
+                let (ci, co) = ([s.groups, s.cin_g(), pl.cg], [s.groups, s.cout_g(), pl.og]);
+                copy_rows(x, &run.xs, ci, pl.hw, pl.pad[1], &mut xr[..xn * xw * pl.cp]);
+                copy_rows(gy, &run.gs, co, pl.ohw, 0, &mut gr[..gn * gw_ * pl.op]);
+                transform_run(&pl, simd, &run, xr, gr, v, dm);
+                accumulate_run(&pl, simd, [v, dm], run.tiles(&pl), du, r0 > 0);
+            }
+        });
+        finish(&pl, simd, du, gw);
+    });
+}
+
+/// Step 2: `V` and `dM` of the run's tiles (run tile i at rows `p·run_tiles + i`) from the
+/// copies `xr`, `gr`, tiles in parallel.
+fn transform_run(
+    pl: &Plan,
+    simd: bool,
+    run: &Run,
+    xr: &[f32],
+    gr: &[f32],
+    v: &mut [f32],
+    dm: &mut [f32],
+) {
+    let out = RunOut {
+        v: v.as_mut_ptr(),
+        v_len: v.len(),
+        m: dm.as_mut_ptr(),
+        m_len: dm.len(),
+    };
+    let job = TileJob {
+        pl,
+        run,
+        xr,
+        gr,
+        out,
+    };
+    (0..run.tiles(pl))
+        .into_par_iter()
+        .with_min_len(4)
+        .for_each(|i| {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                return unsafe { job.tile_avx512(i) };
+            }
+            let _ = simd;
+            job.tile::<Lanes16>(i)
+        });
+}
+
+/// What the tile tasks of one run read and write.
+struct TileJob<'a> {
+    pl: &'a Plan<'a>,
+    run: &'a Run,
+    xr: &'a [f32],
+    gr: &'a [f32],
+    out: RunOut,
+}
+
+/// The transforms of one run, shared by the tile tasks, each of which writes only its own
+/// rows (`p·chunk + i` for its tile i).
+#[derive(Clone, Copy)]
+struct RunOut {
+    v: *mut f32,
+    v_len: usize,
+    m: *mut f32,
+    m_len: usize,
+}
+// SAFETY: used only for writes of disjoint rows (see `transform_run`).
+unsafe impl Send for RunOut {}
+unsafe impl Sync for RunOut {}
+
+/// Writes `x` to `base[at..at + 16]` (`len` values at `base`).
+///
+/// # Safety
+/// `base..base + len` must be valid for writes, and nothing else may access `at..at + 16`
+/// meanwhile.
+#[inline(always)]
+unsafe fn store<T: Vector>(x: T, base: *mut f32, len: usize, at: usize) {
+    assert!(at + W <= len);
+    x.store(&mut *(base.add(at) as *mut [f32; W]))
+}
+
+impl TileJob<'_> {
+    /// [`TileJob::tile`] compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn tile_avx512(&self, i: usize) {
+        self.tile::<super::lanes::Zmm>(i)
+    }
+
+    /// Run tile i: `V[(p·run_tiles + i)·vs + c] = (Bᵀ d B)[p]` of input channel slot c (`d` its
+    /// 6×6 patch) and `dM[(p·run_tiles + i)·ms + c] = (A dY Aᵀ)[p]` of output channel slot c
+    /// (`dY` its 4×4 output gradient), 16 channels per vector. (Plain loops, no closures around
+    /// the vector arithmetic: a closure does not inherit the caller's target features, so its
+    /// intrinsics would not be inlined.)
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    fn tile<T: Vector>(&self, i: usize) {
+        let (pl, run, out) = (self.pl, self.run, self.out);
+        let (r, tx) = (run.r0 + i / pl.tw, i % pl.tw);
+        let (n, ty) = (r / pl.th, r % pl.th);
+        let (xs, gs) = (run.xs[n - run.xs[0].n], run.gs[n - run.gs[0].n]);
+        // the patch's first value (row 4ty − pad, column 4tx − pad) and the rows of the copy
+        let (xw, gw) = (4 * pl.tw + 2, 4 * pl.tw);
+        let x0 = ((xs.at + 4 * (ty - xs.a)) * xw + 4 * tx) * pl.cp;
+        let g0 = ((gs.at + 4 * (ty - gs.a)) * gw + 4 * tx) * pl.op;
+        for c in (0..pl.cp).step_by(W) {
+            // along the width: e[r] = Bᵀ d[r]; then along the height
+            let mut e = [[T::splat(0.0); 6]; 6];
+            for (r, er) in e.iter_mut().enumerate() {
+                let mut d = [T::splat(0.0); 6];
+                for (j, dj) in d.iter_mut().enumerate() {
+                    *dj = load(self.xr, x0 + (r * xw + j) * pl.cp + c);
+                }
+                *er = transform::input(d);
+            }
+            for k2 in 0..6 {
+                let col =
+                    transform::input([e[0][k2], e[1][k2], e[2][k2], e[3][k2], e[4][k2], e[5][k2]]);
+                for (k1, v) in col.iter().enumerate() {
+                    let at = ((6 * k1 + k2) * pl.run_tiles + i) * pl.vs + c;
+                    // SAFETY: row p·run_tiles + i belongs to this tile's task (`RunOut`).
+                    unsafe { store(*v, out.v, out.v_len, at) };
+                }
+            }
+        }
+        for c in (0..pl.op).step_by(W) {
+            // along the width: f[i] = A dY[i]; then along the height
+            let mut f = [[T::splat(0.0); 6]; 4];
+            for (i, fi) in f.iter_mut().enumerate() {
+                let mut d = [T::splat(0.0); 4];
+                for (j, dj) in d.iter_mut().enumerate() {
+                    *dj = load(self.gr, g0 + (i * gw + j) * pl.op + c);
+                }
+                *fi = transform::output_adjoint(d);
+            }
+            for k2 in 0..6 {
+                let col = transform::output_adjoint([f[0][k2], f[1][k2], f[2][k2], f[3][k2]]);
+                for (k1, m) in col.iter().enumerate() {
+                    let at = ((6 * k1 + k2) * pl.run_tiles + i) * pl.ms + c;
+                    // SAFETY: as above.
+                    unsafe { store(*m, out.m, out.m_len, at) };
+                }
+            }
+        }
+    }
+}
+
+/// The 16 values `src[i..i + 16]`.
+#[inline(always)]
+fn load<T: Vector>(src: &[f32], i: usize) -> T {
+    T::load(src[i..][..W].try_into().unwrap())
+}
+
+/// Step 3: `dU[g][p] (+)= Σ_t dM[t][p][g] ⊗ V[t][p][g]` over the run's `nt` tiles (stored by
+/// the first run, added by the others), one (group, position) per task.
+fn accumulate_run(pl: &Plan, simd: bool, run: [&[f32]; 2], nt: usize, du: &mut [f32], add: bool) {
+    let ([v, dm], cout_g, cg) = (run, pl.s.cout_g(), pl.cg);
+    du.par_chunks_mut(cout_g * cg)
+        .enumerate()
+        .for_each(|(gp, dup)| {
+            let (g, p) = (gp / P, gp % P);
+            let a = wl::Operands {
+                dm: &dm[p * pl.run_tiles * pl.ms + g * pl.og..],
+                dms: pl.ms,
+                v: &v[p * pl.run_tiles * pl.vs + g * cg..],
+                vs: pl.vs,
+                tiles: nt,
+            };
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                return unsafe { accumulate_avx512(a, dup, cout_g, cg, add) };
+            }
+            let _ = simd;
+            wl::accumulate::<false>(a, dup, cout_g, cg, add)
+        });
+}
+
+/// [`wl::accumulate`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn accumulate_avx512(a: wl::Operands, du: &mut [f32], rows: usize, cg: usize, add: bool) {
+    wl::accumulate::<true>(a, du, rows, cg, add)
+}
+
+/// Step 4: `gw[oc, ci] = Gᵀ dU[g][·][co, ci] G` (36 values → 3×3), output channels in
+/// parallel, 16 input channels at a time (in the lanes).
+fn finish(pl: &Plan, simd: bool, du: &[f32], gw: &mut [f32]) {
+    let cin_g = pl.s.cin_g();
+    assert_eq!(gw.len(), pl.s.cout * cin_g * 9);
+    gw.par_chunks_mut(cin_g * 9)
+        .enumerate()
+        .for_each(|(oc, row)| {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                return unsafe { finish_avx512(pl, du, oc, row) };
+            }
+            let _ = simd;
+            finish_row::<Lanes16>(pl, du, oc, row)
+        });
+}
+
+/// [`finish_row`] compiled for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn finish_avx512(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
+    finish_row::<super::lanes::Zmm>(pl, du, oc, row)
+}
+
+/// Output channel `oc`'s kernels `row: (Cin/g, 3, 3)` from `dU`.
+#[inline(always)]
+fn finish_row<T: Vector>(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
+    let (cin_g, cout_g, cg) = (pl.s.cin_g(), pl.s.cout_g(), pl.cg);
+    let (g, co) = (oc / cout_g, oc % cout_g);
+    for c0 in (0..cin_g).step_by(W) {
+        let mut u = [T::splat(0.0); P];
+        for (p, up) in u.iter_mut().enumerate() {
+            *up = load(du, ((g * P + p) * cout_g + co) * cg + c0);
+        }
+        let k = transform::kernel_2d_adjoint(u);
+        let mut taps = [[0.0f32; W]; 9];
+        for (t, tap) in taps.iter_mut().enumerate() {
+            k[t / 3][t % 3].store(tap);
+        }
+        for (l, out) in row[c0 * 9..].chunks_exact_mut(9).take(W).enumerate() {
+            for (t, o) in out.iter_mut().enumerate() {
+                *o = taps[t][l];
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The runs of the Winograd weight gradient ([`super::wgrad`]): which tile rows a run covers,
+//! and the zero-padded channels-last copies of the input rows and output-gradient rows its
+//! tiles read (so that every tile's loads fall inside the copy, without a branch).
+
+use super::wgrad::Plan;
+use super::wgrad_lanes as wl;
+use rayon::prelude::*;
+
+/// Copy rows `at..at + rows` of a run: image `n`'s rows from `y0` on (zeros outside the
+/// image), for the tile rows from `a` on.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Seg {
+    pub(super) n: usize,
+    pub(super) a: usize,
+    pub(super) y0: isize,
+    pub(super) rows: usize,
+    pub(super) at: usize,
+}
+
+/// One run: tile rows `r0..r1` (flat n·th + ty), i.e. tiles `r0·tw..r1·tw`, and the rows of
+/// the input (`xs`) and of the output gradient (`gs`) their tiles read, one segment per image.
+/// The copies are zero-padded so that every tile reads inside them: the input copy has
+/// `xw = 4·tw + 2` columns (image column x at x + pad_left), the output gradient's `gw = 4·tw`.
+pub(super) struct Run {
+    pub(super) r0: usize,
+    pub(super) r1: usize,
+    pub(super) xs: Vec<Seg>,
+    pub(super) gs: Vec<Seg>,
+}
+
+impl Run {
+    pub(super) fn new(pl: &Plan, r0: usize, r1: usize) -> Self {
+        let (mut xs, mut gs) = (Vec::new(), Vec::new());
+        let (mut xa, mut ga) = (0, 0);
+        for n in r0 / pl.th..=(r1 - 1) / pl.th {
+            // tile rows a..b of image n: input rows 4a − pad .. 4b − pad + 2, output rows 4a .. 4b
+            let (a, b) = (
+                r0.max(n * pl.th) - n * pl.th,
+                r1.min((n + 1) * pl.th) - n * pl.th,
+            );
+            let y0 = (4 * a) as isize - pl.pad[0] as isize;
+            let rows = 4 * (b - a);
+            xs.push(Seg {
+                n,
+                a,
+                y0,
+                rows: rows + 2,
+                at: xa,
+            });
+            gs.push(Seg {
+                n,
+                a,
+                y0: (4 * a) as isize,
+                rows,
+                at: ga,
+            });
+            xa += rows + 2;
+            ga += rows;
+        }
+        Run { r0, r1, xs, gs }
+    }
+
+    /// Rows of the input and output-gradient copies.
+    pub(super) fn copy_rows(&self) -> [usize; 2] {
+        [&self.xs, &self.gs].map(|v| v.last().map_or(0, |s| s.at + s.rows))
+    }
+
+    /// Tiles.
+    pub(super) fn tiles(&self, pl: &Plan) -> usize {
+        (self.r1 - self.r0) * pl.tw
+    }
+}
+
+/// Copy rows per task.
+const COPY_ROWS: usize = 4;
+
+/// Step 1: the rows `segs` of `src: (N, groups·c_g, H, W)` channels-last into `dst: (rows,
+/// dw, groups·cg)`: image column x at column `x0 + x`, zeros in the other columns, in rows
+/// outside the image and past c_g in each group. Blocks of rows in parallel, each copied one
+/// 16-channel block at a time (16 planes read row after row).
+pub(super) fn copy_rows(
+    src: &[f32],
+    segs: &[Seg],
+    cc: [usize; 3],
+    hw: [usize; 2],
+    x0: usize,
+    dst: &mut [f32],
+) {
+    let [groups, c_g, cg] = cc;
+    let ([h, w], c, cp) = (hw, groups * c_g, groups * cg);
+    let rows = segs.last().map_or(0, |s| s.at + s.rows);
+    let dw = dst.len() / (rows * cp).max(1);
+    assert!(x0 + w <= dw);
+    dst.par_chunks_mut(COPY_ROWS * dw * cp)
+        .enumerate()
+        .for_each(|(b, d)| {
+            let (mut r, nr) = (0, d.len() / (dw * cp));
+            while r < nr {
+                // copy row q = image row y of seg (if inside), and the rows after it alike
+                let q = b * COPY_ROWS + r;
+                let seg = segs.iter().rfind(|s| s.at <= q).expect("rows start at 0");
+                let y = seg.y0 + (q - seg.at) as isize;
+                let dr = &mut d[r * dw * cp..];
+                if !(0..h as isize).contains(&y) {
+                    dr[..dw * cp].fill(0.0);
+                    r += 1;
+                    continue;
+                }
+                let k = (nr - r).min(seg.at + seg.rows - q).min(h - y as usize);
+                let img = &src[seg.n * c * h * w..][..c * h * w];
+                wl::channels_last(
+                    img,
+                    h * w,
+                    y as usize * w,
+                    [k, w, dw],
+                    cc,
+                    &mut dr[x0 * cp..],
+                );
+                for row in dr.chunks_exact_mut(dw * cp).take(k) {
+                    row[..x0 * cp].fill(0.0);
+                    row[(x0 + w) * cp..].fill(0.0);
+                }
+                r += k;
+            }
+        });
+}
