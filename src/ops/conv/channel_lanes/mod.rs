@@ -14,6 +14,8 @@
 //! width-lanes kernel (which loads one unaligned input vector per 8 FMAs and broadcasts every
 //! weight).
 //! Lanes past `Cout/g` hold zero weights and are not stored.
+//! Long reductions run in weight chunks of 24 KiB that tiles of 8 register blocks share from L1
+//! ([`chunk_len`]), the sums carried from chunk to chunk.
 
 use super::{width_lanes, ConvShape};
 use crate::geometry::PaddingMode;
