@@ -34,17 +34,16 @@ fn random_batch_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPara
             (rng.below(3), rng.below(3))
         });
     }
-    let mut xs = vec![n, cin];
-    xs.extend(&inp);
-    let mut ws = vec![cout, cin];
-    ws.extend(&k);
     common::RandomProblem {
-        x: xs,
-        w: ws,
+        batch: n,
+        cin_g: cin,
+        cout_g: cout,
+        groups: 1,
+        input: inp,
+        kernel: k,
         stride,
         pads,
         dil,
-        groups: 1,
     }
     .draw(rng)
 }

@@ -36,17 +36,16 @@ fn random_blocked_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPa
         inp.push(span + extra);
         pads.push((rng.below(3), rng.below(3)));
     }
-    let mut xs = vec![n, cin_g * groups];
-    xs.extend(&inp);
-    let mut ws = vec![cout_g * groups, cin_g];
-    ws.extend(&k);
     common::RandomProblem {
-        x: xs,
-        w: ws,
+        batch: n,
+        cin_g,
+        cout_g,
+        groups,
+        input: inp,
+        kernel: k,
         stride,
         pads,
         dil,
-        groups,
     }
     .draw(rng)
 }

@@ -34,17 +34,16 @@ fn random_width_case(rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvPara
         dil.push(d);
         pads.push((rng.below(kk), rng.below(kk)));
     }
-    let mut xs = vec![n, cin_g * groups];
-    xs.extend(&inp);
-    let mut ws = vec![cout_g * groups, cin_g];
-    ws.extend(&k);
     common::RandomProblem {
-        x: xs,
-        w: ws,
+        batch: n,
+        cin_g,
+        cout_g,
+        groups,
+        input: inp,
+        kernel: k,
         stride,
         pads,
         dil,
-        groups,
     }
     .draw(rng)
 }

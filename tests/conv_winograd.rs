@@ -124,18 +124,32 @@ fn check(
 fn winograd_2d_matches_the_float64_reference_on_random_shapes() {
     let mut rng = Rng::new(15);
     for _ in 0..40 {
-        let groups = [1, 1, 2, 3][rng.below(4)];
-        let (cin, cout) = (groups * (1 + rng.below(9)), groups * (1 + rng.below(20)));
-        let n = 1 + rng.below(3);
-        // sizes from 1 (padding makes the output) to 23: tiles clipped at the edges, and
-        // images narrower than 16 tiles share a vector between tile rows and images
-        let (h, w) = (1 + rng.below(23), 1 + rng.below(23));
-        let pad = [h, w].map(|e| {
-            let need = 3usize.saturating_sub(e);
-            (need.max(rng.below(3)), rng.below(3))
-        });
+        let (n, cin, cout, groups, [h, w], pad) = random_2d(&mut rng, 9);
         check(&mut rng, normal, n, cin, cout, groups, h, w, pad);
     }
+}
+
+/// A random 2-D problem for the Winograd path: (N, Cin, Cout, groups, [H, W], paddings), up
+/// to `cin_g_max` input and 20 output channels per group, 1–3 groups and images; sizes from 1
+/// (padding makes the output) to 23: tiles clipped at the edges, and images narrower than 16
+/// tiles share a vector between tile rows and images.
+#[allow(clippy::type_complexity)]
+fn random_2d(
+    rng: &mut Rng,
+    cin_g_max: usize,
+) -> (usize, usize, usize, usize, [usize; 2], [(usize, usize); 2]) {
+    let groups = [1, 1, 2, 3][rng.below(4)];
+    let (cin, cout) = (
+        groups * (1 + rng.below(cin_g_max)),
+        groups * (1 + rng.below(20)),
+    );
+    let n = 1 + rng.below(3);
+    let hw = [1 + rng.below(23), 1 + rng.below(23)];
+    let pad = hw.map(|e| {
+        let need = 3usize.saturating_sub(e);
+        (need.max(rng.below(3)), rng.below(3))
+    });
+    (n, cin, cout, groups, hw, pad)
 }
 
 #[test]
@@ -273,14 +287,7 @@ fn check_weight_grad(
 fn winograd_weight_gradient_matches_the_float64_reference_on_random_shapes() {
     let mut rng = Rng::new(33);
     for _ in 0..30 {
-        let groups = [1, 1, 2, 3][rng.below(4)];
-        let (cin, cout) = (groups * (1 + rng.below(20)), groups * (1 + rng.below(20)));
-        let n = 1 + rng.below(3);
-        let hw = [1 + rng.below(23), 1 + rng.below(23)];
-        let pad = hw.map(|e| {
-            let need = 3usize.saturating_sub(e);
-            (need.max(rng.below(3)), rng.below(3))
-        });
+        let (n, cin, cout, groups, hw, pad) = random_2d(&mut rng, 20);
         check_weight_grad(&mut rng, normal, n, cin, cout, groups, hw, pad);
     }
 }

@@ -330,26 +330,32 @@ pub fn assert_close(a: &Tensor, b: &Tensor, rel: f32, what: &str) {
     );
 }
 
-/// A random convolution problem of input shape `(n, cin, *inp)` and weight `(cout, cin_g, *k)`
-/// (values uniform in [-1, 1), a bias half the time), with these strides, paddings, dilations
-/// and groups: the common tail of the kernels' random-shape generators.
+/// A random convolution problem: input `(batch, cin_g·groups, *input)`, weight
+/// `(cout_g·groups, cin_g, *kernel)` (values uniform in [-1, 1), a bias half the time), with
+/// these strides, paddings and dilations: the common tail of the kernels' random-shape
+/// generators.
 #[allow(dead_code)]
 pub struct RandomProblem {
-    pub x: Vec<usize>,
-    pub w: Vec<usize>,
+    pub batch: usize,
+    pub cin_g: usize,
+    pub cout_g: usize,
+    pub groups: usize,
+    pub input: Vec<usize>,
+    pub kernel: Vec<usize>,
     pub stride: Vec<usize>,
     pub pads: Vec<(usize, usize)>,
     pub dil: Vec<usize>,
-    pub groups: usize,
 }
 
 #[allow(dead_code)]
 impl RandomProblem {
     /// Draws the tensors (and maybe the bias) for the shapes.
     pub fn draw(self, rng: &mut Rng) -> (Tensor, Tensor, Option<Tensor>, ConvParams) {
-        let x = rand_uniform(rng, &self.x);
-        let w = rand_uniform(rng, &self.w);
-        let cout = self.w[0];
+        let cout = self.cout_g * self.groups;
+        let xs = [&[self.batch, self.cin_g * self.groups][..], &self.input].concat();
+        let ws = [&[cout, self.cin_g][..], &self.kernel].concat();
+        let x = rand_uniform(rng, &xs);
+        let w = rand_uniform(rng, &ws);
         let b = (rng.below(2) == 0).then(|| rand_uniform(rng, &[cout]));
         let p = ConvParams {
             stride: self.stride,
