@@ -199,13 +199,14 @@ pub struct ConvGrads {
     pub bias: Option<Tensor>,
 }
 
-/// Checks that an output gradient has the forward output's shape.
+/// Checks that an output gradient has the forward output's shape (error on `grad-output`);
+/// the one check of convolution, transposed convolution and pooling backward passes.
 pub fn check_grad_output(gy: &[usize], expected: &[usize]) -> Result<()> {
     if gy != expected {
         return Err(Error::arg(
             "grad-output",
             format!(
-                "has shape {} but the forward output has shape {}; the output gradient must match it",
+                "has shape {} but the forward output has shape {}; give one gradient per output value",
                 fmt_shape(gy),
                 fmt_shape(expected)
             ),

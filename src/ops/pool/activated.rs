@@ -38,7 +38,7 @@ use crate::ops::activation::{
     backward_inplace, forward_inplace, relu, relu_grad, sigmoid, sigmoid_grad, tanh_grad,
     Activation,
 };
-use crate::tensor::{fmt_shape, Tensor};
+use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -165,7 +165,7 @@ pub fn backward(
     let Some(g) = Geom::new(&s) else {
         return backward_ref(act, a, idx, gy, p);
     };
-    check_grad(&s, gy)?;
+    crate::ops::conv::check_grad_output(gy.shape(), &s.out_shape())?;
     let idx = match (g.pooling, idx) {
         (Pooling::Max, Some(i)) if i.len() == gy.numel() => Some(i),
         (Pooling::Max, _) => return Err(missing_indices(p)),
@@ -234,17 +234,3 @@ fn missing_indices(p: &PoolParams) -> Error {
     )
 }
 
-fn check_grad(s: &PoolShape, gy: &Tensor) -> Result<()> {
-    let want = s.out_shape();
-    if gy.shape() == want.as_slice() {
-        return Ok(());
-    }
-    Err(Error::arg(
-        "grad-output",
-        format!(
-            "has shape {} but the output has shape {}; give one gradient per output value",
-            fmt_shape(gy.shape()),
-            fmt_shape(&want)
-        ),
-    ))
-}

@@ -37,6 +37,7 @@ pub use windows::Windows;
 
 use crate::error::{Error, Result};
 use crate::geometry::PaddingSpec;
+use crate::ops::conv::check_grad_output;
 use crate::tensor::{fmt_shape, Tensor};
 
 /// Which pooling to apply.
@@ -264,16 +265,7 @@ pub fn pool_backward(x: &Tensor, out: &PoolOutput, gy: &Tensor, p: &PoolParams) 
             ),
         ));
     }
-    if gy.shape() != want.as_slice() {
-        return Err(Error::arg(
-            "grad-output",
-            format!(
-                "has shape {} but the output has shape {}; give one gradient per output value",
-                fmt_shape(gy.shape()),
-                fmt_shape(&want)
-            ),
-        ));
-    }
+    check_grad_output(gy.shape(), &want)?;
     if p.kind.has_indices() {
         let idx = out.indices.as_deref().unwrap_or_default();
         return pool_backward_indices(x.shape(), idx, gy, p);
@@ -299,16 +291,7 @@ pub fn pool_backward_indices(
 ) -> Result<Tensor> {
     let s = PoolShape::new(x_shape, p)?;
     let want = s.out_shape();
-    if gy.shape() != want.as_slice() {
-        return Err(Error::arg(
-            "grad-output",
-            format!(
-                "has shape {} but the output has shape {}; give one gradient per output value",
-                fmt_shape(gy.shape()),
-                fmt_shape(&want)
-            ),
-        ));
-    }
+    check_grad_output(gy.shape(), &want)?;
     if !p.kind.has_indices() || idx.len() != gy.numel() {
         return Err(Error::arg(
             "indices",

@@ -234,16 +234,7 @@ pub fn max_unpool_backward(
     let (in_len, out_len) = s.lens();
     check_len(indices, x)?;
     check_indices(indices, out_len)?;
-    if gy.shape() != s.out_shape().as_slice() {
-        return Err(Error::arg(
-            "grad-output",
-            format!(
-                "has shape {} but the output has shape {}; give one gradient per output value",
-                fmt_shape(gy.shape()),
-                fmt_shape(&s.out_shape())
-            ),
-        ));
-    }
+    crate::ops::conv::check_grad_output(gy.shape(), &s.out_shape())?;
     let mut gx = Tensor::zeros(x.shape());
     gx.data_mut()
         .par_chunks_mut(in_len)
