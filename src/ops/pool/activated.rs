@@ -233,4 +233,3 @@ fn missing_indices(p: &PoolParams) -> Error {
         ),
     )
 }
-
