@@ -118,14 +118,15 @@ fn auto_picks_the_kernels_the_readme_names() {
         case(&[8, 256, 56, 56], &[64, 256, 1, 1], 0, 1, 1),
         ["im2col", "adj-im2col", "channel-lanes"]
     );
-    // 1-D and 3-D with 16 or more output channels: channel-lanes, even where the width is a
+    // 1-D and 3-D with 16 or more output channels and kernels other than 3 taps on every axis
+    // (those run Winograd, tests/conv_winograd.rs): channel-lanes, even where the width is a
     // multiple of 16
     assert_eq!(
-        case(&[32, 64, 1024], &[64, 64, 3], 1, 1, 1),
+        case(&[32, 64, 1024], &[64, 64, 5], 2, 1, 1),
         ["channel-lanes", "adj-channel-lanes", "channel-lanes"]
     );
     assert_eq!(
-        case(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 3], 1, 1, 1),
+        case(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 5], 1, 1, 1),
         ["channel-lanes", "adj-channel-lanes", "channel-lanes"]
     );
     // depthwise: one output channel per group

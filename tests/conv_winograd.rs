@@ -1,6 +1,8 @@
 //! Winograd F(4×4, 3×3) (`--algo winograd`, the 2-D fast path) against a float64 direct
 //! reference: random shapes (odd sizes, tiles clipped at the bottom and right edges, several
-//! tile rows in one vector, groups, bias, batch > 1), 256 input channels for the error bound,
+//! tile rows in one vector, groups, bias, batch > 1), 256 input channels for the error bound;
+//! the same path on 1-D (F(4, 3)) and 3-D problems (per depth slice) on random shapes and the
+//! benchmark classes, and `auto`'s choice of it there with the input gradients it then runs;
 //! the input gradient through the adjoint problem, and the weight gradient (F(4×4, 3×3) run
 //! backwards) against a float64 reference: random shapes, the long sums of the benchmark
 //! layers (every tile of 56×56 images, 256 channels) and independence of the thread count. The
@@ -22,38 +24,57 @@ fn reference(
     groups: usize,
     pad: [(usize, usize); 2],
 ) -> Vec<f64> {
-    let [n, cin, h, wd] = x.shape().try_into().unwrap();
-    let cout = w.shape()[0];
+    reference_nd(x, w, b, groups, &pad)
+}
+
+/// [`reference`] on 1, 2 or 3 spatial axes: x (N, Cin, *in), w (Cout, Cin/g, 3, …), zero
+/// padding `pad` per axis (before, after), stride 1. Lower-dimensional problems get leading
+/// axes of one value and one tap.
+fn reference_nd(
+    x: &Tensor,
+    w: &Tensor,
+    b: &[f32],
+    groups: usize,
+    pad: &[(usize, usize)],
+) -> Vec<f64> {
+    let (n, cin, cout) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let nd = x.shape().len() - 2;
+    assert_eq!(pad.len(), nd);
+    let (mut size, mut k, mut before, mut out) = ([1; 3], [1; 3], [0; 3], [1; 3]);
+    for (a, &(b, e)) in pad.iter().enumerate() {
+        let at = 3 - nd + a;
+        size[at] = x.shape()[2 + a];
+        k[at] = w.shape()[2 + a];
+        before[at] = b;
+        out[at] = size[at] + b + e + 1 - k[at];
+    }
     let (cin_g, cout_g) = (cin / groups, cout / groups);
-    let (oh, ow) = (h + pad[0].0 + pad[0].1 - 2, wd + pad[1].0 + pad[1].1 - 2);
     let (xd, wdat) = (x.data(), w.data());
-    let mut y = vec![0.0f64; n * cout * oh * ow];
+    let [od, oh, ow] = out;
+    let mut y = vec![0.0f64; n * cout * od * oh * ow];
     for img in 0..n {
         for oc in 0..cout {
             let g = oc / cout_g;
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut acc = b[oc] as f64;
-                    for icg in 0..cin_g {
-                        let ic = g * cin_g + icg;
-                        for a in 0..3 {
-                            for c in 0..3 {
-                                let (iy, ix) = (
-                                    (oy + a) as isize - pad[0].0 as isize,
-                                    (ox + c) as isize - pad[1].0 as isize,
-                                );
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                    continue;
-                                }
-                                let xv =
-                                    xd[((img * cin + ic) * h + iy as usize) * wd + ix as usize];
-                                let wv = wdat[((oc * cin_g + icg) * 3 + a) * 3 + c];
-                                acc += xv as f64 * wv as f64;
-                            }
+            for o in 0..od * oh * ow {
+                let pos = [o / (oh * ow), o / ow % oh, o % ow];
+                let mut acc = b[oc] as f64;
+                for icg in 0..cin_g {
+                    let ic = g * cin_g + icg;
+                    for tap in 0..k[0] * k[1] * k[2] {
+                        let t = [tap / (k[1] * k[2]), tap / k[2] % k[1], tap % k[2]];
+                        let i: [isize; 3] =
+                            std::array::from_fn(|a| (pos[a] + t[a]) as isize - before[a] as isize);
+                        if (0..3).any(|a| i[a] < 0 || i[a] >= size[a] as isize) {
+                            continue;
                         }
+                        let at =
+                            (i[0] as usize * size[1] + i[1] as usize) * size[2] + i[2] as usize;
+                        let xv = xd[(img * cin + ic) * size.iter().product::<usize>() + at];
+                        let wv = wdat[(oc * cin_g + icg) * k.iter().product::<usize>() + tap];
+                        acc += xv as f64 * wv as f64;
                     }
-                    y[((img * cout + oc) * oh + oy) * ow + ox] = acc;
                 }
+                y[(img * cout + oc) * od * oh * ow + o] = acc;
             }
         }
     }
@@ -368,4 +389,127 @@ fn winograd_weight_gradient_does_not_depend_on_the_thread_count() {
     assert_eq!(one.data(), run(3).data());
     let reference = reference_weight_grad(&x, &gy, 2, [1, 1]);
     assert!(rel_err(one.data(), &reference) <= 1e-5);
+}
+
+/// One random 1-D or 3-D problem through `--algo winograd` (the fast path: F(4, 3) on lines,
+/// F(4×4, 3×3) per depth slice with the depth taps summed directly) against the float64
+/// reference; returns the error relative to max |y|.
+fn check_nd(
+    rng: &mut Rng,
+    xs: &[usize],
+    cout: usize,
+    groups: usize,
+    pad: &[(usize, usize)],
+) -> f64 {
+    let nd = xs.len() - 2;
+    let x = normal(rng, xs);
+    let mut ws = vec![cout, xs[1] / groups];
+    ws.extend(vec![3; nd]);
+    let wt = normal(rng, &ws);
+    let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
+    let bt = Tensor::new(vec![cout], b.clone()).unwrap();
+    let p = ConvParams {
+        padding: PaddingSpec::Explicit(pad.to_vec()),
+        groups,
+        ..Default::default()
+    };
+    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+    assert!(plane::applies(&s), "{xs:?} {ws:?} {p:?}");
+    let got = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Winograd).unwrap();
+    let err = rel_err(got.data(), &reference_nd(&x, &wt, &b, groups, pad));
+    assert!(
+        err <= 1e-5,
+        "x{xs:?} w{ws:?} {p:?}: error {err:e} of max |y|"
+    );
+    err
+}
+
+#[test]
+fn winograd_1d_and_3d_match_the_float64_reference_on_random_shapes() {
+    // lengths from 1 to 70 (several tiles per vector, runs broken by images and, in 3-D, by
+    // depth slices and tile rows), depth slices reaching into the padding, groups
+    let mut rng = Rng::new(31);
+    for case in 0..40 {
+        let nd = [1, 3][case % 2];
+        let groups = [1, 1, 2, 3][rng.below(4)];
+        let (cin, cout) = (groups * (1 + rng.below(12)), groups * (1 + rng.below(20)));
+        let n = 1 + rng.below(3);
+        let size: Vec<usize> = (0..nd)
+            .map(|_| 1 + rng.below(if nd == 3 { 11 } else { 70 }))
+            .collect();
+        let pad: Vec<(usize, usize)> = size
+            .iter()
+            .map(|&e| (3usize.saturating_sub(e).max(rng.below(3)), rng.below(3)))
+            .collect();
+        let mut xs = vec![n, cin];
+        xs.extend(&size);
+        check_nd(&mut rng, &xs, cout, groups, &pad);
+    }
+}
+
+#[test]
+fn winograd_1d_and_3d_error_stays_within_1e_5_on_the_benchmark_classes() {
+    // conv1d (64 → 64, length 1024) and conv3d (16 → 32, 16×32×32), shortened for debug builds:
+    // the error per output depends on the reduction (Cin/g · taps), not on the extents
+    let mut rng = Rng::new(13);
+    let e1 = check_nd(&mut rng, &[2, 64, 150], 8, 1, &[(1, 1)]);
+    let e3 = check_nd(&mut rng, &[1, 16, 6, 9, 21], 8, 1, &[(1, 1); 3]);
+    let e1w = check_nd(&mut rng, &[1, 256, 40], 4, 1, &[(1, 1)]);
+    eprintln!("relative error: conv1d class {e1:e}, conv3d class {e3:e}, 256 channels 1-D {e1w:e}");
+}
+
+#[test]
+fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradients() {
+    use stride::ops::conv::auto_algos;
+    let shape = |x: &[usize], w: &[usize]| {
+        let p = ConvParams {
+            padding: PaddingSpec::Same,
+            ..ConvParams::default()
+        };
+        ConvShape::new(x, w, None, &p).unwrap()
+    };
+    // the weight gradient has no 1-D or 3-D Winograd form
+    let conv1d = shape(&[32, 64, 1024], &[64, 64, 3]);
+    assert_eq!(
+        auto_algos(&conv1d),
+        ["winograd", "adj-winograd", "channel-lanes"]
+    );
+    let conv3d = shape(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 3]);
+    assert_eq!(
+        auto_algos(&conv3d),
+        ["winograd", "adj-winograd", "channel-lanes"]
+    );
+    // the input gradients through them against the direct scatter
+    let mut rng = Rng::new(3);
+    for (xs, ws) in [
+        (vec![2, 32, 300], vec![48, 32, 3]),
+        (vec![1, 16, 5, 12, 20], vec![32, 16, 3, 3, 3]),
+    ] {
+        let (x, wt) = (normal(&mut rng, &xs), normal(&mut rng, &ws));
+        let p = ConvParams {
+            padding: PaddingSpec::Same,
+            ..Default::default()
+        };
+        let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+        assert_eq!(auto_algos(&s)[1], "adj-winograd", "{xs:?}");
+        let gy = normal(&mut rng, &s.out_shape());
+        let want = GradRequest {
+            input: true,
+            weight: false,
+            bias: false,
+        };
+        let grad = |algo| {
+            conv_backward(&x, &wt, &gy, &p, algo, want)
+                .unwrap()
+                .input
+                .unwrap()
+        };
+        let direct: Vec<f64> = grad(ConvAlgo::Direct)
+            .data()
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
+        let err = rel_err(grad(ConvAlgo::Auto).data(), &direct);
+        assert!(err <= 2e-5, "{xs:?}: {err:e}");
+    }
 }

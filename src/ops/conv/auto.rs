@@ -31,11 +31,12 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // the reduction Cin/g·taps is small (LeNet's first layer, depthwise); beyond that, im2col.
     // The batch-lanes kernel (images in the lanes) is not chosen: since the width-lanes kernel
     // blocks C channels × R rows (2026-12-01) it runs LeNet's second layer's input gradient
-    // (16 → 6 channels, full padding) in 1.19 ms against batch-lanes' 1.47. Winograd F(4×4, 3×3)
-    // takes 2-D 3×3 stride-1 problems with 32–256 input and ≥ 32 output channels per group and
-    // ≥ 32 tiles ([`winograd::wins`]: 1.6–2× the channel-lanes kernel on r3x3-64, r3x3-256 and
-    // 128 channels on 28×28; error ≤ 4e-6 of the output's largest magnitude with its
-    // interpolation points 0, ±1, 2, −1/2).
+    // (16 → 6 channels, full padding) in 1.19 ms against batch-lanes' 1.47. Winograd takes
+    // 3-tap stride-1 problems with 32–256 reduction channels (3·Cin/g in 3-D), ≥ 16 output
+    // channels per group and ≥ 32 tiles ([`winograd::wins`]: F(4×4, 3×3) 1.6–2× the
+    // channel-lanes kernel on r3x3-64, r3x3-256 and 128 channels on 28×28; per depth slice
+    // 1.4× on conv3d; F(4, 3) 1.2–1.5× on conv1d; error ≤ 4e-6 of the output's largest
+    // magnitude with its interpolation points 0, ±1, 2, −1/2).
     let width_fits = width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION;
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col

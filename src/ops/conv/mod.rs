@@ -139,7 +139,7 @@ pub fn forward_slices(
         ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::forward(s, x, w, bias, y),
         // outside its domain the batch-lanes kernel defers to im2col
         ConvAlgo::BatchLanes => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Winograd if winograd::suits(s) => winograd::forward(s, x, w, bias, y),
+        ConvAlgo::Winograd if winograd::plane::applies(s) => winograd::forward(s, x, w, bias, y),
         // outside its domain Winograd defers to im2col
         ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),
     }

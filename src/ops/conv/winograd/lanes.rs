@@ -47,8 +47,9 @@ impl RunView {
     }
 }
 
-/// The 6×6 input patches of 16 tiles in lanes, `d[r][j][l]` (0 in the padding and in lanes of
-/// no run), from channel plane `x` (`x[ic·H·W..]`) through the `runs`' views.
+/// The 6-column input patches of 16 tiles in lanes, `d[r][j][l]` for the `d.len()` rows (6 in
+/// the plane, 1 on a line; 0 in the padding and in lanes of no run), from channel plane `x`
+/// (`x[ic·H·W..]`) through the `runs`' views.
 ///
 /// # Safety
 /// `x` must point at channel `ic` of an input `(N, Cin, H, W)` (extents `hw`) the views were
@@ -58,7 +59,7 @@ pub unsafe fn patches<const SIMD: bool>(
     x: *const f32,
     runs: &[RunView],
     hw: [usize; 2],
-    d: &mut [[Lanes; 6]; 6],
+    d: &mut [[Lanes; 6]],
 ) {
     #[cfg(target_arch = "x86_64")]
     if SIMD {
@@ -67,7 +68,7 @@ pub unsafe fn patches<const SIMD: bool>(
         return avx512::patches(x, runs, hw, d);
     }
     let [h, w] = hw;
-    *d = [[[0.0; L]; 6]; 6];
+    d.fill([[0.0; L]; 6]);
     for run in runs {
         for (r, dr) in d.iter_mut().enumerate() {
             let y = run.y0 + r as isize;
@@ -246,12 +247,7 @@ mod avx512 {
     /// registers (columns 0–3 and 4–5 of every tile), then split into lanes.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    pub unsafe fn patches(
-        x: *const f32,
-        runs: &[RunView],
-        hw: [usize; 2],
-        d: &mut [[Lanes; 6]; 6],
-    ) {
+    pub unsafe fn patches(x: *const f32, runs: &[RunView], hw: [usize; 2], d: &mut [[Lanes; 6]]) {
         let [h, w] = hw;
         for (r, dr) in d.iter_mut().enumerate() {
             let mut a = [_mm512_setzero_ps(); 4];

@@ -1,14 +1,15 @@
 //! Winograd minimal filtering F(4, 3) (Lavin & Gray 2016) for 3-tap kernels at stride 1:
 //! along every spatial axis whose kernel has 3 taps, 4 outputs come from 6 inputs with 6
 //! multiplies instead of 12, so a 3×3 convolution needs 36 multiplies per 4×4 output tile
-//! instead of 144 (4× fewer), a 3-tap 1-D convolution 1.5 per output instead of 3.
+//! instead of 144 (4× fewer), a 3-tap 1-D convolution 1.5 per output instead of 3, a 3×3×3
+//! one (F(4×4, 3×3) per depth slice) 108 per output instead of 432 (per input channel).
 //!
 //! `y_tile = Aᵀ [ (G w Gᵀ) ⊙ (Bᵀ d B) ] A` (cross-correlation, as PyTorch). What lives where:
 //! - [`transform`]: the 1-D matrices `Bᵀ`, `G`, `Aᵀ` and the interpolation points (chosen for
 //!   float32 accuracy);
-//! - [`plane`]: the fast 2-D path, F(4×4, 3×3), tiles in the vector lanes, register-blocked
-//!   products ([`lanes`]);
-//! - [`generic`]: every other 3-tap problem (1-D, 3-D, 3×1 …), one generic tile loop;
+//! - [`plane`]: the fast path, tiles in the vector lanes, register-blocked products
+//!   ([`lanes`]): F(4×4, 3×3) in 2-D, the same per depth slice in 3-D (depth taps summed
+//!   directly), F(4, 3) in 1-D;
 //! - [`wgrad`]: the weight gradient of the 2-D path, the same transforms run backwards
 //!   (`dU = Σ_tiles (A dY Aᵀ) ⊗ (Bᵀ d B)`, `dW = Gᵀ dU G`), channels in the lanes.
 //!
@@ -20,7 +21,6 @@
 use super::ConvShape;
 use crate::geometry::PaddingMode;
 
-mod generic;
 mod lanes;
 pub mod plane;
 pub mod transform;
@@ -37,8 +37,9 @@ pub fn suits(s: &ConvShape) -> bool {
             .all(|a| a.kernel == 3 && a.stride == 1 && a.dilation == 1)
 }
 
-/// Fewest input and output channels per group for which `auto` picks the 2-D path: at 16 it
-/// ties with the channel-lanes kernel, at 32 it wins 1.3× (N 8, 56×56).
+/// Shortest reduction per transformed position (depth taps × input channels per group) for
+/// which `auto` picks Winograd: at 16 channels (2-D) it ties with the channel-lanes kernel, at
+/// 32 it wins 1.3× (N 8, 56×56), 1-D 32 → 32 (N 32, length 1024) 1.1–1.15×.
 pub const MIN_CHANNELS: usize = 32;
 /// Most input channels per group for `auto`: U (36·Cin/g·Cout/g values) and one block's V
 /// outgrow the caches (512 → 512 on 7×7, N 8: 0.6× the channel-lanes kernel; N 32: 1.16×).
@@ -47,17 +48,21 @@ pub const MAX_CIN: usize = 256;
 /// (32 tiles, 256 → 256 on 7×7: 1.33× the channel-lanes kernel).
 pub const MIN_TILES: usize = 32;
 
-/// Whether `auto` runs Winograd on `s` (forward, or the adjoint of an input gradient): the 2-D
-/// F(4×4, 3×3) path with enough channels and tiles. CPU time on 2026-12-01, 1 thread, a loaded
-/// machine, against the channel-lanes kernel: r3x3-64 (N 8, 64 → 64, 56×56) 8.7 ms against
-/// 15.0; r3x3-256 (N 8, 256 → 256, 14×14) 8.4 against 13.4; 128 → 128 on 28×28 6.7 against
-/// 13.1. Error ≤ 4e-6 of the output's largest magnitude (tests/conv_winograd.rs bounds 1e-5).
+/// Whether `auto` runs Winograd on `s` (forward, or the adjoint of an input gradient): 32–256
+/// reduction channels (KD·Cin/g, KD = 3 depth taps in 3-D, else 1), ≥ 16 output channels per
+/// group, ≥ 32 tiles. CPU time on 2026-12-01, 1 thread, a loaded machine, against the
+/// channel-lanes kernel: 2-D r3x3-64 (N 8, 64 → 64, 56×56) 8.7 ms against 15.0; r3x3-256 (N 8,
+/// 256 → 256, 14×14) 8.4 against 13.4; 128 → 128 on 28×28 6.7 against 13.1; 64 → 16 on 56×56
+/// 3.5 against 10.2. 1-D conv1d (N 32, 64 → 64, 1024) 5.6–7.2 against 7.8–8.8 (its adjoint the
+/// same), 256 → 256 (N 8, 256) 4.4 against 6.6, 32 → 32 2.2 against 2.4. 3-D conv3d (N 2,
+/// 16 → 32, 16×32×32) 4.6–5.2 against 6.7–6.9, its adjoint (32 → 16) 6.0–6.8 against 6.9–7.0;
+/// 16 → 16 3.3 against 3.7, 64 → 64 on 8×14×14 4.5 against 4.8. Error ≤ 4e-6 of the output's
+/// largest magnitude (tests/conv_winograd.rs bounds 1e-5).
 pub fn wins(s: &ConvShape) -> bool {
-    let [_, ah, aw] = &s.window.axes;
     plane::applies(s)
-        && (MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
-        && s.cout_g() >= MIN_CHANNELS
-        && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
+        && (MIN_CHANNELS..=MAX_CIN).contains(&(plane::depth_taps(s) * s.cin_g()))
+        && s.cout_g() >= 16
+        && plane::tiles(s) >= MIN_TILES
 }
 
 /// Fewest input and output channels per group for which `auto` runs the weight gradient
@@ -75,19 +80,15 @@ pub const WGRAD_MIN_CHANNELS: usize = 16;
 /// (a tie: dU, 36·Cin·Cout values, outgrows the caches), so the same MAX_CIN as the forward.
 /// Error ≤ 3e-6 of max |dW| (tests/conv_winograd.rs bounds 1e-5).
 pub fn wgrad_wins(s: &ConvShape) -> bool {
-    let [_, ah, aw] = &s.window.axes;
     wgrad::applies(s)
         && (WGRAD_MIN_CHANNELS..=MAX_CIN).contains(&s.cin_g())
         && s.cout_g() >= WGRAD_MIN_CHANNELS
-        && s.batch * ah.output.div_ceil(4) * aw.output.div_ceil(4) >= MIN_TILES
+        && plane::tiles(s) >= MIN_TILES
 }
 
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, 3, 3, 3 or 1…), `y`: (N, Cout, od,
-/// oh, ow), every value written. Requires [`suits`].
+/// oh, ow), every value written. Requires [`plane::applies`] ([`suits`] and an input under 2³¹
+/// values).
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    if plane::applies(s) {
-        plane::forward(s, x, w, bias, y)
-    } else {
-        generic::forward(s, x, w, bias, y)
-    }
+    plane::forward(s, x, w, bias, y)
 }

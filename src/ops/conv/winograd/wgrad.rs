@@ -121,9 +121,10 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Whether the weight gradient applies: where the 2-D forward does ([`super::plane::applies`]).
+/// Whether the weight gradient applies: 2-D problems where the forward does
+/// ([`super::plane::applies`]).
 pub fn applies(s: &ConvShape) -> bool {
-    super::plane::applies(s)
+    s.window.nd == 2 && super::plane::applies(s)
 }
 
 /// Weight gradient. `x`: (N, Cin, H, W), `gy`: (N, Cout, OH, OW), `gw`: (Cout, Cin/g, 3, 3),
