@@ -226,39 +226,47 @@ fn winograd_input_gradient_through_the_adjoint_matches_direct() {
     }
 }
 
-/// `dW = Σ_n Σ_pos gy[n, oc, pos] · x[n, ic, pos + tap − pad]` in float64: x (N, Cin, H, W),
-/// gy (N, Cout, OH, OW), the weight gradient (Cout, Cin/g, 3, 3) of a stride-1 3×3 convolution
-/// with zero padding `pad` (top, left).
-fn reference_weight_grad(x: &Tensor, gy: &Tensor, groups: usize, pad: [usize; 2]) -> Vec<f64> {
-    let [n, cin, h, wd] = x.shape().try_into().unwrap();
-    let [_, cout, oh, ow] = gy.shape().try_into().unwrap();
+/// `dW = Σ_n Σ_pos gy[n, oc, pos] · x[n, ic, pos + tap − pad]` in float64 on 1, 2 or 3 spatial
+/// axes: x (N, Cin, *in), gy (N, Cout, *out), the weight gradient (Cout, Cin/g, 3, …) of a
+/// stride-1 3-tap convolution with zero padding `pad` before each axis.
+fn reference_weight_grad(x: &Tensor, gy: &Tensor, groups: usize, pad: &[usize]) -> Vec<f64> {
+    let (n, cin, cout) = (x.shape()[0], x.shape()[1], gy.shape()[1]);
+    let nd = x.shape().len() - 2;
+    let (mut size, mut out, mut k, mut before) = ([1; 3], [1; 3], [1; 3], [0; 3]);
+    for (a, &b) in pad.iter().enumerate() {
+        let at = 3 - nd + a;
+        (size[at], out[at], k[at], before[at]) = (x.shape()[2 + a], gy.shape()[2 + a], 3, b);
+    }
     let (cin_g, cout_g) = (cin / groups, cout / groups);
     let (xd, gd) = (x.data(), gy.data());
-    let mut gw = vec![0.0f64; cout * cin_g * 9];
+    let (taps, outs, ins) = (
+        k[0] * k[1] * k[2],
+        out.iter().product::<usize>(),
+        size.iter().product::<usize>(),
+    );
+    let mut gw = vec![0.0f64; cout * cin_g * taps];
     for oc in 0..cout {
         let g = oc / cout_g;
         for icg in 0..cin_g {
             let ic = g * cin_g + icg;
-            for t in 0..9 {
-                let (a, c) = (t / 3, t % 3);
+            for tap in 0..taps {
+                let t = [tap / (k[1] * k[2]), tap / k[2] % k[1], tap % k[2]];
                 let mut acc = 0.0f64;
                 for img in 0..n {
-                    for oy in 0..oh {
-                        let iy = (oy + a) as isize - pad[0] as isize;
-                        if iy < 0 || iy >= h as isize {
+                    for o in 0..outs {
+                        let pos = [o / (out[1] * out[2]), o / out[2] % out[1], o % out[2]];
+                        let i: [isize; 3] =
+                            std::array::from_fn(|a| (pos[a] + t[a]) as isize - before[a] as isize);
+                        if (0..3).any(|a| i[a] < 0 || i[a] >= size[a] as isize) {
                             continue;
                         }
-                        for ox in 0..ow {
-                            let ix = (ox + c) as isize - pad[1] as isize;
-                            if ix < 0 || ix >= wd as isize {
-                                continue;
-                            }
-                            let xv = xd[((img * cin + ic) * h + iy as usize) * wd + ix as usize];
-                            acc += gd[((img * cout + oc) * oh + oy) * ow + ox] as f64 * xv as f64;
-                        }
+                        let at =
+                            (i[0] as usize * size[1] + i[1] as usize) * size[2] + i[2] as usize;
+                        let xv = xd[(img * cin + ic) * ins + at];
+                        acc += gd[(img * cout + oc) * outs + o] as f64 * xv as f64;
                     }
                 }
-                gw[(oc * cin_g + icg) * 9 + t] = acc;
+                gw[(oc * cin_g + icg) * taps + tap] = acc;
             }
         }
     }
@@ -278,8 +286,22 @@ fn check_weight_grad(
     hw: [usize; 2],
     pad: [(usize, usize); 2],
 ) -> f64 {
-    let x = input(rng, &[n, cin, hw[0], hw[1]]);
-    let wt = normal(rng, &[cout, cin / groups, 3, 3]);
+    check_weight_grad_nd(rng, input, &[n, cin, hw[0], hw[1]], cout, groups, &pad)
+}
+
+/// [`check_weight_grad`] on 2-D or 3-D: x of shape `xs`.
+fn check_weight_grad_nd(
+    rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
+    xs: &[usize],
+    cout: usize,
+    groups: usize,
+    pad: &[(usize, usize)],
+) -> f64 {
+    let x = input(rng, xs);
+    let mut ws = vec![cout, xs[1] / groups];
+    ws.extend(vec![3; xs.len() - 2]);
+    let wt = normal(rng, &ws);
     let p = ConvParams {
         padding: PaddingSpec::Explicit(pad.to_vec()),
         groups,
@@ -294,7 +316,8 @@ fn check_weight_grad(
         bias: false,
     };
     let got = conv_backward(&x, &wt, &gy, &p, ConvAlgo::Winograd, want).unwrap();
-    let reference = reference_weight_grad(&x, &gy, groups, [pad[0].0, pad[1].0]);
+    let before: Vec<usize> = pad.iter().map(|p| p.0).collect();
+    let reference = reference_weight_grad(&x, &gy, groups, &before);
     let err = rel_err(got.weight.unwrap().data(), &reference);
     let what = format!("x{:?} w{:?} {p:?}", x.shape(), wt.shape());
     assert!(
@@ -387,7 +410,7 @@ fn winograd_weight_gradient_does_not_depend_on_the_thread_count() {
     };
     let one = run(1);
     assert_eq!(one.data(), run(3).data());
-    let reference = reference_weight_grad(&x, &gy, 2, [1, 1]);
+    let reference = reference_weight_grad(&x, &gy, 2, &[1, 1]);
     assert!(rel_err(one.data(), &reference) <= 1e-5);
 }
 
@@ -468,7 +491,7 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
         };
         ConvShape::new(x, w, None, &p).unwrap()
     };
-    // the weight gradient has no 1-D or 3-D Winograd form
+    // the weight gradient has a 3-D Winograd form (one dU per depth tap), no 1-D one
     let conv1d = shape(&[32, 64, 1024], &[64, 64, 3]);
     assert_eq!(
         auto_algos(&conv1d),
@@ -477,7 +500,7 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
     let conv3d = shape(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 3]);
     assert_eq!(
         auto_algos(&conv3d),
-        ["winograd", "adj-winograd", "channel-lanes"]
+        ["winograd", "adj-winograd", "winograd"]
     );
     // the input gradients through them against the direct scatter
     let mut rng = Rng::new(3);
@@ -512,4 +535,24 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
         let err = rel_err(grad(ConvAlgo::Auto).data(), &direct);
         assert!(err <= 2e-5, "{xs:?}: {err:e}");
     }
+}
+
+#[test]
+fn winograd_3d_weight_gradient_matches_the_float64_reference() {
+    // random 3-D shapes (depth taps reaching into the padding, groups, several runs of tile
+    // rows), then the conv3d class (16 → 32) shortened: one dU per depth tap
+    let mut rng = Rng::new(27);
+    for _ in 0..12 {
+        let groups = [1, 2][rng.below(2)];
+        let (cin, cout) = (groups * (1 + rng.below(20)), groups * (1 + rng.below(20)));
+        let size = [1 + rng.below(7), 1 + rng.below(12), 1 + rng.below(12)];
+        let pad: Vec<(usize, usize)> = size
+            .iter()
+            .map(|&e| (3usize.saturating_sub(e).max(rng.below(3)), rng.below(3)))
+            .collect();
+        let xs = [1 + rng.below(2), cin, size[0], size[1], size[2]];
+        check_weight_grad_nd(&mut rng, normal, &xs, cout, groups, &pad);
+    }
+    let err = check_weight_grad_nd(&mut rng, normal, &[1, 16, 6, 16, 20], 32, 1, &[(1, 1); 3]);
+    eprintln!("3-D weight gradient error: conv3d class {err:e}");
 }

@@ -72,7 +72,10 @@ pub fn wins(s: &ConvShape) -> bool {
 pub const WGRAD_MIN_CHANNELS: usize = 16;
 
 /// Whether `auto` runs the weight gradient of `s` through Winograd ([`wgrad`]): the 2-D
-/// F(4×4, 3×3) path with 16–256 input and ≥ 16 output channels per group and ≥ 32 tiles. CPU
+/// F(4×4, 3×3) path (in 3-D per depth slice, one dU per depth tap: conv3d (N 2, 16 → 32,
+/// 16×32×32) 4.9–5.4 ms against the channel-lanes correlation's 7.8–8.1, 16 → 16 2.8 against
+/// 5.2, 32 → 32 on 8×16×16 1.2 against 2.3, 64 → 64 on 8×14×14 4.3 against 6.1) with 16–256
+/// input and ≥ 16 output channels per group and ≥ 32 tiles. CPU
 /// time on 2026-12-01, 1 thread, a loaded machine, against the channel-lanes correlation
 /// (`stride bench conv --threads 1`): 16 → 16 on 56×56 (N 8) 0.77 ms against 1.26; 32 → 32
 /// 2.4 against 3.7; 128 → 128 on 28×28 8.0 against 14.7; 256 → 256 on 7×7 2.8 against 4.4;

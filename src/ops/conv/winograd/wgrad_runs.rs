@@ -6,8 +6,9 @@ use super::wgrad::Plan;
 use super::wgrad_lanes as wl;
 use rayon::prelude::*;
 
-/// Copy rows `at..at + rows` of a run: image `n`'s rows from `y0` on (zeros outside the
-/// image), for the tile rows from `a` on.
+/// Copy rows `at..at + rows` of a run: plane `n`'s rows from `y0` on (zeros outside the
+/// image), for the tile rows from `a` on. A plane is an image in 2-D, an (image, output depth
+/// slice) pair n·OD + od in 3-D ([`Slices`] says which source slice it reads).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Seg {
     pub(super) n: usize,
@@ -74,13 +75,35 @@ impl Run {
 /// Copy rows per task.
 const COPY_ROWS: usize = 4;
 
-/// Step 1: the rows `segs` of `src: (N, groups·c_g, H, W)` channels-last into `dst: (rows,
-/// dw, groups·cg)`: image column x at column `x0 + x`, zeros in the other columns, in rows
-/// outside the image and past c_g in each group. Blocks of rows in parallel, each copied one
-/// 16-channel block at a time (16 planes read row after row).
+/// Which slice of a source `(N, C, D, H, W)` plane n·OD + od reads: slice `od + shift` of image
+/// `n` (none outside 0..D: zeros). 2-D problems: D = OD = 1, shift 0.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Slices {
+    pub(super) depth: usize,
+    pub(super) planes: usize,
+    pub(super) shift: isize,
+}
+
+impl Slices {
+    /// (image, slice) of plane `b`, if the slice lies in the source.
+    fn of(&self, b: usize) -> Option<(usize, usize)> {
+        let (n, od) = (b / self.planes, b % self.planes);
+        let d = od as isize + self.shift;
+        (0..self.depth as isize)
+            .contains(&d)
+            .then_some((n, d as usize))
+    }
+}
+
+/// Step 1: the rows `segs` of `src: (N, groups·c_g, D, H, W)` channels-last into `dst: (rows,
+/// dw, groups·cg)`, each segment from the slice `slices` names: image column x at column
+/// `x0 + x`, zeros in the other columns, in rows outside the image or slice and past c_g in
+/// each group. Blocks of rows in parallel, each copied one 16-channel block at a time (16
+/// planes read row after row).
 pub(super) fn copy_rows(
     src: &[f32],
     segs: &[Seg],
+    slices: Slices,
     cc: [usize; 3],
     hw: [usize; 2],
     x0: usize,
@@ -88,6 +111,8 @@ pub(super) fn copy_rows(
 ) {
     let [groups, c_g, cg] = cc;
     let ([h, w], c, cp) = (hw, groups * c_g, groups * cg);
+    // one channel of one image: D slices of H·W
+    let chan = slices.depth * h * w;
     let rows = segs.last().map_or(0, |s| s.at + s.rows);
     let dw = dst.len() / (rows * cp).max(1);
     assert!(x0 + w <= dw);
@@ -101,17 +126,18 @@ pub(super) fn copy_rows(
                 let seg = segs.iter().rfind(|s| s.at <= q).expect("rows start at 0");
                 let y = seg.y0 + (q - seg.at) as isize;
                 let dr = &mut d[r * dw * cp..];
-                if !(0..h as isize).contains(&y) {
+                let slice = slices.of(seg.n);
+                let Some((n, ds)) = slice.filter(|_| (0..h as isize).contains(&y)) else {
                     dr[..dw * cp].fill(0.0);
                     r += 1;
                     continue;
-                }
+                };
                 let k = (nr - r).min(seg.at + seg.rows - q).min(h - y as usize);
-                let img = &src[seg.n * c * h * w..][..c * h * w];
+                let img = &src[n * c * chan..][..c * chan];
                 wl::channels_last(
                     img,
-                    h * w,
-                    y as usize * w,
+                    chan,
+                    ds * h * w + y as usize * w,
                     [k, w, dw],
                     cc,
                     &mut dr[x0 * cp..],
