@@ -491,11 +491,11 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
         };
         ConvShape::new(x, w, None, &p).unwrap()
     };
-    // the weight gradient has a 3-D Winograd form (one dU per depth tap), no 1-D one
+    // the weight gradient too: F(4, 3) backwards in 1-D, one dU per depth tap in 3-D
     let conv1d = shape(&[32, 64, 1024], &[64, 64, 3]);
     assert_eq!(
         auto_algos(&conv1d),
-        ["winograd", "adj-winograd", "channel-lanes"]
+        ["winograd", "adj-winograd", "winograd"]
     );
     let conv3d = shape(&[2, 16, 16, 32, 32], &[32, 16, 3, 3, 3]);
     assert_eq!(
@@ -535,6 +535,24 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
         let err = rel_err(grad(ConvAlgo::Auto).data(), &direct);
         assert!(err <= 2e-5, "{xs:?}: {err:e}");
     }
+}
+
+#[test]
+fn winograd_1d_weight_gradient_matches_the_float64_reference() {
+    // random lengths (several images per run, tiles clipped at the end), groups, then the
+    // conv1d class (64 → 64) shortened and 256 channels
+    let mut rng = Rng::new(29);
+    for _ in 0..20 {
+        let groups = [1, 2, 3][rng.below(3)];
+        let (cin, cout) = (groups * (1 + rng.below(20)), groups * (1 + rng.below(20)));
+        let len = 1 + rng.below(90);
+        let pad = [(3usize.saturating_sub(len).max(rng.below(3)), rng.below(3))];
+        let xs = [1 + rng.below(3), cin, len];
+        check_weight_grad_nd(&mut rng, normal, &xs, cout, groups, &pad);
+    }
+    let e64 = check_weight_grad_nd(&mut rng, normal, &[4, 64, 300], 64, 1, &[(1, 1)]);
+    let e256 = check_weight_grad_nd(&mut rng, rectified, &[2, 256, 200], 16, 1, &[(1, 1)]);
+    eprintln!("1-D weight gradient error: conv1d class {e64:e}, 256 rectified {e256:e}");
 }
 
 #[test]

@@ -112,8 +112,8 @@ pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
 /// 1.5× im2col) unless the reduction is short (< 64: one-channel first layers, 1.8× faster with
 /// the width in the lanes); other 1×1 as one GEMM; the width-lanes correlation for the rest
 /// while the reduction Cin/g·taps is small (LeNet's first layer, depthwise); else im2col.
-/// Before all of these, Winograd F(4×4, 3×3) run backwards for 2-D 3×3 (and per depth slice
-/// 3-D 3×3×3: conv3d 1.5×, 16 → 32 channels) stride-1 problems with
+/// Before all of these, Winograd F(4×4, 3×3) run backwards for 2-D 3×3 (per depth slice for
+/// 3-D 3×3×3: conv3d 1.5×; F(4, 3) for 1-D 3 taps: conv1d 1.6×) stride-1 problems with
 /// 16–256 channels per group and ≥ 32 tiles ([`winograd::wgrad_wins`]: r3x3-64 1.8–2.2×, r3x3-256
 /// 1.5–1.7× (CPU time, 1 thread, 2026-12-01, interleaved on a loaded machine) and
 /// 128 channels on 28×28 1.8× the channel-lanes correlation; error ≤ 3e-6 of max |dW|).

@@ -10,7 +10,7 @@
 //! - [`plane`]: the fast path, tiles in the vector lanes, register-blocked products
 //!   ([`lanes`]): F(4×4, 3×3) in 2-D, the same per depth slice in 3-D (depth taps summed
 //!   directly), F(4, 3) in 1-D;
-//! - [`wgrad`]: the weight gradient of the 2-D path, the same transforms run backwards
+//! - [`wgrad`]: the weight gradient of that path, the same transforms run backwards
 //!   (`dU = Σ_tiles (A dY Aᵀ) ⊗ (Bᵀ d B)`, `dW = Gᵀ dU G`), channels in the lanes.
 //!
 //! Applies to zero padding, stride 1, dilation 1, every real axis with 3 taps ([`suits`]).
@@ -72,7 +72,10 @@ pub fn wins(s: &ConvShape) -> bool {
 pub const WGRAD_MIN_CHANNELS: usize = 16;
 
 /// Whether `auto` runs the weight gradient of `s` through Winograd ([`wgrad`]): the 2-D
-/// F(4×4, 3×3) path (in 3-D per depth slice, one dU per depth tap: conv3d (N 2, 16 → 32,
+/// F(4×4, 3×3) path (in 1-D F(4, 3): conv1d (N 32, 64 → 64, 1024) 5.6–5.9 ms against the
+/// channel-lanes correlation's 9.1–9.3, 32 → 32 2.1–2.5 against 2.7–2.9, 256 → 256 (N 8, 256)
+/// 4.7–5.1 against 6.6, 16 → 64 3.1–3.2 against the width-lanes correlation's 3.4; in 3-D per
+/// depth slice, one dU per depth tap: conv3d (N 2, 16 → 32,
 /// 16×32×32) 4.9–5.4 ms against the channel-lanes correlation's 7.8–8.1, 16 → 16 2.8 against
 /// 5.2, 32 → 32 on 8×16×16 1.2 against 2.3, 64 → 64 on 8×14×14 4.3 against 6.1) with 16–256
 /// input and ≥ 16 output channels per group and ≥ 32 tiles. CPU

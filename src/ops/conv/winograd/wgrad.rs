@@ -1,4 +1,4 @@
-//! The weight gradient of the 2-D path, F(4×4, 3×3) run backwards: 36 products of Cout × Cin
+//! The weight gradient of the fast path, F(4×4, 3×3) (and F(4, 3) in 1-D) run backwards: 36 products of Cout × Cin
 //! summed over every tile instead of 9 correlations summed over every output (≈ 4× fewer
 //! multiplies).
 //!
@@ -27,6 +27,9 @@
 //! against the channel-lanes correlation's 18, r3x3-256 ≈ 11 against 15; its error ≤ 3e-6 of
 //! max |dW| on 64 and 256 channels with every tile of 56×56 images summed.
 //!
+//! 1-D problems: F(4, 3) the same way, 1×4 tiles, 1×6 patches, 6 positions (2× fewer
+//! multiplies), `dW = Gᵀ dU`.
+//!
 //! 3-D problems (3×3×3): the 2-D tiles of every (image, output depth slice) pair, and per
 //! depth tap kd its own `dU[kd]` from the input slices `od + kd − pad_front` (each run's `dM`
 //! is transformed once, its `V` once per depth tap): 4× fewer multiplies than the direct
@@ -51,7 +54,7 @@ thread_local! {
     static DU: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Transformed positions per tile (6 × 6).
+/// Transformed positions per tile in the plane (6 × 6); a line has 6.
 pub(super) const P: usize = 36;
 
 /// Bytes of `V` and `dM` per run of tiles: about the L2 cache of a core.
@@ -64,6 +67,13 @@ const RUN_BYTES_MAX: usize = 32 << 20;
 /// The geometry of one problem.
 pub(super) struct Plan<'a> {
     pub(super) s: &'a ConvShape,
+    /// 1-D (F(4, 3): 1×4 tiles, 1×6 patches, 6 positions) rather than the plane.
+    pub(super) line: bool,
+    /// Transformed positions per tile (36, or 6 on a line); tile and patch rows (4 and 6, or
+    /// 1 and 1).
+    pub(super) p: usize,
+    pub(super) tile_h: usize,
+    pub(super) patch_h: usize,
     /// Input and output extents (H, W), (OH, OW), padding before (top, left).
     pub(super) hw: [usize; 2],
     pub(super) ohw: [usize; 2],
@@ -103,16 +113,22 @@ impl<'a> Plan<'a> {
         let pad = |c: usize| if c >= 128 { c + W } else { c };
         let (vs, ms) = (pad(cp), pad(op));
         let rows = s.batch * ad.output * th;
-        let per_tile = P * (vs + ms) * 4;
+        let line = s.window.nd == 1;
+        let p = if line { 6 } else { P };
+        let per_tile = p * (vs + ms) * 4;
         // runs hold at least dU's size of transforms, so that reading and writing dU once per
         // run costs no more than the transforms' round trip
-        let du_bytes = ad.kernel * s.groups * P * s.cout_g() * cg * 4;
+        let du_bytes = ad.kernel * s.groups * p * s.cout_g() * cg * 4;
         let bytes = RUN_BYTES.max(du_bytes).min(RUN_BYTES_MAX);
         let least = bytes.div_ceil(per_tile * tw).max(1);
         // as many runs as that allows, of equal sizes
         let run_rows = rows.div_ceil(rows.div_ceil(least)).max(1);
         Plan {
             s,
+            line,
+            p,
+            tile_h: if line { 1 } else { 4 },
+            patch_h: if line { 1 } else { 6 },
             hw: [ah.input, aw.input],
             ohw: [ah.output, aw.output],
             pad: [ah.pad_begin, aw.pad_begin],
@@ -135,14 +151,13 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Whether the weight gradient applies: 2-D and 3-D problems where the forward does
-/// ([`super::plane::applies`]).
+/// Whether the weight gradient applies: where the forward does ([`super::plane::applies`]).
 pub fn applies(s: &ConvShape) -> bool {
-    s.window.nd >= 2 && super::plane::applies(s)
+    super::plane::applies(s)
 }
 
-/// Weight gradient. `x`: (N, Cin, [D,] H, W), `gy`: (N, Cout, [OD,] OH, OW), `gw`: (Cout,
-/// Cin/g, [3,] 3, 3), overwritten. Requires [`applies`].
+/// Weight gradient. `x`: (N, Cin, [D,] [H,] W), `gy`: (N, Cout, [OD,] [OH,] OW), `gw`: (Cout,
+/// Cin/g, [3,] [3,] 3), overwritten. Requires [`applies`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
         applies(s),
@@ -160,16 +175,17 @@ fn run_all(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
     assert_eq!(x.len(), s.batch * s.cin * pl.id * h * w);
     assert_eq!(gy.len(), s.batch * s.cout * pl.od * oh * ow);
-    // a run copies 4 rows per tile row and 2 more per image
+    // a run copies 4 rows per tile row and 2 more per image (1 and none on a line)
     let (xw, gw_) = (4 * pl.tw + 2, 4 * pl.tw);
-    let xl = (4 * pl.run_rows + 2 * (pl.run_rows.div_ceil(pl.th) + 1)) * xw * pl.cp;
-    let gl = 4 * pl.run_rows * gw_ * pl.op;
+    let halo = pl.patch_h - pl.tile_h;
+    let xl = (pl.tile_h * pl.run_rows + halo * (pl.run_rows.div_ceil(pl.th) + 1)) * xw * pl.cp;
+    let gl = pl.tile_h * pl.run_rows * gw_ * pl.op;
     let (vl, ml) = (
-        pl.run_tiles * P * pl.vs,
-        pl.run_tiles * P * pl.ms + wl::SPARE,
+        pl.run_tiles * pl.p * pl.vs,
+        pl.run_tiles * pl.p * pl.ms + wl::SPARE,
     );
     // one dU per depth tap
-    let dul1 = s.groups * P * s.cout_g() * pl.cg;
+    let dul1 = s.groups * pl.p * s.cout_g() * pl.cg;
     let dul = pl.kd * dul1;
     let simd = crate::ops::simd::avx512();
     scratch::with(&DU, dul, |du| {
@@ -313,8 +329,11 @@ impl TileJob<'_> {
         let (xs, gs) = (run.xs[n - run.xs[0].n], run.gs[n - run.gs[0].n]);
         // the patch's first value (row 4ty − pad, column 4tx − pad) and the rows of the copy
         let (xw, gw) = (4 * pl.tw + 2, 4 * pl.tw);
-        let x0 = ((xs.at + 4 * (ty - xs.a)) * xw + 4 * tx) * pl.cp;
-        let g0 = ((gs.at + 4 * (ty - gs.a)) * gw + 4 * tx) * pl.op;
+        let x0 = ((xs.at + pl.tile_h * (ty - xs.a)) * xw + 4 * tx) * pl.cp;
+        let g0 = ((gs.at + pl.tile_h * (ty - gs.a)) * gw + 4 * tx) * pl.op;
+        if pl.line {
+            return self.line_tile::<T>(i, x0, g0);
+        }
         for c in (0..pl.cp).step_by(W) {
             // along the width: e[r] = Bᵀ d[r]; then along the height
             let mut e = [[T::splat(0.0); 6]; 6];
@@ -360,6 +379,41 @@ impl TileJob<'_> {
     }
 }
 
+impl TileJob<'_> {
+    /// [`TileJob::tile`] on a line: `V[k] = (Bᵀ d)[k]` of the 1×6 patch at `x0` of the input
+    /// copy, `dM[k] = (A dY)[k]` of the 1×4 output gradient at `g0`.
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
+    fn line_tile<T: Vector>(&self, i: usize, x0: usize, g0: usize) {
+        let (pl, out) = (self.pl, self.out);
+        for c in (0..pl.cp).step_by(W) {
+            let mut d = [T::splat(0.0); 6];
+            for j in 0..6 {
+                d[j] = load(self.xr, x0 + j * pl.cp + c);
+            }
+            for (k, v) in transform::input(d).iter().enumerate() {
+                let at = (k * pl.run_tiles + i) * pl.vs + c;
+                // SAFETY: row k·run_tiles + i belongs to this tile's task (`RunOut`).
+                unsafe { store(*v, out.v, out.v_len, at) };
+            }
+        }
+        if !self.with_dm {
+            return;
+        }
+        for c in (0..pl.op).step_by(W) {
+            let mut d = [T::splat(0.0); 4];
+            for j in 0..4 {
+                d[j] = load(self.gr, g0 + j * pl.op + c);
+            }
+            for (k, m) in transform::output_adjoint(d).iter().enumerate() {
+                let at = (k * pl.run_tiles + i) * pl.ms + c;
+                // SAFETY: as above.
+                unsafe { store(*m, out.m, out.m_len, at) };
+            }
+        }
+    }
+}
+
 /// The 16 values `src[i..i + 16]`.
 #[inline(always)]
 fn load<T: Vector>(src: &[f32], i: usize) -> T {
@@ -373,7 +427,7 @@ fn accumulate_run(pl: &Plan, simd: bool, run: [&[f32]; 2], nt: usize, du: &mut [
     du.par_chunks_mut(cout_g * cg)
         .enumerate()
         .for_each(|(gp, dup)| {
-            let (g, p) = (gp / P, gp % P);
+            let (g, p) = (gp / pl.p, gp % pl.p);
             let a = wl::Operands {
                 dm: &dm[p * pl.run_tiles * pl.ms + g * pl.og..],
                 dms: pl.ms,
@@ -405,8 +459,10 @@ unsafe fn accumulate_avx512(a: wl::Operands, du: &mut [f32], rows: usize, cg: us
 /// parallel, 16 input channels at a time (in the lanes).
 fn finish(pl: &Plan, simd: bool, du: &[f32], gw: &mut [f32]) {
     let cin_g = pl.s.cin_g();
-    assert_eq!(gw.len(), pl.s.cout * cin_g * pl.kd * 9);
-    gw.par_chunks_mut(cin_g * pl.kd * 9)
+    // taps per kernel: KD·9, or 3 on a line
+    let taps = if pl.line { 3 } else { pl.kd * 9 };
+    assert_eq!(gw.len(), pl.s.cout * cin_g * taps);
+    gw.par_chunks_mut(cin_g * taps)
         .enumerate()
         .for_each(|(oc, row)| {
             #[cfg(target_arch = "x86_64")]
@@ -435,7 +491,26 @@ unsafe fn finish_avx512(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
 fn finish_row<T: Vector>(pl: &Plan, du: &[f32], oc: usize, row: &mut [f32]) {
     let (cin_g, cout_g, cg) = (pl.s.cin_g(), pl.s.cout_g(), pl.cg);
     let (g, co) = (oc / cout_g, oc % cout_g);
-    let dul1 = pl.s.groups * P * cout_g * cg;
+    let dul1 = pl.s.groups * pl.p * cout_g * cg;
+    if pl.line {
+        // 6 positions → 3 taps, `row: (Cin/g, 3)`
+        for c0 in (0..cin_g).step_by(W) {
+            let mut u = [T::splat(0.0); 6];
+            for (p, up) in u.iter_mut().enumerate() {
+                *up = load(du, ((g * 6 + p) * cout_g + co) * cg + c0);
+            }
+            let mut taps = [[0.0f32; W]; 3];
+            for (t, tap) in taps.iter_mut().enumerate() {
+                transform::kernel_adjoint(u)[t].store(tap);
+            }
+            for (l, out) in row[c0 * 3..].chunks_exact_mut(3).take(W).enumerate() {
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = taps[t][l];
+                }
+            }
+        }
+        return;
+    }
     for kd in 0..pl.kd {
         for c0 in (0..cin_g).step_by(W) {
             let mut u = [T::splat(0.0); P];

@@ -35,27 +35,29 @@ impl Run {
         let (mut xa, mut ga) = (0, 0);
         for n in r0 / pl.th..=(r1 - 1) / pl.th {
             // tile rows a..b of image n: input rows 4a − pad .. 4b − pad + 2, output rows 4a .. 4b
+            // (on a line, with tiles of one row: input row and output row a)
             let (a, b) = (
                 r0.max(n * pl.th) - n * pl.th,
                 r1.min((n + 1) * pl.th) - n * pl.th,
             );
-            let y0 = (4 * a) as isize - pl.pad[0] as isize;
-            let rows = 4 * (b - a);
+            let (tile_h, halo) = (pl.tile_h, pl.patch_h - pl.tile_h);
+            let y0 = (tile_h * a) as isize - pl.pad[0] as isize;
+            let rows = tile_h * (b - a);
             xs.push(Seg {
                 n,
                 a,
                 y0,
-                rows: rows + 2,
+                rows: rows + halo,
                 at: xa,
             });
             gs.push(Seg {
                 n,
                 a,
-                y0: (4 * a) as isize,
+                y0: (tile_h * a) as isize,
                 rows,
                 at: ga,
             });
-            xa += rows + 2;
+            xa += rows + halo;
             ga += rows;
         }
         Run { r0, r1, xs, gs }
