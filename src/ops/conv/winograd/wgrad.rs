@@ -23,6 +23,11 @@
 //!    (group, position) per task, register blocks of 6 output × 64 input channels;
 //! 4. after the last run, `dW = Gᵀ dU G`.
 //!
+//! Threads: while dU is small (the copies of all parts ≤ 8 MiB), the runs are cut into up to 4
+//! parts of consecutive runs, each part's steps run on one thread into its own dU, and the
+//! parts' dU are added in order before step 4; a bigger dU is summed by all threads, each
+//! step of each run in parallel.
+//!
 //! Measured (1 thread, a loaded machine, `stride bench conv --threads 1`): r3x3-64 ≈ 10 ms
 //! against the channel-lanes correlation's 18, r3x3-256 ≈ 11 against 15; its error ≤ 3e-6 of
 //! max |dW| on 64 and 256 channels with every tile of 56×56 images summed.
@@ -36,8 +41,8 @@
 //! correlation, as in the forward.
 //!
 //! Order of the sums: each `dU` value is owned by one task and summed over the tiles in order,
-//! per run in registers and then run after run, so the result does not depend on the thread
-//! count. Those blocked sums also keep the rounding error of the long reductions (every tile
+//! per run in registers and then run after run (and part after part: the cut into parts
+//! depends only on the problem), so the result does not depend on the thread count. Those blocked sums also keep the rounding error of the long reductions (every tile
 //! of every image) small (tests/conv_winograd.rs).
 
 use super::transform::{self, Lanes16, Vector};
@@ -169,12 +174,74 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     rayon::scope(|_| run_all(s, x, gy, gw))
 }
 
+/// Most runs' parts: the runs are cut into up to this many parts of consecutive runs, each
+/// summed into its own dU by one thread (its steps sequential), the parts' dU then added in
+/// order. The cut depends only on the problem, so the result does not depend on the thread
+/// count. (One dU summed by all threads, each run's steps in parallel, scaled badly: its
+/// many short parallel steps. 2 threads, the same minutes: conv1d 8.3–10.7 ms against 4.3 in
+/// parts, conv3d 5.1–6.0 against 3.0–3.2, r3x3-64 6.9–7.8 against 5.9.)
+const PARTS: usize = 4;
+
+/// Most bytes of the parts' dU copies together (beyond them fewer parts, down to one dU
+/// summed by all threads run after run): r3x3-256's dU (9.4 MB) in 4 copies ran 7.2–7.6 ms
+/// on 2 threads against 5.5–6.8 with one.
+const PARTS_BYTES: usize = 8 << 20;
+
 /// [`backward_weight`]'s steps.
 fn run_all(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     let pl = Plan::new(s);
     let ([h, w], [oh, ow]) = (pl.hw, pl.ohw);
     assert_eq!(x.len(), s.batch * s.cin * pl.id * h * w);
     assert_eq!(gy.len(), s.batch * s.cout * pl.od * oh * ow);
+    // one dU per depth tap
+    let dul = pl.kd * s.groups * pl.p * s.cout_g() * pl.cg;
+    let simd = crate::ops::simd::avx512();
+    let runs: Vec<[usize; 2]> = (0..pl.rows)
+        .step_by(pl.run_rows)
+        .map(|r0| [r0, (r0 + pl.run_rows).min(pl.rows)])
+        .collect();
+    let parts = runs.len().min(PARTS).min((PARTS_BYTES / (dul * 4)).max(1));
+    if parts <= 1 {
+        return scratch::with(&DU, dul, |du| {
+            run_part(&pl, simd, x, gy, &runs, du, true);
+            finish(&pl, simd, du, gw);
+        });
+    }
+    let per = runs.len().div_ceil(parts);
+    let mut dus: Vec<Vec<f32>> = runs
+        .par_chunks(per)
+        .map(|part| {
+            let mut du = vec![0.0; dul];
+            run_part(&pl, simd, x, gy, part, &mut du, false);
+            du
+        })
+        .collect();
+    let (sum, rest) = dus.split_first_mut().expect("at least one part");
+    sum.par_chunks_mut(1 << 14)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            for other in rest.iter() {
+                for (a, v) in chunk.iter_mut().zip(&other[b << 14..]) {
+                    *a += *v;
+                }
+            }
+        });
+    finish(&pl, simd, sum, gw);
+}
+
+/// Steps 1–3 for the `runs` (tile rows r0..r1), summed into `du` (the first run stores). `par`:
+/// each step in parallel (else all on this thread, for a part of [`run_all`]).
+#[allow(clippy::too_many_arguments)]
+fn run_part(
+    pl: &Plan,
+    simd: bool,
+    x: &[f32],
+    gy: &[f32],
+    runs: &[[usize; 2]],
+    du: &mut [f32],
+    par: bool,
+) {
+    let s = pl.s;
     // a run copies 4 rows per tile row and 2 more per image (1 and none on a line)
     let (xw, gw_) = (4 * pl.tw + 2, 4 * pl.tw);
     let halo = pl.patch_h - pl.tile_h;
@@ -184,47 +251,43 @@ fn run_all(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
         pl.run_tiles * pl.p * pl.vs,
         pl.run_tiles * pl.p * pl.ms + wl::SPARE,
     );
-    // one dU per depth tap
     let dul1 = s.groups * pl.p * s.cout_g() * pl.cg;
-    let dul = pl.kd * dul1;
-    let simd = crate::ops::simd::avx512();
-    scratch::with(&DU, dul, |du| {
-        scratch::with(&RUN, xl + gl + vl + ml, |buf| {
-            let (xr, rest) = buf.split_at_mut(xl);
-            let (gr, rest) = rest.split_at_mut(gl);
-            let (v, dm) = rest.split_at_mut(vl);
-            // the spare values past the last row are read, never used
-            dm[ml - wl::SPARE..].fill(0.0);
-            for r0 in (0..pl.rows).step_by(pl.run_rows) {
-                let run = Run::new(&pl, r0, (r0 + pl.run_rows).min(pl.rows));
-                let [xn, gn] = run.copy_rows();
-                let (ci, co) = ([s.groups, s.cin_g(), pl.cg], [s.groups, s.cout_g(), pl.og]);
-                let slices = |depth, shift| Slices {
-                    depth,
-                    planes: pl.od,
-                    shift,
-                };
+    scratch::with(&RUN, xl + gl + vl + ml, |buf| {
+        let (xr, rest) = buf.split_at_mut(xl);
+        let (gr, rest) = rest.split_at_mut(gl);
+        let (v, dm) = rest.split_at_mut(vl);
+        // the spare values past the last row are read, never used
+        dm[ml - wl::SPARE..].fill(0.0);
+        for (i, &[r0, r1]) in runs.iter().enumerate() {
+            let run = Run::new(pl, r0, r1);
+            let [xn, gn] = run.copy_rows();
+            let (ci, co) = ([s.groups, s.cin_g(), pl.cg], [s.groups, s.cout_g(), pl.og]);
+            let slices = |depth, shift| Slices {
+                depth,
+                planes: pl.od,
+                shift,
+            };
+            let gd = &mut gr[..gn * gw_ * pl.op];
+            copy_rows(gy, &run.gs, slices(pl.od, 0), co, pl.ohw, 0, gd, par);
+            // per depth tap, the input slices od + kd − pad_front (dM only with the first)
+            for kd in 0..pl.kd {
+                let shift = kd as isize - pl.pad_d as isize;
+                let xd = &mut xr[..xn * xw * pl.cp];
                 copy_rows(
-                    gy,
-                    &run.gs,
-                    slices(pl.od, 0),
-                    co,
-                    pl.ohw,
-                    0,
-                    &mut gr[..gn * gw_ * pl.op],
+                    x,
+                    &run.xs,
+                    slices(pl.id, shift),
+                    ci,
+                    pl.hw,
+                    pl.pad[1],
+                    xd,
+                    par,
                 );
-                // per depth tap, the input slices od + kd − pad_front (dM only with the first)
-                for kd in 0..pl.kd {
-                    let shift = kd as isize - pl.pad_d as isize;
-                    let xd = &mut xr[..xn * xw * pl.cp];
-                    copy_rows(x, &run.xs, slices(pl.id, shift), ci, pl.hw, pl.pad[1], xd);
-                    transform_run(&pl, simd, &run, xr, gr, v, dm, kd == 0);
-                    let du_kd = &mut du[kd * dul1..][..dul1];
-                    accumulate_run(&pl, simd, [v, dm], run.tiles(&pl), du_kd, r0 > 0);
-                }
+                transform_run(pl, simd, &run, [xr, gr], v, dm, kd == 0, par);
+                let du_kd = &mut du[kd * dul1..][..dul1];
+                accumulate_run(pl, simd, [v, dm], run.tiles(pl), du_kd, i > 0, par);
             }
-        });
-        finish(&pl, simd, du, gw);
+        }
     });
 }
 
@@ -235,11 +298,11 @@ fn transform_run(
     pl: &Plan,
     simd: bool,
     run: &Run,
-    xr: &[f32],
-    gr: &[f32],
+    [xr, gr]: [&[f32]; 2],
     v: &mut [f32],
     dm: &mut [f32],
     with_dm: bool,
+    par: bool,
 ) {
     let out = RunOut {
         v: v.as_mut_ptr(),
@@ -255,18 +318,23 @@ fn transform_run(
         out,
         with_dm,
     };
-    (0..run.tiles(pl))
-        .into_par_iter()
-        .with_min_len(4)
-        .for_each(|i| {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
-                return unsafe { job.tile_avx512(i) };
-            }
-            let _ = simd;
-            job.tile::<Lanes16>(i)
-        });
+    let tile = |i| {
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+            return unsafe { job.tile_avx512(i) };
+        }
+        let _ = simd;
+        job.tile::<Lanes16>(i)
+    };
+    if par {
+        (0..run.tiles(pl))
+            .into_par_iter()
+            .with_min_len(4)
+            .for_each(tile);
+    } else {
+        (0..run.tiles(pl)).for_each(tile);
+    }
 }
 
 /// What the tile tasks of one run read and write.
@@ -421,28 +489,40 @@ fn load<T: Vector>(src: &[f32], i: usize) -> T {
 }
 
 /// Step 3: `dU[g][p] (+)= Σ_t dM[t][p][g] ⊗ V[t][p][g]` over the run's `nt` tiles (stored by
-/// the first run, added by the others), one (group, position) per task.
-fn accumulate_run(pl: &Plan, simd: bool, run: [&[f32]; 2], nt: usize, du: &mut [f32], add: bool) {
+/// the first run, added by the others), one (group, position) per task (in parallel if
+/// `par`).
+fn accumulate_run(
+    pl: &Plan,
+    simd: bool,
+    run: [&[f32]; 2],
+    nt: usize,
+    du: &mut [f32],
+    add: bool,
+    par: bool,
+) {
     let ([v, dm], cout_g, cg) = (run, pl.s.cout_g(), pl.cg);
-    du.par_chunks_mut(cout_g * cg)
-        .enumerate()
-        .for_each(|(gp, dup)| {
-            let (g, p) = (gp / pl.p, gp % pl.p);
-            let a = wl::Operands {
-                dm: &dm[p * pl.run_tiles * pl.ms + g * pl.og..],
-                dms: pl.ms,
-                v: &v[p * pl.run_tiles * pl.vs + g * cg..],
-                vs: pl.vs,
-                tiles: nt,
-            };
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
-                return unsafe { accumulate_avx512(a, dup, cout_g, cg, add) };
-            }
-            let _ = simd;
-            wl::accumulate::<false>(a, dup, cout_g, cg, add)
-        });
+    let task = |(gp, dup): (usize, &mut [f32])| {
+        let (g, p) = (gp / pl.p, gp % pl.p);
+        let a = wl::Operands {
+            dm: &dm[p * pl.run_tiles * pl.ms + g * pl.og..],
+            dms: pl.ms,
+            v: &v[p * pl.run_tiles * pl.vs + g * cg..],
+            vs: pl.vs,
+            tiles: nt,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+            return unsafe { accumulate_avx512(a, dup, cout_g, cg, add) };
+        }
+        let _ = simd;
+        wl::accumulate::<false>(a, dup, cout_g, cg, add)
+    };
+    if par {
+        du.par_chunks_mut(cout_g * cg).enumerate().for_each(task);
+    } else {
+        du.chunks_mut(cout_g * cg).enumerate().for_each(task);
+    }
 }
 
 /// [`wl::accumulate`] compiled for AVX-512.

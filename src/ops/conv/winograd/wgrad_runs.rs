@@ -100,8 +100,9 @@ impl Slices {
 /// Step 1: the rows `segs` of `src: (N, groups·c_g, D, H, W)` channels-last into `dst: (rows,
 /// dw, groups·cg)`, each segment from the slice `slices` names: image column x at column
 /// `x0 + x`, zeros in the other columns, in rows outside the image or slice and past c_g in
-/// each group. Blocks of rows in parallel, each copied one 16-channel block at a time (16
-/// planes read row after row).
+/// each group. Blocks of rows in parallel (if `par`), each copied one 16-channel block at a
+/// time (16 planes read row after row).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn copy_rows(
     src: &[f32],
     segs: &[Seg],
@@ -110,6 +111,7 @@ pub(super) fn copy_rows(
     hw: [usize; 2],
     x0: usize,
     dst: &mut [f32],
+    par: bool,
 ) {
     let [groups, c_g, cg] = cc;
     let ([h, w], c, cp) = (hw, groups * c_g, groups * cg);
@@ -118,37 +120,41 @@ pub(super) fn copy_rows(
     let rows = segs.last().map_or(0, |s| s.at + s.rows);
     let dw = dst.len() / (rows * cp).max(1);
     assert!(x0 + w <= dw);
-    dst.par_chunks_mut(COPY_ROWS * dw * cp)
-        .enumerate()
-        .for_each(|(b, d)| {
-            let (mut r, nr) = (0, d.len() / (dw * cp));
-            while r < nr {
-                // copy row q = image row y of seg (if inside), and the rows after it alike
-                let q = b * COPY_ROWS + r;
-                let seg = segs.iter().rfind(|s| s.at <= q).expect("rows start at 0");
-                let y = seg.y0 + (q - seg.at) as isize;
-                let dr = &mut d[r * dw * cp..];
-                let slice = slices.of(seg.n);
-                let Some((n, ds)) = slice.filter(|_| (0..h as isize).contains(&y)) else {
-                    dr[..dw * cp].fill(0.0);
-                    r += 1;
-                    continue;
-                };
-                let k = (nr - r).min(seg.at + seg.rows - q).min(h - y as usize);
-                let img = &src[n * c * chan..][..c * chan];
-                wl::channels_last(
-                    img,
-                    chan,
-                    ds * h * w + y as usize * w,
-                    [k, w, dw],
-                    cc,
-                    &mut dr[x0 * cp..],
-                );
-                for row in dr.chunks_exact_mut(dw * cp).take(k) {
-                    row[..x0 * cp].fill(0.0);
-                    row[(x0 + w) * cp..].fill(0.0);
-                }
-                r += k;
+    let block = |(b, d): (usize, &mut [f32])| {
+        let (mut r, nr) = (0, d.len() / (dw * cp));
+        while r < nr {
+            // copy row q = image row y of seg (if inside), and the rows after it alike
+            let q = b * COPY_ROWS + r;
+            let seg = segs.iter().rfind(|s| s.at <= q).expect("rows start at 0");
+            let y = seg.y0 + (q - seg.at) as isize;
+            let dr = &mut d[r * dw * cp..];
+            let slice = slices.of(seg.n);
+            let Some((n, ds)) = slice.filter(|_| (0..h as isize).contains(&y)) else {
+                dr[..dw * cp].fill(0.0);
+                r += 1;
+                continue;
+            };
+            let k = (nr - r).min(seg.at + seg.rows - q).min(h - y as usize);
+            let img = &src[n * c * chan..][..c * chan];
+            wl::channels_last(
+                img,
+                chan,
+                ds * h * w + y as usize * w,
+                [k, w, dw],
+                cc,
+                &mut dr[x0 * cp..],
+            );
+            for row in dr.chunks_exact_mut(dw * cp).take(k) {
+                row[..x0 * cp].fill(0.0);
+                row[(x0 + w) * cp..].fill(0.0);
             }
-        });
+            r += k;
+        }
+    };
+    let rows = COPY_ROWS * dw * cp;
+    if par {
+        dst.par_chunks_mut(rows).enumerate().for_each(block);
+    } else {
+        dst.chunks_mut(rows).enumerate().for_each(block);
+    }
 }
