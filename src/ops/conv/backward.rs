@@ -107,7 +107,7 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
 /// Weight gradient on flat buffers: `x: (N, Cin, D, H, W)`, `gy: (N, Cout, od, oh, ow)`,
 /// `gw: (Cout, Cin/g, kd, kh, kw)` (overwritten; the gradient of the weight as the forward used
 /// it). Toeplitz has no weight-gradient form of its own and uses im2col, as Winograd does
-/// outside its 2-D path; `Auto` picks by [`weight_algo`].
+/// outside its 3-tap stride-1 path; `Auto` picks by [`weight_algo`].
 pub fn backward_weight_slices(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -130,7 +130,7 @@ pub fn backward_weight_slices(
         ConvAlgo::Winograd if winograd::wgrad::applies(s) => {
             winograd::wgrad::backward_weight(s, x, gy, gw)
         }
-        // Toeplitz has no weight-gradient form of its own, Winograd only the 2-D one
+        // Toeplitz has no weight-gradient form of its own, Winograd only on its 3-tap path
         ConvAlgo::Im2col
         | ConvAlgo::Toeplitz
         | ConvAlgo::WidthLanes

@@ -1,4 +1,4 @@
-//! The vector steps of the 2-D path ([`super::plane`]), each as an AVX-512 function and its
+//! The vector steps of the fast path ([`super::plane`]), each as an AVX-512 function and its
 //! portable twin (same results up to float32 rounding order; the portable twins are plain
 //! Rust for any CPU and for `STRIDE_SIMD=portable`):
 //! - [`patches`]: the 6×6 input patches of 16 tiles, tiles in the lanes, read straight from
@@ -173,7 +173,7 @@ mod avx512 {
 
     /// One AVX-512 register as a [`Vector`] for the transforms. Its operators are
     /// `#[inline(always)]` and only ever run inlined into `#[target_feature(enable =
-    /// "avx512f")]` functions (the 2-D path's AVX-512 entry points), where AVX-512 is checked.
+    /// "avx512f")]` functions (the fast path's AVX-512 entry points), where AVX-512 is checked.
     #[derive(Clone, Copy)]
     pub struct Zmm(__m512);
 

@@ -61,7 +61,7 @@ impl Mul<f32> for Lanes16 {
     }
 }
 
-/// A vector of 16 lanes the 2-D path computes on: [`Lanes16`] (portable) or an AVX-512
+/// A vector of 16 lanes the fast path computes on: [`Lanes16`] (portable) or an AVX-512
 /// register (`lanes::Zmm`).
 pub trait Vector: Num {
     /// The 16 values of `s`.
