@@ -92,8 +92,8 @@ pub fn check(what: &str, bytes: Option<u128>, fix: &str) -> Result<()> {
         _ => Err(Error::TooLarge {
             what: what.into(),
             msg: format!(
-                "needs {} of memory, over the limit of {} ({} of physical memory; raise it \
-                 with {ENV}=SIZE); {fix}",
+                "needs {} of memory, over the limit of {} ({}; raise it with {ENV}=SIZE); \
+                 {fix}",
                 bytes.map_or("more than 2^128 bytes".into(), human),
                 human(max as u128),
                 share_text(),
@@ -104,8 +104,8 @@ pub fn check(what: &str, bytes: Option<u128>, fix: &str) -> Result<()> {
 
 fn share_text() -> String {
     match std::env::var(ENV) {
-        Ok(v) => format!("{ENV}={v}"),
-        Err(_) => format!("{:.0}%", DEFAULT_SHARE * 100.0),
+        Ok(v) => format!("set by {ENV}={v}"),
+        Err(_) => format!("{:.0}% of physical memory", DEFAULT_SHARE * 100.0),
     }
 }
 

@@ -268,6 +268,22 @@ fn bad_input_gets_clear_errors() {
         ],
         "Toeplitz matrix would be",
     );
+    // Winograd's transformed weights over the memory limit (36 values per kernel channel pair:
+    // 2.4 MB for 128 → 128 channels, against a limit of 1 MiB)
+    let xw = npy(dir.path(), "xw.npy", &Tensor::zeros(&[1, 128, 4, 4]));
+    let ww = npy(dir.path(), "ww.npy", &Tensor::zeros(&[128, 128, 3, 3]));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stride"))
+        .args(["conv", "--input", &xw, "--weight", &ww, "--padding", "1"])
+        .args(["--algo", "winograd"])
+        .env("STRIDE_MAX_MEMORY", "1M")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("algo winograd") && e.contains("--algo auto"),
+        "{e}"
+    );
     // explain on an input too large to narrate
     fails(
         &["conv", "--input", &big, "--weight", &wb, "--explain"],

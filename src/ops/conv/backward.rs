@@ -128,6 +128,7 @@ pub fn backward_weight_slices(
         }
         ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::backward_weight(s, x, gy, gw),
         ConvAlgo::Winograd if winograd::wgrad::applies(s) => {
+            winograd::check_size(s)?;
             winograd::wgrad::backward_weight(s, x, gy, gw)
         }
         // Toeplitz has no weight-gradient form of its own, Winograd only on its 3-tap path

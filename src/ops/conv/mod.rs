@@ -139,7 +139,10 @@ pub fn forward_slices(
         ConvAlgo::BatchLanes if batch_lanes::suits(s) => batch_lanes::forward(s, x, w, bias, y),
         // outside its domain the batch-lanes kernel defers to im2col
         ConvAlgo::BatchLanes => im2col::forward(s, x, w, bias, y),
-        ConvAlgo::Winograd if winograd::plane::applies(s) => winograd::forward(s, x, w, bias, y),
+        ConvAlgo::Winograd if winograd::plane::applies(s) => {
+            winograd::check_size(s)?;
+            winograd::forward(s, x, w, bias, y)
+        }
         // outside its domain Winograd defers to im2col
         ConvAlgo::Winograd => im2col::forward(s, x, w, bias, y),
     }
@@ -153,7 +156,7 @@ fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel and the 2-D
+/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel and the
 /// Winograd path write every output value, so their buffer skips the zero fill (for big outputs
 /// the fill costs 3–10% of the convolution); the other algorithms get zeros.
 pub fn forward_new(
@@ -180,6 +183,7 @@ pub fn forward_new(
             v.write(f32::NAN);
         });
         if resolved == ConvAlgo::Winograd {
+            winograd::check_size(s)?;
             winograd::plane::forward_uninit(s, x, w, bias, &mut y);
         } else {
             channel_lanes::forward(s, x, w, bias, &mut y);

@@ -92,6 +92,27 @@ pub fn wgrad_wins(s: &ConvShape) -> bool {
         && plane::tiles(s) >= MIN_TILES
 }
 
+/// Refuses a problem whose transformed weights `U` (and the weight gradient's `dU`, as many
+/// values: P·KD·Cin·⌈Cout/g⌉ with P = 36, or 6 in 1-D) would pass the memory limit
+/// ([`crate::limits`]): `--algo winograd` on a very wide layer (4096 → 4096 channels: 2.4 GB)
+/// fails with a clear message instead of allocating; `auto` picks Winograd only up to 256
+/// channels per group (U ≤ 9.4 MB).
+pub fn check_size(s: &ConvShape) -> crate::error::Result<()> {
+    let p = if s.window.nd == 1 { 6 } else { 36 };
+    let per_group = [
+        p,
+        plane::depth_taps(s) * s.cin_g(),
+        s.cout_g().next_multiple_of(12),
+    ];
+    let bytes = crate::limits::f32_bytes(&[&[s.groups, per_group[0], per_group[1], per_group[2]]]);
+    crate::limits::check(
+        "algo winograd",
+        bytes,
+        "Winograd's transformed weights hold 36 values per 3×3 kernel (4× the weights); use \
+         --algo auto or channel-lanes for layers this wide",
+    )
+}
+
 /// Forward pass. `x`: (N, Cin, D, H, W), `w`: (Cout, Cin/g, 3, 3, 3 or 1…), `y`: (N, Cout, od,
 /// oh, ow), every value written. Requires [`plane::applies`] ([`suits`] and an input under 2³¹
 /// values).
