@@ -15,21 +15,9 @@ use stride::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, ConvShape, Gr
 use stride::rng::Rng;
 use stride::Tensor;
 
-/// `y = conv(x, w) + b` in float64: x (N, Cin, H, W), w (Cout, Cin/g, 3, 3), zero padding
-/// `pad` = ((top, bottom), (left, right)), stride 1.
-fn reference(
-    x: &Tensor,
-    w: &Tensor,
-    b: &[f32],
-    groups: usize,
-    pad: [(usize, usize); 2],
-) -> Vec<f64> {
-    reference_nd(x, w, b, groups, &pad)
-}
-
-/// [`reference`] on 1, 2 or 3 spatial axes: x (N, Cin, *in), w (Cout, Cin/g, 3, …), zero
-/// padding `pad` per axis (before, after), stride 1. Lower-dimensional problems get leading
-/// axes of one value and one tap.
+/// `y = conv(x, w) + b` in float64 on 1, 2 or 3 spatial axes: x (N, Cin, *in), w (Cout,
+/// Cin/g, 3, …), zero padding `pad` per axis (before, after), stride 1. Lower-dimensional
+/// problems get leading axes of one value and one tap.
 fn reference_nd(
     x: &Tensor,
     w: &Tensor,
@@ -116,29 +104,7 @@ fn check(
     w: usize,
     pad: [(usize, usize); 2],
 ) -> f64 {
-    let x = input(rng, &[n, cin, h, w]);
-    let wt = normal(rng, &[cout, cin / groups, 3, 3]);
-    let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
-    let bt = Tensor::new(vec![cout], b.clone()).unwrap();
-    let p = ConvParams {
-        padding: PaddingSpec::Explicit(pad.to_vec()),
-        groups,
-        ..Default::default()
-    };
-    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
-    assert!(plane::applies(&s), "{:?} {:?} {p:?}", x.shape(), wt.shape());
-    let got = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Winograd).unwrap();
-    let want = reference(&x, &wt, &b, groups, pad);
-    let err = rel_err(got.data(), &want);
-    let what = format!("x{:?} w{:?} {p:?}", x.shape(), wt.shape());
-    assert!(err <= 1e-5, "{what}: error {err:e} of max |y|");
-    let direct = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Direct).unwrap();
-    let direct64: Vec<f64> = direct.data().iter().map(|v| *v as f64).collect();
-    assert!(
-        rel_err(got.data(), &direct64) <= 2e-5,
-        "{what}: against Direct"
-    );
-    err
+    check_nd(rng, input, &[n, cin, h, w], cout, groups, &pad)
 }
 
 #[test]
@@ -273,6 +239,30 @@ fn reference_weight_grad(x: &Tensor, gy: &Tensor, groups: usize, pad: &[usize]) 
     gw
 }
 
+/// A random problem for the fast path: x of shape `xs` (drawn by `input`), a normal 3-tap
+/// kernel for `cout` output channels, zero padding `pad`, `groups`.
+fn problem(
+    rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
+    xs: &[usize],
+    cout: usize,
+    groups: usize,
+    pad: &[(usize, usize)],
+) -> (Tensor, Tensor, ConvParams, ConvShape) {
+    let x = input(rng, xs);
+    let mut ws = vec![cout, xs[1] / groups];
+    ws.extend(vec![3; xs.len() - 2]);
+    let wt = normal(rng, &ws);
+    let p = ConvParams {
+        padding: PaddingSpec::Explicit(pad.to_vec()),
+        groups,
+        ..Default::default()
+    };
+    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
+    assert!(plane::applies(&s), "{xs:?} {ws:?} {p:?}");
+    (x, wt, p, s)
+}
+
 /// One weight-gradient case: Winograd against the float64 reference; returns the error
 /// relative to max |dW|.
 #[allow(clippy::too_many_arguments)]
@@ -298,17 +288,7 @@ fn check_weight_grad_nd(
     groups: usize,
     pad: &[(usize, usize)],
 ) -> f64 {
-    let x = input(rng, xs);
-    let mut ws = vec![cout, xs[1] / groups];
-    ws.extend(vec![3; xs.len() - 2]);
-    let wt = normal(rng, &ws);
-    let p = ConvParams {
-        padding: PaddingSpec::Explicit(pad.to_vec()),
-        groups,
-        ..Default::default()
-    };
-    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
-    assert!(plane::applies(&s), "{:?} {p:?}", x.shape());
+    let (x, wt, p, s) = problem(rng, input, xs, cout, groups, pad);
     let gy = normal(rng, &s.out_shape());
     let want = GradRequest {
         input: false,
@@ -414,35 +394,30 @@ fn winograd_weight_gradient_does_not_depend_on_the_thread_count() {
     assert!(rel_err(one.data(), &reference) <= 1e-5);
 }
 
-/// One random 1-D or 3-D problem through `--algo winograd` (the fast path: F(4, 3) on lines,
-/// F(4×4, 3×3) per depth slice with the depth taps summed directly) against the float64
-/// reference; returns the error relative to max |y|.
+/// One random problem on 1, 2 or 3 spatial axes (x of shape `xs`, drawn by `input`) through
+/// `--algo winograd` (the fast path: F(4, 3) on lines, F(4×4, 3×3) in the plane and per depth
+/// slice with the depth taps summed directly) against the float64 reference and against
+/// `Direct`; returns the error relative to max |y|.
 fn check_nd(
     rng: &mut Rng,
+    input: fn(&mut Rng, &[usize]) -> Tensor,
     xs: &[usize],
     cout: usize,
     groups: usize,
     pad: &[(usize, usize)],
 ) -> f64 {
-    let nd = xs.len() - 2;
-    let x = normal(rng, xs);
-    let mut ws = vec![cout, xs[1] / groups];
-    ws.extend(vec![3; nd]);
-    let wt = normal(rng, &ws);
+    let (x, wt, p, _) = problem(rng, input, xs, cout, groups, pad);
     let b: Vec<f32> = (0..cout).map(|_| rng.normal()).collect();
     let bt = Tensor::new(vec![cout], b.clone()).unwrap();
-    let p = ConvParams {
-        padding: PaddingSpec::Explicit(pad.to_vec()),
-        groups,
-        ..Default::default()
-    };
-    let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
-    assert!(plane::applies(&s), "{xs:?} {ws:?} {p:?}");
     let got = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Winograd).unwrap();
     let err = rel_err(got.data(), &reference_nd(&x, &wt, &b, groups, pad));
+    let what = format!("x{xs:?} w{:?} {p:?}", wt.shape());
+    assert!(err <= 1e-5, "{what}: error {err:e} of max |y|");
+    let direct = conv(&x, &wt, Some(&bt), &p, ConvAlgo::Direct).unwrap();
+    let direct64: Vec<f64> = direct.data().iter().map(|v| *v as f64).collect();
     assert!(
-        err <= 1e-5,
-        "x{xs:?} w{ws:?} {p:?}: error {err:e} of max |y|"
+        rel_err(got.data(), &direct64) <= 2e-5,
+        "{what}: against Direct"
     );
     err
 }
@@ -466,7 +441,7 @@ fn winograd_1d_and_3d_match_the_float64_reference_on_random_shapes() {
             .collect();
         let mut xs = vec![n, cin];
         xs.extend(&size);
-        check_nd(&mut rng, &xs, cout, groups, &pad);
+        check_nd(&mut rng, normal, &xs, cout, groups, &pad);
     }
 }
 
@@ -475,9 +450,9 @@ fn winograd_1d_and_3d_error_stays_within_1e_5_on_the_benchmark_classes() {
     // conv1d (64 → 64, length 1024) and conv3d (16 → 32, 16×32×32), shortened for debug builds:
     // the error per output depends on the reduction (Cin/g · taps), not on the extents
     let mut rng = Rng::new(13);
-    let e1 = check_nd(&mut rng, &[2, 64, 150], 8, 1, &[(1, 1)]);
-    let e3 = check_nd(&mut rng, &[1, 16, 6, 9, 21], 8, 1, &[(1, 1); 3]);
-    let e1w = check_nd(&mut rng, &[1, 256, 40], 4, 1, &[(1, 1)]);
+    let e1 = check_nd(&mut rng, normal, &[2, 64, 150], 8, 1, &[(1, 1)]);
+    let e3 = check_nd(&mut rng, normal, &[1, 16, 6, 9, 21], 8, 1, &[(1, 1); 3]);
+    let e1w = check_nd(&mut rng, rectified, &[1, 256, 40], 4, 1, &[(1, 1)]);
     eprintln!("relative error: conv1d class {e1:e}, conv3d class {e3:e}, 256 channels 1-D {e1w:e}");
 }
 
