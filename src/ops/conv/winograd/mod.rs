@@ -27,6 +27,7 @@ pub mod transform;
 pub mod wgrad;
 mod wgrad_lanes;
 mod wgrad_runs;
+mod wgrad_tiles;
 
 /// Whether F(4,3) applies to `s`.
 pub fn suits(s: &ConvShape) -> bool {
