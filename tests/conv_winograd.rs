@@ -152,6 +152,30 @@ fn winograd_2d_error_stays_within_1e_5_on_256_channels() {
     );
 }
 
+/// The input gradient of `algo` for a random output gradient, against the direct scatter's:
+/// max |error| / max |gx|.
+fn input_grad_error(rng: &mut Rng, x: &Tensor, wt: &Tensor, p: &ConvParams, algo: ConvAlgo) -> f64 {
+    let s = ConvShape::new(x.shape(), wt.shape(), None, p).unwrap();
+    let gy = normal(rng, &s.out_shape());
+    let want = GradRequest {
+        input: true,
+        weight: false,
+        bias: false,
+    };
+    let grad = |algo| {
+        conv_backward(x, wt, &gy, p, algo, want)
+            .unwrap()
+            .input
+            .unwrap()
+    };
+    let direct: Vec<f64> = grad(ConvAlgo::Direct)
+        .data()
+        .iter()
+        .map(|v| *v as f64)
+        .collect();
+    rel_err(grad(algo).data(), &direct)
+}
+
 #[test]
 fn winograd_input_gradient_through_the_adjoint_matches_direct() {
     let mut rng = Rng::new(7);
@@ -167,22 +191,7 @@ fn winograd_input_gradient_through_the_adjoint_matches_direct() {
             groups,
             ..Default::default()
         };
-        let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
-        let gy = normal(&mut rng, &s.out_shape());
-        let want = GradRequest {
-            input: true,
-            weight: false,
-            bias: false,
-        };
-        let grad = |algo| {
-            conv_backward(&x, &wt, &gy, &p, algo, want)
-                .unwrap()
-                .input
-                .unwrap()
-        };
-        let (got, reference) = (grad(ConvAlgo::Winograd), grad(ConvAlgo::Direct));
-        let want64: Vec<f64> = reference.data().iter().map(|v| *v as f64).collect();
-        let err = rel_err(got.data(), &want64);
+        let err = input_grad_error(&mut rng, &x, &wt, &p, ConvAlgo::Winograd);
         assert!(
             err <= 2e-5,
             "case {case}: x{:?} w{:?} {p:?}: {err:e}",
@@ -490,24 +499,7 @@ fn auto_picks_winograd_on_the_1d_and_3d_benchmark_shapes_and_their_input_gradien
         };
         let s = ConvShape::new(x.shape(), wt.shape(), None, &p).unwrap();
         assert_eq!(auto_algos(&s)[1], "adj-winograd", "{xs:?}");
-        let gy = normal(&mut rng, &s.out_shape());
-        let want = GradRequest {
-            input: true,
-            weight: false,
-            bias: false,
-        };
-        let grad = |algo| {
-            conv_backward(&x, &wt, &gy, &p, algo, want)
-                .unwrap()
-                .input
-                .unwrap()
-        };
-        let direct: Vec<f64> = grad(ConvAlgo::Direct)
-            .data()
-            .iter()
-            .map(|v| *v as f64)
-            .collect();
-        let err = rel_err(grad(ConvAlgo::Auto).data(), &direct);
+        let err = input_grad_error(&mut rng, &x, &wt, &p, ConvAlgo::Auto);
         assert!(err <= 2e-5, "{xs:?}: {err:e}");
     }
 }
