@@ -5,7 +5,8 @@
 //! - input gradient: the adjoint forward problem where it exists ([`adjoint_for`]), whose own
 //!   kernel is again [`choose_algo`]; for strided problems the sub-pixel decomposition
 //!   ([`subpixel_for`]); else col2im;
-//! - weight gradient: [`weight_algo`];
+//! - weight gradient: [`weight_algo`], after the dilated classes where they win
+//!   ([`super::dilated::weight_wins`]);
 //! - [`auto_algos`] names the three choices (for reports and `stride bench conv`).
 //!
 //! Transposed convolution swaps the roles (its forward is this input gradient), so it follows
@@ -150,5 +151,12 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
         None if subpixel_for(s, ConvAlgo::Auto) => "subpixel".into(),
         None => "col2im".into(),
     };
-    [forward_name(s), bwd_in, name(weight_algo(s)).into()]
+    let weight = match super::dilated::weight_wins(s)
+        .then(|| super::dilated::representative(s))
+        .flatten()
+    {
+        Some(c) => format!("phases-{}", name(weight_algo(&c))),
+        None => name(weight_algo(s)).into(),
+    };
+    [forward_name(s), bwd_in, weight]
 }

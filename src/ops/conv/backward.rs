@@ -115,6 +115,9 @@ pub fn backward_weight_slices(
     gy: &[f32],
     gw: &mut [f32],
 ) -> Result<()> {
+    if algo == ConvAlgo::Auto && dilated::weight_wins(s) {
+        return dilated::backward_weight(s, x, gy, gw);
+    }
     let algo = if algo == ConvAlgo::Auto {
         weight_algo(s)
     } else {

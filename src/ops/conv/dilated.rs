@@ -10,17 +10,21 @@
 //! The input gradient's adjoint problem (stride 1, padding `d·(k − 1) − p`) decomposes the same
 //! way when that padding is also a multiple of `d`.
 
-use super::{forward_new, winograd, ConvAlgo, ConvParams, ConvShape};
+use super::{forward_uninit, winograd, ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
+use crate::ops::activation::wide;
 use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 thread_local! {
     /// The gathered classes of the input and of the output gradient, reused across calls.
     static GATHER_X: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static GATHER_G: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The classes' stacked output, before the scatter into the caller's output.
+    static CLASS_Y: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One class along one axis: `(c, in_c, out_c, begin pad m, end pad)`.
@@ -81,6 +85,14 @@ pub fn wins(s: &ConvShape) -> bool {
     applies(s) && representative(s).is_some_and(|p| winograd::wins(&p))
 }
 
+/// Whether `auto`'s weight gradient goes through the classes: it [`applies`] and the classes'
+/// stacked problem takes the Winograd weight gradient (dil3x3: 12.4–13.6 ms against the
+/// channel-lanes correlation's 16.1–17.0 on 1 thread, 6.5–7.8 against 8.4–9.0 on 2, once the
+/// gathers ran as vectorised pairs; 2026-12-02, interleaved).
+pub fn weight_wins(s: &ConvShape) -> bool {
+    applies(s) && representative(s).is_some_and(|p| winograd::wgrad_wins(&p))
+}
+
 /// The first class problem with the d² classes stacked along the batch, as [`forward`] runs
 /// them when they have one size (they differ by at most one row or column), for `auto` and
 /// reports.
@@ -91,7 +103,8 @@ pub fn representative(s: &ConvShape) -> Option<ConvShape> {
     class_problem(&stacked, h[0], w[0]).ok()
 }
 
-/// Forward pass through the classes; every value of `y: (N, Cout, OH, OW)` is written. Classes
+/// Forward pass through the classes; every value of `y: (N, Cout, OH, OW)` is written (each
+/// output cell belongs to exactly one class), so `y` need not be initialised. Classes
 /// of the same size (all of them when the sizes divide by `d`) run as one problem with their
 /// inputs stacked along the batch — one weight transform, more tiles to share between threads.
 /// Requires [`applies`].
@@ -100,7 +113,7 @@ pub fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     assert!(
         applies(s),
@@ -173,26 +186,38 @@ fn gather_into(
         .enumerate()
         .for_each(|(q, dp)| {
             let ((h, wc), sp) = (group[q / planes], &src[(q % planes) * plane..][..plane]);
-            for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
-                let sr = &sp[(h.0 + d * j) * ext[1]..][..ext[1]];
-                // every d-th value from wc.0 (an iterator: no bounds check per value)
-                for (v, x) in row.iter_mut().zip(sr[wc.0..].iter().step_by(d)) {
-                    *v = *x;
+            wide(|| {
+                for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
+                    let sr = &sp[(h.0 + d * j) * ext[1]..][..ext[1]];
+                    take_every(d, &sr[wc.0..], row);
                 }
-            }
+            })
         });
+}
+
+/// `dst[l] = src[d·l]` for every `l` (`src` holds them all). At `d = 2` as pairs, a loop
+/// that vectorises (one permute per 16 values; `step_by` does not), the last odd value alone.
+#[inline(always)]
+fn take_every(d: usize, src: &[f32], dst: &mut [f32]) {
+    if d == 2 {
+        let pairs = (src.len() / 2).min(dst.len());
+        for (v, p) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+            *v = p[0];
+        }
+        for (l, v) in dst.iter_mut().enumerate().skip(pairs) {
+            *v = src[2 * l];
+        }
+    } else {
+        for (v, x) in dst.iter_mut().zip(src.iter().step_by(d)) {
+            *v = *x;
+        }
+    }
 }
 
 /// Weight gradient through the classes: every weight meets every class, so `gw = Σ_groups gw_k`
 /// with each group of same-size classes one stacked undilated problem (input and output
 /// gradient gathered as the forward gathers its input), summed in group order. `gw` (Cout,
-/// Cin/g, kh, kw) is overwritten. Requires [`applies`].
-///
-/// `auto` does not use it (yet): on dil3x3 (1 thread, a loaded machine, 10 interleaved pairs)
-/// it ran 16.7 ms against the channel-lanes correlation's 17.7 on the dilated problem — a tie
-/// within the noise, the two gathers (input and output gradient, 6.4 MB each) eating what the
-/// classes' Winograd weight gradient (≈ 8 ms) saves. Reading the classes straight into the
-/// Winograd weight gradient's channels-last copies would remove them.
+/// Cin/g, kh, kw) is overwritten. Requires [`applies`]; `auto` takes it where [`weight_wins`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) -> Result<()> {
     assert!(
         applies(s),
@@ -226,35 +251,79 @@ fn run_group(
     w: &[f32],
     bias: Option<&[f32]>,
     group: &[(AxisClass, AxisClass)],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     let [_, ah, aw] = &s.window.axes;
     let d = aw.dilation;
     let (h0, w0) = group[0];
-    let (out_plane, cout_plane) = (ah.output * aw.output, h0.2 * w0.2);
     let mut stacked = s.clone();
     stacked.batch = s.batch * group.len();
     let ps = class_problem(&stacked, h0, w0)?;
+    let len = ps.batch * ps.cout * ps.window.out_len();
     // gather: image (k·N + n) of the stack is class k of image n,
-    // x_k[n, c, j, l] = x[n, c, h.0 + d·j, wc.0 + d·l]
+    // x_k[n, c, j, l] = x[n, c, h.0 + d·j, wc.0 + d·l]; the stack's output into a reused
+    // buffer (a fresh one costs its page faults on every call)
     let xe = [ah.input, aw.input];
-    let yc = gather(x, s.batch * s.cin, xe, d, group, false, &GATHER_X, |xc| {
-        forward_new(&ps, ConvAlgo::Auto, xc, w, bias)
-    })?;
-    // scatter: y[n, oc, h.0 + d·i, wc.0 + d·l] = y_k[n, oc, i, l], output planes in parallel
+    gather(x, s.batch * s.cin, xe, d, group, false, &GATHER_X, |xc| {
+        scratch::with(&CLASS_Y, len, |yc| {
+            forward_uninit(&ps, ConvAlgo::Auto, xc, w, bias, super::as_uninit(yc))?;
+            scatter(s, group, yc, y);
+            Ok(())
+        })
+    })
+}
+
+/// `y[n, oc, h.0 + d·i, wc.0 + d·l] = y_k[n, oc, i, l]` for the classes `group` (class k's
+/// planes stacked k-major in `yc`), output planes in parallel. At `d = 2`, when a row's two
+/// column classes are both in the group, the two class rows are interleaved in one loop
+/// (it vectorises; a stride-2 store does not).
+fn scatter(
+    s: &ConvShape,
+    group: &[(AxisClass, AxisClass)],
+    yc: &[f32],
+    y: &mut [MaybeUninit<f32>],
+) {
+    let [_, ah, aw] = &s.window.axes;
+    let d = aw.dilation;
+    let (h0, w0) = group[0];
+    let (out_plane, class_plane, cols) = (ah.output * aw.output, h0.2 * w0.2, w0.2);
     let out_planes = s.batch * s.cout;
     y.par_chunks_mut(out_plane)
         .enumerate()
         .for_each(|(q, dst)| {
-            for (k, &(h, wc)) in group.iter().enumerate() {
-                let src = &yc[(k * out_planes + q) * cout_plane..][..cout_plane];
-                for (i, row) in src.chunks_exact(w0.2).enumerate() {
-                    let dr = &mut dst[(h.0 + d * i) * aw.output..][..aw.output];
-                    for (l, v) in row.iter().enumerate() {
-                        dr[wc.0 + d * l] = *v;
+            let class_row =
+                |k: usize, i: usize| &yc[(k * out_planes + q) * class_plane + i * cols..][..cols];
+            wide(|| {
+                for (k, &(h, wc)) in group.iter().enumerate() {
+                    // the partner class: same rows, the other column class (d = 2 only)
+                    let partner = (d == 2)
+                        .then(|| {
+                            group
+                                .iter()
+                                .position(|&(h2, w2)| h2.0 == h.0 && w2.0 == 1 - wc.0)
+                        })
+                        .flatten();
+                    if partner.is_some() && wc.0 == 1 {
+                        continue; // written with its partner
+                    }
+                    for i in 0..h.2 {
+                        let dr = &mut dst[(h.0 + d * i) * aw.output..][..aw.output];
+                        match partner {
+                            Some(k1) => {
+                                let (a, b) = (class_row(k, i), class_row(k1, i));
+                                for ((p, &u), &v) in dr.chunks_exact_mut(2).zip(a).zip(b) {
+                                    p[0].write(u);
+                                    p[1].write(v);
+                                }
+                            }
+                            None => {
+                                for (l, &v) in class_row(k, i).iter().enumerate() {
+                                    dr[wc.0 + d * l].write(v);
+                                }
+                            }
+                        }
                     }
                 }
-            }
+            })
         });
-    Ok(())
 }

@@ -122,7 +122,7 @@ pub fn forward_slices(
     y: &mut [f32],
 ) -> Result<()> {
     if algo == ConvAlgo::Auto && dilated::wins(s) {
-        return dilated::forward(s, x, w, bias, y);
+        return dilated::forward(s, x, w, bias, as_uninit(y));
     }
     match resolve_algo(s, algo) {
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
@@ -151,14 +151,49 @@ pub fn forward_slices(
 
 /// `y` viewed as possibly uninitialised values, for a kernel that only writes (initialised
 /// floats) into it.
-fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+pub(super) fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: same layout; the callee only stores initialised f32 values, so `y` stays valid.
     unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// Forward into a new buffer `(N, Cout, od, oh, ow)`. The channel-lanes kernel and the
-/// Winograd path write every output value, so their buffer skips the zero fill (for big outputs
-/// the fill costs 3–10% of the convolution); the other algorithms get zeros.
+/// Forward into `y: (N, Cout, od, oh, ow)` whose values need not be initialised. The
+/// channel-lanes kernel, the Winograd path and the dilated classes write every output value,
+/// so they skip the zero fill (for big outputs the fill costs 3–10% of the convolution); the
+/// other algorithms get zeros first.
+pub fn forward_uninit(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    if algo == ConvAlgo::Auto && dilated::wins(s) {
+        return dilated::forward(s, x, w, bias, y);
+    }
+    match resolve_algo(s, algo) {
+        ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
+            channel_lanes::forward(s, x, w, bias, y);
+            Ok(())
+        }
+        ConvAlgo::Winograd if winograd::plane::applies(s) => {
+            winograd::check_size(s)?;
+            winograd::plane::forward_uninit(s, x, w, bias, y);
+            Ok(())
+        }
+        _ => {
+            y.iter_mut().for_each(|v| {
+                v.write(0.0);
+            });
+            // SAFETY: every value was just initialised; same layout
+            let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            forward_slices(s, algo, x, w, bias, y)
+        }
+    }
+}
+
+/// Forward into a new buffer `(N, Cout, od, oh, ow)` ([`forward_uninit`]: no zero fill where
+/// the kernel writes every value).
 pub fn forward_new(
     s: &ConvShape,
     algo: ConvAlgo,
@@ -167,33 +202,15 @@ pub fn forward_new(
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     let len = s.batch * s.cout * s.window.out_len();
-    if algo == ConvAlgo::Auto && dilated::wins(s) {
-        let mut y = vec![0.0; len];
-        dilated::forward(s, x, w, bias, &mut y)?;
-        return Ok(y);
-    }
-    let resolved = resolve_algo(s, algo);
-    let writes_all = (resolved == ConvAlgo::ChannelLanes && channel_lanes::suits(s))
-        || (resolved == ConvAlgo::Winograd && winograd::plane::applies(s));
-    if writes_all {
-        let mut y = Box::<[f32]>::new_uninit_slice(len);
-        // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
-        #[cfg(debug_assertions)]
-        y.iter_mut().for_each(|v| {
-            v.write(f32::NAN);
-        });
-        if resolved == ConvAlgo::Winograd {
-            winograd::check_size(s)?;
-            winograd::plane::forward_uninit(s, x, w, bias, &mut y);
-        } else {
-            channel_lanes::forward(s, x, w, bias, &mut y);
-        }
-        // SAFETY: both kernels write every value of `y`
-        return Ok(unsafe { y.assume_init() }.into_vec());
-    }
-    let mut y = Tensor::zeros(&[len]).into_data();
-    forward_slices(s, algo, x, w, bias, &mut y)?;
-    Ok(y)
+    let mut y = Box::<[f32]>::new_uninit_slice(len);
+    // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
+    #[cfg(debug_assertions)]
+    y.iter_mut().for_each(|v| {
+        v.write(f32::NAN);
+    });
+    forward_uninit(s, algo, x, w, bias, &mut y)?;
+    // SAFETY: forward_uninit writes every value of `y`
+    Ok(unsafe { y.assume_init() }.into_vec())
 }
 
 /// Convolution forward: `y = conv(x, w) + b` with PyTorch semantics.
