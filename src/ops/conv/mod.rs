@@ -128,7 +128,9 @@ pub fn forward_slices(
         ConvAlgo::Direct | ConvAlgo::Auto => direct::forward(s, x, w, bias, y),
         ConvAlgo::Im2col => im2col::forward(s, x, w, bias, y),
         ConvAlgo::Toeplitz => toeplitz::forward(s, x, w, bias, y)?,
-        ConvAlgo::WidthLanes if width_lanes::suits(s) => width_lanes::forward(s, x, w, bias, y),
+        ConvAlgo::WidthLanes if width_lanes::suits(s) => {
+            width_lanes::forward(s, x, w, bias, as_uninit(y))
+        }
         // outside its domain the width-lanes kernel defers to im2col
         ConvAlgo::WidthLanes => im2col::forward(s, x, w, bias, y),
         ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
@@ -157,7 +159,8 @@ pub(super) fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 }
 
 /// Forward into `y: (N, Cout, od, oh, ow)` whose values need not be initialised. The
-/// channel-lanes kernel, the Winograd path and the dilated classes write every output value,
+/// channel-lanes and width-lanes kernels, the Winograd path and the dilated classes write every
+/// output value,
 /// so they skip the zero fill (for big outputs the fill costs 3–10% of the convolution); the
 /// other algorithms get zeros first.
 pub fn forward_uninit(
@@ -174,6 +177,10 @@ pub fn forward_uninit(
     match resolve_algo(s, algo) {
         ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
             channel_lanes::forward(s, x, w, bias, y);
+            Ok(())
+        }
+        ConvAlgo::WidthLanes if width_lanes::suits(s) => {
+            width_lanes::forward(s, x, w, bias, y);
             Ok(())
         }
         ConvAlgo::Winograd if winograd::plane::applies(s) => {
