@@ -4,6 +4,8 @@
 //! Matrices are described by a base slice and row/column strides in elements, so transposed
 //! operands and sub-blocks need no copy.
 
+use std::mem::MaybeUninit;
+
 /// A strided view of a matrix: element (r, c) is at `data[r*rs + c*cs]`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a> {
@@ -48,6 +50,34 @@ impl<'a> MatRef<'a> {
 /// `dst (m × n, row stride ldd) = [dst +] a (m × k) · b (k × n)`.
 /// `accumulate` adds to `dst` instead of overwriting it; `threads > 1` lets the GEMM split its work.
 pub fn matmul(dst: &mut [f32], ldd: usize, a: MatRef, b: MatRef, accumulate: bool, threads: usize) {
+    // SAFETY: f32 and MaybeUninit<f32> share their layout; `gemm_into` stores only floats
+    let view = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gemm_into(view, ldd, a, b, accumulate, threads);
+}
+
+/// `dst (m × n, row stride ldd) = a · b` into a destination that need not be initialised:
+/// every `dst[r·ldd + c]` (r < m, c < n) is written and none is read, so a fresh output
+/// needs no zero fill (for a 25 MB output the fill and its page faults cost as much as the
+/// product).
+pub fn matmul_uninit(
+    dst: &mut [MaybeUninit<f32>],
+    ldd: usize,
+    a: MatRef,
+    b: MatRef,
+    threads: usize,
+) {
+    gemm_into(dst, ldd, a, b, false, threads);
+}
+
+/// [`matmul`] on a destination that holds initialised values where `accumulate` is set.
+fn gemm_into(
+    dst: &mut [MaybeUninit<f32>],
+    ldd: usize,
+    a: MatRef,
+    b: MatRef,
+    accumulate: bool,
+    threads: usize,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     a.check();
@@ -59,7 +89,9 @@ pub fn matmul(dst: &mut [f32], ldd: usize, a: MatRef, b: MatRef, accumulate: boo
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                dst[r * ldd..r * ldd + n].fill(0.0);
+                dst[r * ldd..r * ldd + n].iter_mut().for_each(|v| {
+                    v.write(0.0);
+                });
             }
         }
         return;
@@ -69,13 +101,14 @@ pub fn matmul(dst: &mut [f32], ldd: usize, a: MatRef, b: MatRef, accumulate: boo
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the views were bounds-checked above; dst does not alias a or b (&mut vs &).
+    // SAFETY: the views were bounds-checked above; dst does not alias a or b (&mut vs &); with
+    // `accumulate` false (read_dst) the GEMM only writes dst.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             ldd as isize,
             accumulate,

@@ -10,10 +10,11 @@
 
 pub use super::unfold::{fold, fold_reference, unfold, unfold_reference, unfold_strided};
 use super::ConvShape;
-use crate::ops::gemm::{matmul, MatRef};
+use crate::ops::gemm::{matmul, matmul_uninit, MatRef};
 use crate::ops::scratch;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// Upper bound on one thread's column buffer: 8 MiB.
 pub const TILE_BYTES: usize = 8 << 20;
@@ -29,13 +30,14 @@ pub fn tile_len(s: &ConvShape) -> usize {
     (TILE_BYTES / 4 / k).clamp(1, s.window.out_len())
 }
 
-/// Forward pass for one image: `x_n: (Cin, D, H, W)`, `y_n: (Cout, od, oh, ow)`.
+/// Forward pass for one image: `x_n: (Cin, D, H, W)`, `y_n: (Cout, od, oh, ow)` (need not be
+/// initialised: the GEMMs write every value before the bias is added).
 fn forward_image(
     s: &ConvShape,
     x_n: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    y_n: &mut [f32],
+    y_n: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
@@ -48,35 +50,38 @@ fn forward_image(
                 MatRef::row_major(&x_n[g * cin_g * in_len..][..cin_g * in_len], cin_g, in_len);
             let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
             let y_g = &mut y_n[g * cout_g * out_len..][..cout_g * out_len];
-            matmul(y_g, out_len, w_g, x_g, false, threads);
+            matmul_uninit(y_g, out_len, w_g, x_g, threads);
         }
-        add_bias(y_n, bias, out_len);
-        return;
-    }
-    scratch::with(&COLS, k * tile, |buf| {
-        for g in 0..s.groups {
-            let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
-            // W_g: (Cout/g × Cin/g·taps), row-major slice of the weight
-            let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
-            let y_g = &mut y_n[g * cout_g * out_len..][..cout_g * out_len];
-            // for each tile of output cells
-            for o0 in (0..out_len).step_by(tile) {
-                let o1 = (o0 + tile).min(out_len);
-                let cols = &mut buf[..k * (o1 - o0)];
-                unfold(s, x_g, o0, o1, cols);
-                // y_g[:, o0..o1] (row stride out_len) = W_g · cols
-                matmul(
-                    &mut y_g[o0..],
-                    out_len,
-                    w_g,
-                    MatRef::row_major(cols, k, o1 - o0),
-                    false,
-                    threads,
-                );
+    } else {
+        scratch::with(&COLS, k * tile, |buf| {
+            for g in 0..s.groups {
+                let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
+                // W_g: (Cout/g × Cin/g·taps), row-major slice of the weight
+                let w_g = MatRef::row_major(&w[g * cout_g * k..][..cout_g * k], cout_g, k);
+                let y_g = &mut y_n[g * cout_g * out_len..][..cout_g * out_len];
+                // for each tile of output cells
+                for o0 in (0..out_len).step_by(tile) {
+                    let o1 = (o0 + tile).min(out_len);
+                    let cols = &mut buf[..k * (o1 - o0)];
+                    unfold(s, x_g, o0, o1, cols);
+                    // y_g[:, o0..o1] (row stride out_len) = W_g · cols
+                    let cols = MatRef::row_major(cols, k, o1 - o0);
+                    matmul_uninit(&mut y_g[o0..], out_len, w_g, cols, threads);
+                }
             }
-        }
-    });
-    add_bias(y_n, bias, out_len);
+        });
+    }
+    // SAFETY: the GEMMs above wrote every value of y_n (all groups, all tiles of cells)
+    add_bias(unsafe { assume_init(y_n) }, bias, out_len);
+}
+
+/// `y` once every value has been written.
+///
+/// # Safety
+/// Every value of `y` must be initialised.
+unsafe fn assume_init(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: same layout; initialised by the caller's contract
+    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// `y_n[oc, :] += b[oc]`.
@@ -104,7 +109,7 @@ fn forward_images(
     x_chunk: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
-    y_chunk: &mut [f32],
+    y_chunk: &mut [MaybeUninit<f32>],
     threads: usize,
 ) {
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
@@ -134,12 +139,16 @@ fn forward_images(
             for i in 0..nb {
                 for oc in 0..cout_g {
                     let dst = &mut y_chunk[(i * s.cout + g * cout_g + oc) * out_len..][..out_len];
-                    dst.copy_from_slice(&prod[oc * width + i * out_len..][..out_len]);
+                    let src = &prod[oc * width + i * out_len..][..out_len];
+                    dst.iter_mut().zip(src).for_each(|(d, &v)| {
+                        d.write(v);
+                    });
                 }
             }
         }
     });
-    for y_n in y_chunk.chunks_mut(s.cout * out_len) {
+    // SAFETY: the scatter above wrote every value (all images, groups and channels)
+    for y_n in unsafe { assume_init(y_chunk) }.chunks_mut(s.cout * out_len) {
         add_bias(y_n, bias, out_len);
     }
 }
@@ -147,6 +156,21 @@ fn forward_images(
 /// Forward pass. Small images are batched into shared GEMMs (chunks of images in parallel);
 /// big images run one per thread, or one at a time with the GEMM itself split.
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    // SAFETY: same layout; the uninitialised form only stores floats
+    forward_uninit(s, x, w, bias, unsafe {
+        &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>])
+    })
+}
+
+/// [`forward`] into `y` that need not be initialised (every value is written: no zero fill,
+/// which for the 1×1 input gradient's 25 MB output cost as much as its GEMM).
+pub fn forward_uninit(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+) {
     let in_img = s.cin * s.window.in_len();
     let out_img = s.cout * s.window.out_len();
     let threads = rayon::current_num_threads();

@@ -159,8 +159,8 @@ pub(super) fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 }
 
 /// Forward into `y: (N, Cout, od, oh, ow)` whose values need not be initialised. The
-/// channel-lanes and width-lanes kernels, the Winograd path and the dilated classes write every
-/// output value,
+/// channel-lanes and width-lanes kernels, im2col's GEMMs, the Winograd path and the dilated
+/// classes write every output value,
 /// so they skip the zero fill (for big outputs the fill costs 3–10% of the convolution); the
 /// other algorithms get zeros first.
 pub fn forward_uninit(
@@ -181,6 +181,10 @@ pub fn forward_uninit(
         }
         ConvAlgo::WidthLanes if width_lanes::suits(s) => {
             width_lanes::forward(s, x, w, bias, y);
+            Ok(())
+        }
+        ConvAlgo::Im2col => {
+            im2col::forward_uninit(s, x, w, bias, y);
             Ok(())
         }
         ConvAlgo::Winograd if winograd::plane::applies(s) => {
