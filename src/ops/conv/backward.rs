@@ -20,34 +20,58 @@ pub fn backward_input_slices(
     w: &[f32],
     gx: &mut [f32],
 ) -> Result<()> {
+    backward_input_uninit(s, algo, gy, w, as_uninit(gx))
+}
+
+/// [`backward_input_slices`] into `gx` that need not be initialised: every value is written,
+/// and zeroed only where the chosen form accumulates (each col2im image and sub-pixel plane
+/// zeroes itself in its own task; the direct and Toeplitz forms get one fill first).
+pub fn backward_input_uninit(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    gy: &[f32],
+    w: &[f32],
+    gx: &mut [MaybeUninit<f32>],
+) -> Result<()> {
     if let Some(t) = adjoint_for(s, algo) {
-        return forward_slices(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx);
+        return forward_uninit(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None, gx);
     }
     if subpixel_for(s, algo) {
         return subpixel::backward_input(s, gy, w, gx);
     }
+    if !matches!(algo, ConvAlgo::Direct | ConvAlgo::Toeplitz) {
+        im2col::backward_input_uninit(s, gy, w, gx);
+        return Ok(());
+    }
+    gx.iter_mut().for_each(|v| {
+        v.write(0.0);
+    });
+    // SAFETY: every value was just written; same layout
+    let gx = unsafe { &mut *(gx as *mut [MaybeUninit<f32>] as *mut [f32]) };
     match algo {
         ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
-        ConvAlgo::Toeplitz => toeplitz::backward_input(s, gy, w, gx)?,
-        _ => im2col::backward_input(s, gy, w, gx),
+        _ => toeplitz::backward_input(s, gy, w, gx)?,
     }
     Ok(())
 }
 
-/// Input gradient into a new buffer `(N, Cin, D, H, W)`; through the adjoint problem it takes
-/// the forward's fresh-buffer path ([`forward_new`]: no zero fill for the channel-lanes kernel).
+/// Input gradient into a new buffer `(N, Cin, D, H, W)` ([`backward_input_uninit`]: no zero
+/// fill of its own).
 pub fn backward_input_new(
     s: &ConvShape,
     algo: ConvAlgo,
     gy: &[f32],
     w: &[f32],
 ) -> Result<Vec<f32>> {
-    if let Some(t) = adjoint_for(s, algo) {
-        return forward_new(&t, ConvAlgo::Auto, gy, &adjoint_weight(s, w), None);
-    }
-    let mut gx = Tensor::zeros(&[s.batch * s.cin * s.window.in_len()]).into_data();
-    backward_input_slices(s, algo, gy, w, &mut gx)?;
-    Ok(gx)
+    let mut gx = Box::<[f32]>::new_uninit_slice(s.batch * s.cin * s.window.in_len());
+    // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
+    #[cfg(debug_assertions)]
+    gx.iter_mut().for_each(|v| {
+        v.write(f32::NAN);
+    });
+    backward_input_uninit(s, algo, gy, w, &mut gx)?;
+    // SAFETY: backward_input_uninit writes every value of `gx`
+    Ok(unsafe { gx.assume_init() }.into_vec())
 }
 
 /// At stride 1 with zero padding, the input gradient is itself a convolution: the output

@@ -194,12 +194,23 @@ pub fn forward_uninit(
     }
 }
 
-/// Input gradient for one image: `gy_n: (Cout, od, oh, ow)`, `gx_n: (Cin, D, H, W)` (overwritten).
-fn backward_input_image(s: &ConvShape, gy_n: &[f32], w: &[f32], gx_n: &mut [f32], threads: usize) {
+/// Input gradient for one image: `gy_n: (Cout, od, oh, ow)`, `gx_n: (Cin, D, H, W)` (need not
+/// be initialised: zeroed here, once, then the folds add into it).
+fn backward_input_image(
+    s: &ConvShape,
+    gy_n: &[f32],
+    w: &[f32],
+    gx_n: &mut [MaybeUninit<f32>],
+    threads: usize,
+) {
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
-    gx_n.fill(0.0);
+    gx_n.iter_mut().for_each(|v| {
+        v.write(0.0);
+    });
+    // SAFETY: every value was just written
+    let gx_n = unsafe { assume_init(gx_n) };
     scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             // W_gᵀ: (Cin/g·taps × Cout/g)
@@ -229,6 +240,15 @@ fn backward_input_image(s: &ConvShape, gy_n: &[f32], w: &[f32], gx_n: &mut [f32]
 /// Input gradient (col2im). `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
 /// `gx: (N, Cin, D, H, W)` (overwritten). Images run in parallel when there are enough.
 pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
+    // SAFETY: same layout; the uninitialised form only stores floats
+    backward_input_uninit(s, gy, w, unsafe {
+        &mut *(gx as *mut [f32] as *mut [MaybeUninit<f32>])
+    })
+}
+
+/// [`backward_input`] into `gx` that need not be initialised (each image is zeroed once, in
+/// its own task, before its folds: a fresh buffer needs no zero fill of its own).
+pub fn backward_input_uninit(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [MaybeUninit<f32>]) {
     let in_img = s.cin * s.window.in_len();
     let out_img = s.cout * s.window.out_len();
     let threads = rayon::current_num_threads();

@@ -17,6 +17,7 @@ use super::{ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// One phase along one axis (the three axes `[d, h, w]`, leading singleton ones included).
 #[derive(Clone, Copy, Debug)]
@@ -67,7 +68,12 @@ pub fn applies(s: &ConvShape) -> bool {
 
 /// The input gradient `gx: (N, Cin, D, H, W)` (overwritten) from `gy: (N, Cout, od, oh, ow)`
 /// and `w` as the forward used it; requires [`applies`].
-pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) -> Result<()> {
+pub fn backward_input(
+    s: &ConvShape,
+    gy: &[f32],
+    w: &[f32],
+    gx: &mut [MaybeUninit<f32>],
+) -> Result<()> {
     let phases: [Vec<AxisPhase>; 3] = std::array::from_fn(|a| axis_phases(s, a));
     let mut list = Vec::new();
     for pd in &phases[0] {
@@ -91,7 +97,11 @@ pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) -> R
         .for_each(|(plane, dst)| {
             // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
             // in cache: zeroing it here costs no pass over memory)
-            dst.fill(0.0);
+            dst.iter_mut().for_each(|v| {
+                v.write(0.0);
+            });
+            // SAFETY: every value was just written
+            let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
             for (p, g) in list.iter().zip(&solved) {
                 place(s, p, &g[plane * sub_len(p)..][..sub_len(p)], dst);
             }
