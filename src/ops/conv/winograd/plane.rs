@@ -36,6 +36,9 @@ use std::cell::RefCell;
 thread_local! {
     /// Per-thread V and M of one block, reused across calls.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The transformed weights U of the caller's thread, reused across calls (9.4 MB for 256
+    /// channels: a fresh zeroed one cost a memset and its page faults on every call).
+    static U_BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Transformed positions per tile in the plane (6 × 6); a line has 6.
@@ -165,24 +168,26 @@ impl<'a> Plan<'a> {
 
 /// `U: (groups, obs, P, KD·Cin/g, OCB)`: `U[g][ob][p][kd·Cin/g + ic][o] = (G w Gᵀ)[p]` of
 /// kernel (g·Cout/g + ob·OCB + o, ic) at depth tap kd (`G w` in 1-D); zeros past Cout/g.
-/// Output-channel blocks in parallel.
-fn transform_weights(pl: &Plan, w: &[f32]) -> Vec<f32> {
+/// Output-channel blocks in parallel. Runs `f` on U in a reused buffer: every value is
+/// written (the zeros past Cout/g too), so it needs no zero fill.
+fn with_transformed_weights<R>(pl: &Plan, w: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
     let (s, ocb) = (pl.s, pl.ocb);
     let ck = pl.ck();
-    let mut u = vec![0.0; s.groups * pl.obs * pl.p * ck * ocb];
-    let simd = crate::ops::simd::avx512();
-    u.par_chunks_mut(pl.p * ck * ocb)
-        .enumerate()
-        .for_each(|(gb, ub)| {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
-                return unsafe { weight_block_avx512(pl, w, gb, ub) };
-            }
-            let _ = simd;
-            weight_block::<Lanes16>(pl, w, gb, ub)
-        });
-    u
+    scratch::with(&U_BUF, s.groups * pl.obs * pl.p * ck * ocb, |u| {
+        let simd = crate::ops::simd::avx512();
+        u.par_chunks_mut(pl.p * ck * ocb)
+            .enumerate()
+            .for_each(|(gb, ub)| {
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: the CPU supports AVX-512 (`simd::avx512`).
+                    return unsafe { weight_block_avx512(pl, w, gb, ub) };
+                }
+                let _ = simd;
+                weight_block::<Lanes16>(pl, w, gb, ub)
+            });
+        f(u)
+    })
 }
 
 /// [`weight_block`] compiled for AVX-512.
@@ -197,6 +202,8 @@ unsafe fn weight_block_avx512(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
 
 /// Block `gb = g·obs + ob` of `U`, one input channel and depth tap at a time with the block's
 /// output channels in the lanes (so each position's OCB values are one contiguous store).
+/// Every value of `ub` is written: lanes past the block's `n` real channels hold zero taps,
+/// so their transforms are zeros, stored with the rest.
 #[inline(always)]
 fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
     let (s, ocb) = (pl.s, pl.ocb);
@@ -220,7 +227,7 @@ fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
             if pl.line {
                 let u = transform::kernel([k(0), k(1), k(2)]);
                 for (p, up) in u.iter().enumerate() {
-                    up.store_first(&mut ub[(p * ck + row) * ocb..][..ocb], n);
+                    up.store_first(&mut ub[(p * ck + row) * ocb..][..ocb], ocb);
                 }
             } else {
                 let u = transform::kernel_2d([
@@ -229,7 +236,7 @@ fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
                     [k(6), k(7), k(8)],
                 ]);
                 for (p, up) in u.iter().enumerate() {
-                    up.store_first(&mut ub[(p * ck + row) * ocb..][..ocb], n);
+                    up.store_first(&mut ub[(p * ck + row) * ocb..][..ocb], ocb);
                 }
             }
         }
@@ -259,7 +266,17 @@ pub fn forward_uninit(
         "winograd::plane::forward on a shape it does not support"
     );
     let pl = Plan::new(s);
-    let u = transform_weights(&pl, w);
+    with_transformed_weights(&pl, w, |u| forward_blocks(&pl, x, u, bias, y))
+}
+
+/// [`forward_uninit`]'s tile blocks, in parallel, with the transformed weights `u`.
+fn forward_blocks(
+    pl: &Plan,
+    x: &[f32],
+    u: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [std::mem::MaybeUninit<f32>],
+) {
     let out = OutPtr {
         ptr: y.as_mut_ptr().cast::<f32>(),
         len: y.len(),
@@ -271,10 +288,10 @@ pub fn forward_uninit(
         .for_each(|b| {
             scratch::with(&SCRATCH, len, |buf| {
                 let job = Block {
-                    pl: &pl,
+                    pl,
                     t0: b * pl.t(),
                     x,
-                    u: &u,
+                    u,
                     bias,
                     y: out,
                 };
