@@ -50,9 +50,14 @@ impl<'a> MatRef<'a> {
 /// `dst (m × n, row stride ldd) = [dst +] a (m × k) · b (k × n)`.
 /// `accumulate` adds to `dst` instead of overwriting it; `threads > 1` lets the GEMM split its work.
 pub fn matmul(dst: &mut [f32], ldd: usize, a: MatRef, b: MatRef, accumulate: bool, threads: usize) {
-    // SAFETY: f32 and MaybeUninit<f32> share their layout; `gemm_into` stores only floats
-    let view = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    gemm_into(view, ldd, a, b, accumulate, threads);
+    gemm_into(
+        super::uninit::as_uninit(dst),
+        ldd,
+        a,
+        b,
+        accumulate,
+        threads,
+    );
 }
 
 /// `dst (m × n, row stride ldd) = a · b` into a destination that need not be initialised:

@@ -4,7 +4,8 @@
 //! - [`pool`]: the pooling family (one loop per family through a strategy enum);
 //! - [`activation`], [`linear`], [`loss`], [`norm`]: the layers' element-wise and dense maths;
 //! - [`gemm`]: the matrix product every GEMM-based path calls;
-//! - [`scratch`]: per-thread reusable buffers; [`simd`]: the one SIMD gate and shared helpers.
+//! - [`scratch`]: per-thread reusable buffers; [`simd`]: the one SIMD gate and shared helpers;
+//!   [`uninit`]: the views between outputs and outputs that need not be initialised.
 
 pub mod activation;
 pub mod conv;
@@ -17,3 +18,4 @@ pub mod partials;
 pub mod pool;
 pub mod scratch;
 pub mod simd;
+pub mod uninit;

@@ -43,11 +43,7 @@ pub fn backward_input_uninit(
         im2col::backward_input_uninit(s, gy, w, gx);
         return Ok(());
     }
-    gx.iter_mut().for_each(|v| {
-        v.write(0.0);
-    });
-    // SAFETY: every value was just written; same layout
-    let gx = unsafe { &mut *(gx as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    let gx = zeroed(gx);
     match algo {
         ConvAlgo::Direct => direct::backward_input(s, gy, w, gx),
         _ => toeplitz::backward_input(s, gy, w, gx)?,

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::ops::activation::wide;
 use crate::ops::scratch;
+use crate::ops::uninit::as_uninit;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -266,7 +267,7 @@ fn run_group(
     let xe = [ah.input, aw.input];
     gather(x, s.batch * s.cin, xe, d, group, false, &GATHER_X, |xc| {
         scratch::with(&CLASS_Y, len, |yc| {
-            forward_uninit(&ps, ConvAlgo::Auto, xc, w, bias, super::as_uninit(yc))?;
+            forward_uninit(&ps, ConvAlgo::Auto, xc, w, bias, as_uninit(yc))?;
             scatter(s, group, yc, y);
             Ok(())
         })

@@ -12,6 +12,7 @@ pub use super::unfold::{fold, fold_reference, unfold, unfold_reference, unfold_s
 use super::ConvShape;
 use crate::ops::gemm::{matmul, matmul_uninit, MatRef};
 use crate::ops::scratch;
+use crate::ops::uninit::{as_uninit, assume_init, zeroed};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -73,15 +74,6 @@ fn forward_image(
     }
     // SAFETY: the GEMMs above wrote every value of y_n (all groups, all tiles of cells)
     add_bias(unsafe { assume_init(y_n) }, bias, out_len);
-}
-
-/// `y` once every value has been written.
-///
-/// # Safety
-/// Every value of `y` must be initialised.
-unsafe fn assume_init(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    // SAFETY: same layout; initialised by the caller's contract
-    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// `y_n[oc, :] += b[oc]`.
@@ -156,10 +148,7 @@ fn forward_images(
 /// Forward pass. Small images are batched into shared GEMMs (chunks of images in parallel);
 /// big images run one per thread, or one at a time with the GEMM itself split.
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    // SAFETY: same layout; the uninitialised form only stores floats
-    forward_uninit(s, x, w, bias, unsafe {
-        &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>])
-    })
+    forward_uninit(s, x, w, bias, as_uninit(y))
 }
 
 /// [`forward`] into `y` that need not be initialised (every value is written: no zero fill,
@@ -206,11 +195,7 @@ fn backward_input_image(
     let (in_len, out_len, k) = (s.window.in_len(), s.window.out_len(), s.reduction_len());
     let (cin_g, cout_g) = (s.cin_g(), s.cout_g());
     let tile = tile_len(s);
-    gx_n.iter_mut().for_each(|v| {
-        v.write(0.0);
-    });
-    // SAFETY: every value was just written
-    let gx_n = unsafe { assume_init(gx_n) };
+    let gx_n = zeroed(gx_n);
     scratch::with(&COLS, k * tile, |buf| {
         for g in 0..s.groups {
             // W_gᵀ: (Cin/g·taps × Cout/g)
@@ -240,10 +225,7 @@ fn backward_input_image(
 /// Input gradient (col2im). `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
 /// `gx: (N, Cin, D, H, W)` (overwritten). Images run in parallel when there are enough.
 pub fn backward_input(s: &ConvShape, gy: &[f32], w: &[f32], gx: &mut [f32]) {
-    // SAFETY: same layout; the uninitialised form only stores floats
-    backward_input_uninit(s, gy, w, unsafe {
-        &mut *(gx as *mut [f32] as *mut [MaybeUninit<f32>])
-    })
+    backward_input_uninit(s, gy, w, as_uninit(gx))
 }
 
 /// [`backward_input`] into `gx` that need not be initialised (each image is zeroed once, in

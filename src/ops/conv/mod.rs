@@ -35,6 +35,7 @@ pub mod width_lanes;
 pub mod winograd;
 
 use crate::error::{Error, Result};
+use crate::ops::uninit::{as_uninit, zeroed};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
 
@@ -151,13 +152,6 @@ pub fn forward_slices(
     Ok(())
 }
 
-/// `y` viewed as possibly uninitialised values, for a kernel that only writes (initialised
-/// floats) into it.
-pub(super) fn as_uninit(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: same layout; the callee only stores initialised f32 values, so `y` stays valid.
-    unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
-}
-
 /// Forward into `y: (N, Cout, od, oh, ow)` whose values need not be initialised. The
 /// channel-lanes and width-lanes kernels, im2col's GEMMs, the Winograd path and the dilated
 /// classes write every output value,
@@ -192,14 +186,7 @@ pub fn forward_uninit(
             winograd::plane::forward_uninit(s, x, w, bias, y);
             Ok(())
         }
-        _ => {
-            y.iter_mut().for_each(|v| {
-                v.write(0.0);
-            });
-            // SAFETY: every value was just initialised; same layout
-            let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            forward_slices(s, algo, x, w, bias, y)
-        }
+        _ => forward_slices(s, algo, x, w, bias, zeroed(y)),
     }
 }
 

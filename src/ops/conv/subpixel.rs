@@ -97,11 +97,7 @@ pub fn backward_input(
         .for_each(|(plane, dst)| {
             // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
             // in cache: zeroing it here costs no pass over memory)
-            dst.iter_mut().for_each(|v| {
-                v.write(0.0);
-            });
-            // SAFETY: every value was just written
-            let dst = unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            let dst = crate::ops::uninit::zeroed(dst);
             for (p, g) in list.iter().zip(&solved) {
                 place(s, p, &g[plane * sub_len(p)..][..sub_len(p)], dst);
             }

@@ -95,12 +95,7 @@ pub fn forward(
     if crate::ops::simd::avx512() {
         return forward_avx512(s, x, w, bias, y);
     }
-    y.iter_mut().for_each(|v| {
-        v.write(0.0);
-    });
-    // SAFETY: every value was just initialised; same layout
-    let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-    super::im2col::forward(s, x, w, bias, y)
+    super::im2col::forward(s, x, w, bias, crate::ops::uninit::zeroed(y))
 }
 
 #[cfg(target_arch = "x86_64")]

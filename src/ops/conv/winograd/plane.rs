@@ -246,10 +246,7 @@ fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
 /// Forward pass. `x`: (N, Cin, [D,] [H,] W), `w`: (Cout, Cin/g, [3,] [3,] 3), `y`: (N, Cout,
 /// [OD,] [OH,] OW), every value written. Requires [`applies`].
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-    // SAFETY: f32 and MaybeUninit<f32> share their layout; the kernel only stores floats
-    forward_uninit(s, x, w, bias, unsafe {
-        &mut *(y as *mut [f32] as *mut [std::mem::MaybeUninit<f32>])
-    })
+    forward_uninit(s, x, w, bias, crate::ops::uninit::as_uninit(y))
 }
 
 /// [`forward`] into an output that need not be initialised (every value is written, so a
