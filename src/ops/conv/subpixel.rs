@@ -92,17 +92,95 @@ pub fn backward_input(
         .map(|p| solve(s, p, gy, w))
         .collect::<Result<Vec<_>>>()?;
     let in_len = s.window.in_len();
+    let placements = placements(s, &list);
     gx.par_chunks_mut(in_len)
         .enumerate()
         .for_each(|(plane, dst)| {
             // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
             // in cache: zeroing it here costs no pass over memory)
             let dst = crate::ops::uninit::zeroed(dst);
-            for (p, g) in list.iter().zip(&solved) {
-                place(s, p, &g[plane * sub_len(p)..][..sub_len(p)], dst);
+            let src = |i: usize| &solved[i][plane * sub_len(&list[i])..][..sub_len(&list[i])];
+            for pl in &placements {
+                match *pl {
+                    Placement::One(i) => place(s, &list[i], src(i), dst),
+                    Placement::Pair(even, odd) => {
+                        place_pair(s, &list[even], src(even), src(odd), dst)
+                    }
+                }
             }
         });
     Ok(())
+}
+
+/// How the phases' planes go into the input gradient: one at a time (strided stores), or two
+/// width phases at once whose columns interleave to fill every row.
+enum Placement {
+    One(usize),
+    /// (the phase of the even columns, the phase of the odd columns)
+    Pair(usize, usize),
+}
+
+/// The placements of `list`: at width stride 2, two phases with the same depth and height
+/// phases whose columns start at 0 and 1 and fill the row (`2·n = W`) become one pair, written
+/// by an interleaving loop that vectorises (a stride-2 store does not).
+fn placements(s: &ConvShape, list: &[[AxisPhase; 3]]) -> Vec<Placement> {
+    let aw = &s.window.axes[2];
+    let first_col = |p: &[AxisPhase; 3]| (aw.stride * p[2].u0 + p[2].phi).checked_sub(aw.pad_begin);
+    let mut used = vec![false; list.len()];
+    let mut out = Vec::new();
+    for i in 0..list.len() {
+        if used[i] {
+            continue;
+        }
+        used[i] = true;
+        let partner = (aw.stride == 2 && 2 * list[i][2].n == aw.input)
+            .then(|| {
+                (0..list.len()).find(|&j| {
+                    !used[j]
+                        && list[j][0].phi == list[i][0].phi
+                        && list[j][1].phi == list[i][1].phi
+                        && list[j][2].n == list[i][2].n
+                        && matches!(
+                            (first_col(&list[i]), first_col(&list[j])),
+                            (Some(0), Some(1)) | (Some(1), Some(0))
+                        )
+                })
+            })
+            .flatten();
+        match partner {
+            Some(j) => {
+                used[j] = true;
+                if first_col(&list[i]) == Some(0) {
+                    out.push(Placement::Pair(i, j));
+                } else {
+                    out.push(Placement::Pair(j, i));
+                }
+            }
+            None => out.push(Placement::One(i)),
+        }
+    }
+    out
+}
+
+/// [`place`] for a [`Placement::Pair`]: the rows of `even` (columns 0, 2, …) and `odd`
+/// (columns 1, 3, …), which share their depth and height phases, interleaved into `dst`.
+fn place_pair(s: &ConvShape, p: &[AxisPhase; 3], even: &[f32], odd: &[f32], dst: &mut [f32]) {
+    let ax = &s.window.axes;
+    let at = |a: usize, v: usize| ax[a].stride * (p[a].u0 + v) + p[a].phi - ax[a].pad_begin;
+    let n = p[2].n;
+    let rows = even.chunks_exact(n).zip(odd.chunks_exact(n));
+    let mut rows = rows;
+    for vd in 0..p[0].n {
+        for vh in 0..p[1].n {
+            let (e, o) = rows.next().expect("phase size");
+            let row = (at(0, vd) * ax[1].input + at(1, vh)) * ax[2].input;
+            let dr = &mut dst[row..][..2 * n];
+            for ((d, &u), &v) in dr.chunks_exact_mut(2).zip(e).zip(o) {
+                d[0] = u;
+                d[1] = v;
+            }
+        }
+    }
 }
 
 /// Values per plane of a phase's sub-problem.
