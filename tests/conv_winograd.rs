@@ -91,28 +91,12 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     err / scale.max(f64::MIN_POSITIVE)
 }
 
-/// One random 2-D case: Winograd against the float64 reference and against `Direct`.
-#[allow(clippy::too_many_arguments)]
-fn check(
-    rng: &mut Rng,
-    input: fn(&mut Rng, &[usize]) -> Tensor,
-    n: usize,
-    cin: usize,
-    cout: usize,
-    groups: usize,
-    h: usize,
-    w: usize,
-    pad: [(usize, usize); 2],
-) -> f64 {
-    check_nd(rng, input, &[n, cin, h, w], cout, groups, &pad)
-}
-
 #[test]
 fn winograd_2d_matches_the_float64_reference_on_random_shapes() {
     let mut rng = Rng::new(15);
     for _ in 0..40 {
         let (n, cin, cout, groups, [h, w], pad) = random_2d(&mut rng, 9);
-        check(&mut rng, normal, n, cin, cout, groups, h, w, pad);
+        check_nd(&mut rng, normal, &[n, cin, h, w], cout, groups, &pad);
     }
 }
 
@@ -144,9 +128,9 @@ fn winograd_2d_error_stays_within_1e_5_on_256_channels() {
     // the r3x3-256 class (256 → 256, 14×14, pad 1), fewer output channels and one image to
     // stay fast in debug builds: the error per output does not depend on Cout or N
     let mut rng = Rng::new(256);
-    let err = check(&mut rng, normal, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
-    let err64 = check(&mut rng, normal, 2, 64, 8, 1, 21, 19, [(1, 1), (1, 1)]);
-    let relu = check(&mut rng, rectified, 1, 256, 8, 1, 14, 14, [(1, 1), (1, 1)]);
+    let err = check_nd(&mut rng, normal, &[1, 256, 14, 14], 8, 1, &[(1, 1); 2]);
+    let err64 = check_nd(&mut rng, normal, &[2, 64, 21, 19], 8, 1, &[(1, 1); 2]);
+    let relu = check_nd(&mut rng, rectified, &[1, 256, 14, 14], 8, 1, &[(1, 1); 2]);
     eprintln!(
         "relative error: 256 channels {err:e}, 64 channels {err64:e}, 256 rectified {relu:e}"
     );
@@ -272,23 +256,8 @@ fn problem(
     (x, wt, p, s)
 }
 
-/// One weight-gradient case: Winograd against the float64 reference; returns the error
-/// relative to max |dW|.
-#[allow(clippy::too_many_arguments)]
-fn check_weight_grad(
-    rng: &mut Rng,
-    input: fn(&mut Rng, &[usize]) -> Tensor,
-    n: usize,
-    cin: usize,
-    cout: usize,
-    groups: usize,
-    hw: [usize; 2],
-    pad: [(usize, usize); 2],
-) -> f64 {
-    check_weight_grad_nd(rng, input, &[n, cin, hw[0], hw[1]], cout, groups, &pad)
-}
-
-/// [`check_weight_grad`] on 2-D or 3-D: x of shape `xs`.
+/// One weight-gradient case (2-D or 3-D, x of shape `xs`): Winograd against the float64
+/// reference; returns the error relative to max |dW|.
 fn check_weight_grad_nd(
     rng: &mut Rng,
     input: fn(&mut Rng, &[usize]) -> Tensor,
@@ -321,7 +290,14 @@ fn winograd_weight_gradient_matches_the_float64_reference_on_random_shapes() {
     let mut rng = Rng::new(33);
     for _ in 0..30 {
         let (n, cin, cout, groups, hw, pad) = random_2d(&mut rng, 20);
-        check_weight_grad(&mut rng, normal, n, cin, cout, groups, hw, pad);
+        check_weight_grad_nd(
+            &mut rng,
+            normal,
+            &[n, cin, hw[0], hw[1]],
+            cout,
+            groups,
+            &pad,
+        );
     }
 }
 
@@ -332,9 +308,9 @@ fn winograd_weight_gradient_error_stays_within_1e_5_on_long_sums() {
     // (196 tiles per image), r3x3-256's 256 channels, rectified inputs (as after a ReLU)
     let mut rng = Rng::new(64);
     let one = [(1, 1), (1, 1)];
-    let e64 = check_weight_grad(&mut rng, normal, 2, 64, 16, 1, [56, 56], one);
-    let e256 = check_weight_grad(&mut rng, normal, 4, 256, 16, 1, [14, 14], one);
-    let relu = check_weight_grad(&mut rng, rectified, 2, 64, 16, 1, [56, 56], one);
+    let e64 = check_weight_grad_nd(&mut rng, normal, &[2, 64, 56, 56], 16, 1, &one);
+    let e256 = check_weight_grad_nd(&mut rng, normal, &[4, 256, 14, 14], 16, 1, &one);
+    let relu = check_weight_grad_nd(&mut rng, rectified, &[2, 64, 56, 56], 16, 1, &one);
     eprintln!(
         "weight gradient error: 64 channels {e64:e}, 256 channels {e256:e}, rectified {relu:e}"
     );
