@@ -193,12 +193,16 @@ fn wrong_output_gradient_shape_is_an_error() {
 
 #[test]
 fn im2col_backward_tiles_and_parallel_batches() {
-    // One tile is smaller than the output (tiled col2im / im2col), and a batch larger than the
-    // thread count (per-thread partial weight gradients).
+    // One tile is smaller than the output (tiled col2im / im2col), a batch larger than the
+    // thread count (per-thread partial weight gradients), and 1×1 kernels (the weight gradient
+    // as one GEMM over the input planes), grouped and on one image.
     let mut rng = Rng::new(9);
     for (xs, ws) in [
         (vec![1, 64, 30, 30], vec![2, 64, 7, 7]),
         (vec![5, 4, 9, 9], vec![6, 2, 3, 3]),
+        (vec![3, 8, 5, 7], vec![6, 8, 1, 1]),
+        (vec![2, 6, 4, 4], vec![9, 2, 1, 1]),
+        (vec![1, 16, 6, 6], vec![4, 16, 1, 1]),
     ] {
         let x = rand_tensor(&mut rng, &xs);
         let w = rand_tensor(&mut rng, &ws);

@@ -255,6 +255,13 @@ fn backward_weight_image(s: &ConvShape, x_n: &[f32], gy_n: &[f32], gw: &mut [f32
             let x_g = &x_n[g * cin_g * in_len..][..cin_g * in_len];
             let gy_g = &gy_n[g * cout_g * out_len..][..cout_g * out_len];
             let gw_g = &mut gw[g * cout_g * k..][..cout_g * k];
+            if is_pointwise(s) {
+                // 1×1: the input planes are the columns; one GEMM over every position
+                let gy_g = MatRef::row_major(gy_g, cout_g, out_len);
+                let x_t = MatRef::row_major(x_g, cin_g, in_len).t();
+                matmul(gw_g, k, gy_g, x_t, true, threads);
+                continue;
+            }
             // for each tile of output cells
             for o0 in (0..out_len).step_by(tile) {
                 let o1 = (o0 + tile).min(out_len);
