@@ -1,10 +1,12 @@
 //! Weight gradient of the channel-lanes kernel: output channels in the vector lanes, the
 //! output gradient transposed to `(group, channel block, N, pos, L)` first.
 
+#[cfg(target_arch = "x86_64")]
+use super::transpose_rows;
 use super::{width_lanes, with_padded, ConvShape, L};
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
-use crate::ops::simd::{const_dispatch, transpose16};
+use crate::ops::simd::const_dispatch;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -51,33 +53,8 @@ fn transpose_gy(s: &ConvShape, gy: &[f32], gyt: &mut [f32]) {
             let src = &gy[(n * s.cout + g * cout_g + b * L) * out_len..][..lanes * out_len];
             // SAFETY: the caller checked AVX-512F; loads read src[lane·out + pos0 ..+m] with
             // lane < lanes, pos0 + m ≤ out; stores write dst[(pos0 + j)·L ..+L], j < m.
-            unsafe { transpose_plane(src, lanes, out_len, dst) };
+            unsafe { transpose_rows(src, lanes, out_len, dst) };
         });
-}
-
-/// Transposes one output-gradient plane `src` (`lanes` channels × `out_len`) into `dst` as (position, lane).
-///
-/// # Safety
-/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
-/// and stores inside are not bounds-checked: the buffers must have the sizes the caller in this
-/// file sets up for them.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_plane(src: &[f32], lanes: usize, out_len: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    assert!(src.len() >= lanes * out_len && dst.len() >= out_len * L);
-    for pos0 in (0..out_len).step_by(L) {
-        let m = L.min(out_len - pos0);
-        let mask = ((1u32 << m) - 1) as u16;
-        let mut rows = [_mm512_setzero_ps(); L];
-        for (lane, r) in rows.iter_mut().enumerate().take(lanes) {
-            *r = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(lane * out_len + pos0));
-        }
-        let t = transpose16(&rows);
-        for (j, v) in t.iter().enumerate().take(m) {
-            _mm512_storeu_ps(dst.as_mut_ptr().add((pos0 + j) * L), *v);
-        }
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
