@@ -171,7 +171,9 @@ fn gather<R>(
 }
 
 /// [`gather`]'s copy into `dst` (every value written): `sizes` = (plane, row) of `src`,
-/// `class` = (rows, columns) of a class.
+/// `class` = (rows, columns) of a class. Per source plane, in parallel, all its classes: the
+/// plane is read from memory once, not once per class (the classes' planes lie `planes`
+/// apart in `dst`, so each task writes several disjoint ranges).
 fn gather_into(
     src: &[f32],
     planes: usize,
@@ -182,18 +184,38 @@ fn gather_into(
     dst: &mut [f32],
 ) {
     let ([plane, width], [rows, cols]) = (sizes, class);
-    let ext = [plane / width.max(1), width];
-    dst.par_chunks_mut(rows * cols)
-        .enumerate()
-        .for_each(|(q, dp)| {
-            let ((h, wc), sp) = (group[q / planes], &src[(q % planes) * plane..][..plane]);
-            wide(|| {
+    let rc = rows * cols;
+    assert!(dst.len() >= group.len() * planes * rc && src.len() >= planes * plane);
+    let out = Disjoint(dst.as_mut_ptr());
+    (0..planes).into_par_iter().for_each(|q| {
+        let sp = &src[q * plane..][..plane];
+        wide(|| {
+            for (k, (h, wc)) in group.iter().enumerate() {
+                // SAFETY: plane k·planes + q of dst (in bounds, asserted) is written by this
+                // task only
+                let dp = unsafe { out.plane((k * planes + q) * rc, rc) };
                 for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
-                    let sr = &sp[(h.0 + d * j) * ext[1]..][..ext[1]];
+                    let sr = &sp[(h.0 + d * j) * width..][..width];
                     take_every(d, &sr[wc.0..], row);
                 }
-            })
-        });
+            }
+        })
+    });
+}
+
+/// A buffer that parallel tasks write in disjoint ranges.
+struct Disjoint(*mut f32);
+// SAFETY: only used through `plane`, whose callers write ranges no other task touches.
+unsafe impl Sync for Disjoint {}
+
+impl Disjoint {
+    /// `len` values from `at`.
+    ///
+    /// # Safety
+    /// The range must lie in the buffer and no other task may access it meanwhile.
+    unsafe fn plane(&self, at: usize, len: usize) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
 }
 
 /// `dst[l] = src[d·l]` for every `l` (`src` holds them all). At `d = 2` as pairs, a loop
