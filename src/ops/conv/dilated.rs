@@ -193,7 +193,8 @@ fn gather_into(
             for (k, (h, wc)) in group.iter().enumerate() {
                 // SAFETY: plane k·planes + q of dst (in bounds, asserted) is written by this
                 // task only
-                let dp = unsafe { out.plane((k * planes + q) * rc, rc) };
+                let dp =
+                    unsafe { std::slice::from_raw_parts_mut(out.at((k * planes + q) * rc), rc) };
                 for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
                     let sr = &sp[(h.0 + d * j) * width..][..width];
                     take_every(d, &sr[wc.0..], row);
@@ -205,16 +206,13 @@ fn gather_into(
 
 /// A buffer that parallel tasks write in disjoint ranges.
 struct Disjoint(*mut f32);
-// SAFETY: only used through `plane`, whose callers write ranges no other task touches.
+// SAFETY: only used through `at`, whose callers write ranges no other task touches.
 unsafe impl Sync for Disjoint {}
 
 impl Disjoint {
-    /// `len` values from `at`.
-    ///
-    /// # Safety
-    /// The range must lie in the buffer and no other task may access it meanwhile.
-    unsafe fn plane(&self, at: usize, len: usize) -> &mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    /// The address of value `i` (a method, so closures capture the wrapper, not its field).
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
     }
 }
 
