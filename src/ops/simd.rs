@@ -120,6 +120,56 @@ macro_rules! const_dispatch {
 }
 pub(crate) use const_dispatch;
 
+/// `dst[j·dst_stride + lane] = src[lane·stride + j]` for j < len, lane < 16, zero for lanes ≥
+/// `lanes`: `lanes` rows of `src` (`stride` apart, `len` used of each) transposed to (position,
+/// lane), 16 positions × 16 rows at a time through [`transpose16`]. The one transpose of the
+/// channels-in-lanes kernels: channel-lanes' packed weights and output-gradient chunks,
+/// Winograd's channels-last copies.
+///
+/// # Safety
+/// The CPU must support AVX-512F; callers check [`avx512`]. The bounds are asserted here.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose_rows(
+    src: &[f32],
+    stride: usize,
+    lanes: usize,
+    len: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    assert!(lanes <= 16 && (len == 0 || dst.len() >= (len - 1) * dst_stride + 16));
+    assert!(lanes == 0 || src.len() >= (lanes - 1) * stride + len);
+    for pos0 in (0..len).step_by(16) {
+        let m = 16.min(len - pos0);
+        let mask = ((1u32 << m) - 1) as u16;
+        // rows past `lanes` load nothing (mask 0) and stay zero; a fixed count of loads, so the
+        // rows stay in registers
+        let mut rows = [_mm512_setzero_ps(); 16];
+        for (lane, r) in rows.iter_mut().enumerate() {
+            let (k, at) = if lane < lanes {
+                (mask, lane * stride + pos0)
+            } else {
+                (0, 0)
+            };
+            *r = _mm512_maskz_loadu_ps(k, src.as_ptr().wrapping_add(at));
+        }
+        let t = transpose16(&rows);
+        let d = dst.as_mut_ptr().add(pos0 * dst_stride);
+        if m == 16 {
+            // whole blocks: a fixed count, unrolled
+            for (j, v) in t.iter().enumerate() {
+                _mm512_storeu_ps(d.add(j * dst_stride), *v);
+            }
+        } else {
+            for (j, v) in t.iter().enumerate().take(m) {
+                _mm512_storeu_ps(d.add(j * dst_stride), *v);
+            }
+        }
+    }
+}
+
 /// Transposes a 16×16 block held as 16 row vectors (unpack within 128-bit lanes, then
 /// shuffle the 128-bit lanes twice).
 ///

@@ -21,7 +21,7 @@ use super::{width_lanes, ConvShape};
 use crate::geometry::PaddingMode;
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
-use crate::ops::simd::{const_dispatch, transpose16};
+use crate::ops::simd::{const_dispatch, transpose16, transpose_rows};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -74,36 +74,8 @@ fn pack_weights(s: &ConvShape, w: &[f32], packed: &mut [f32]) {
             let lanes = (cout_g - b * L).min(L);
             let src = &w[(g * cout_g + b * L) * k..][..lanes * k];
             // SAFETY: AVX-512F asserted above; src holds `lanes` rows of k, dst k × L
-            unsafe { transpose_rows(src, k, lanes, k, dst) }
+            unsafe { transpose_rows(src, k, lanes, k, dst, L) }
         });
-}
-
-/// `dst[j·L + lane] = src[lane·stride + j]` for j < len, lane < L, zero for lanes ≥ `lanes`:
-/// `lanes` rows of `src` (`stride` apart, `len` used of each) transposed to (position, lane),
-/// 16 positions × 16 rows at a time through [`transpose16`]. Packs the forward's weights and
-/// the weight gradient's output-gradient chunks.
-///
-/// # Safety
-/// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
-/// and stores inside are not bounds-checked: the buffers must have the sizes asserted here.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_rows(src: &[f32], stride: usize, lanes: usize, len: usize, dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    assert!(lanes <= L && dst.len() >= len * L);
-    assert!(lanes == 0 || src.len() >= (lanes - 1) * stride + len);
-    for pos0 in (0..len).step_by(L) {
-        let m = L.min(len - pos0);
-        let mask = ((1u32 << m) - 1) as u16;
-        let mut rows = [_mm512_setzero_ps(); L];
-        for (lane, r) in rows.iter_mut().enumerate().take(lanes) {
-            *r = _mm512_maskz_loadu_ps(mask, src.as_ptr().add(lane * stride + pos0));
-        }
-        let t = transpose16(&rows);
-        for (j, v) in t.iter().enumerate().take(m) {
-            _mm512_storeu_ps(dst.as_mut_ptr().add((pos0 + j) * L), *v);
-        }
-    }
 }
 
 /// Column blocks of one output row of width `ow`: `(R, starts)`, R = the block width (≤ RMAX,

@@ -161,7 +161,7 @@ impl WgradJob<'_> {
                     let oc0 = n * s.cout + self.g * cout_g + blk * L;
                     let src = &self.gy[oc0 * out_len + p0..];
                     let dst = &mut chunk[b * POS_CHUNK * L..][..POS_CHUNK * L];
-                    super::transpose_rows(src, out_len, lanes, rows.len(), dst);
+                    crate::ops::simd::transpose_rows(src, out_len, lanes, rows.len(), dst, L);
                 }
                 for i0 in (0..k).step_by(JMAX) {
                     let d = &self.deltas[i0..(i0 + JMAX).min(k)];

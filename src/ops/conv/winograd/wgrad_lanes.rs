@@ -52,7 +52,9 @@ pub fn channels_last(
                 #[cfg(target_arch = "x86_64")]
                 if simd {
                     // SAFETY: the CPU supports AVX-512 (`simd::avx512`); bounds asserted inside.
-                    unsafe { avx512::transpose_block(planes, lanes, plane, p, w, d, cp) };
+                    // (no lanes: `planes` may end before p)
+                    let rows = planes.get(p..).unwrap_or(&[]);
+                    unsafe { crate::ops::simd::transpose_rows(rows, plane, lanes, w, d, cp) };
                     continue;
                 }
                 let _ = simd;
@@ -176,49 +178,7 @@ fn block<const SIMD: bool, const CIV: usize, const OCB: usize>(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::W;
-    use crate::ops::simd::transpose16;
     use std::arch::x86_64::*;
-
-    /// [`super::channels_last`] of one block: positions `p0..p0 + len` of `rows` (`lanes`
-    /// channels `plane` apart) → `d[j·cp..][..16]`, 16 positions at a time through
-    /// [`transpose16`].
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
-    pub unsafe fn transpose_block(
-        rows: &[f32],
-        lanes: usize,
-        plane: usize,
-        p0: usize,
-        len: usize,
-        d: &mut [f32],
-        cp: usize,
-    ) {
-        assert!(len > 0 && d.len() >= (len - 1) * cp + W);
-        assert!(lanes == 0 || rows.len() >= (lanes - 1) * plane + p0 + len);
-        for j0 in (0..len).step_by(W) {
-            let m = W.min(len - j0);
-            let mask = ((1u32 << m) - 1) as u16;
-            // rows past `lanes` load nothing (mask 0) and stay zero
-            let mut r = [_mm512_setzero_ps(); W];
-            for (c, rc) in r.iter_mut().enumerate() {
-                let (k, at) = if c < lanes { (mask, c) } else { (0, 0) };
-                *rc = _mm512_maskz_loadu_ps(k, rows.as_ptr().add(at * plane + p0 + j0));
-            }
-            let t = transpose16(&r);
-            if m == W {
-                for (j, v) in t.iter().enumerate() {
-                    _mm512_storeu_ps(d.as_mut_ptr().add((j0 + j) * cp), *v);
-                }
-            } else {
-                for (j, v) in t.iter().enumerate().take(m) {
-                    _mm512_storeu_ps(d.as_mut_ptr().add((j0 + j) * cp), *v);
-                }
-            }
-        }
-    }
 
     /// [`super::block`]: OCB × CIV accumulators; per tile CIV loads of `v` and OCB broadcasts
     /// of `dm`.
