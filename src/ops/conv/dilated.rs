@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::ops::activation::wide;
 use crate::ops::scratch;
-use crate::ops::uninit::as_uninit;
+use crate::ops::uninit::{as_uninit, SharedOut};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -186,15 +186,16 @@ fn gather_into(
     let ([plane, width], [rows, cols]) = (sizes, class);
     let rc = rows * cols;
     assert!(dst.len() >= group.len() * planes * rc && src.len() >= planes * plane);
-    let out = Disjoint(dst.as_mut_ptr());
+    let out = SharedOut::new(dst);
     (0..planes).into_par_iter().for_each(|q| {
         let sp = &src[q * plane..][..plane];
         wide(|| {
             for (k, (h, wc)) in group.iter().enumerate() {
                 // SAFETY: plane k·planes + q of dst (in bounds, asserted) is written by this
                 // task only
-                let dp =
-                    unsafe { std::slice::from_raw_parts_mut(out.at((k * planes + q) * rc), rc) };
+                let dp = unsafe {
+                    std::slice::from_raw_parts_mut(out.at((k * planes + q) * rc, rc), rc)
+                };
                 for (j, row) in dp.chunks_exact_mut(cols).enumerate() {
                     let sr = &sp[(h.0 + d * j) * width..][..width];
                     take_every(d, &sr[wc.0..], row);
@@ -202,18 +203,6 @@ fn gather_into(
             }
         })
     });
-}
-
-/// A buffer that parallel tasks write in disjoint ranges.
-struct Disjoint(*mut f32);
-// SAFETY: only used through `at`, whose callers write ranges no other task touches.
-unsafe impl Sync for Disjoint {}
-
-impl Disjoint {
-    /// The address of value `i` (a method, so closures capture the wrapper, not its field).
-    fn at(&self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// `dst[l] = src[d·l]` for every `l` (`src` holds them all). At `d = 2` as pairs, a loop

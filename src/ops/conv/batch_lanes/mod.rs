@@ -23,6 +23,8 @@ use crate::geometry::PaddingMode;
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::simd::{const_dispatch, transpose16};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::uninit::SharedOut;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -159,7 +161,7 @@ fn forward_avx512(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: 
     let pairs = s.cout.div_ceil(2);
     let out_len = s.window.out_len();
     // y viewed as shared: tasks write disjoint (image, channel, row, column) cells
-    let out = OutPtr(y.as_mut_ptr(), y.len());
+    let out = SharedOut::new(y);
     with_lanes_x(s, x, |xt| {
         // for each (block of 16 images, pair of output channels), in parallel
         (0..blocks * pairs).into_par_iter().for_each(|task| {
@@ -180,13 +182,6 @@ fn forward_avx512(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: 
     })
 }
 
-/// The output buffer shared by tasks that write disjoint cells.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32, usize);
-// SAFETY: only used for writes to disjoint cells (see `forward_avx512`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
 /// One task: output channels `oc0..oc0 + chans` of the 16 images of block `blk`.
 struct Job<'a> {
     s: &'a ConvShape,
@@ -206,7 +201,7 @@ impl Job<'_> {
     /// The CPU must support AVX-512F. No other thread writes the task's cells of `y`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, y: OutPtr) {
+    unsafe fn run(&self, y: SharedOut) {
         use std::arch::x86_64::*;
         let s = self.s;
         let [_, ah, aw] = &s.window.axes;
@@ -260,8 +255,7 @@ impl Job<'_> {
                     for (l, v) in per_img.iter().enumerate().take(imgs) {
                         let n = self.blk * L + l;
                         let o = ((n * s.cout + self.oc0 + b) * self.out_len) + oh * aw.output + ow0;
-                        assert!(o + r <= y.1);
-                        _mm512_mask_storeu_ps(y.0.add(o), mask, *v);
+                        _mm512_mask_storeu_ps(y.at(o, r), mask, *v);
                     }
                 }
             }

@@ -30,6 +30,7 @@ use super::lanes::{self, Lanes, L};
 use super::transform::{self, Lanes16, Vector};
 use crate::ops::conv::ConvShape;
 use crate::ops::scratch;
+use crate::ops::uninit::SharedOut;
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -274,10 +275,7 @@ fn forward_blocks(
     bias: Option<&[f32]>,
     y: &mut [std::mem::MaybeUninit<f32>],
 ) {
-    let out = OutPtr {
-        ptr: y.as_mut_ptr().cast::<f32>(),
-        len: y.len(),
-    };
+    let out = SharedOut::uninit(y);
     let simd = crate::ops::simd::avx512();
     let len = pl.p * (pl.ck_all() + pl.ocb) * pl.t();
     (0..pl.tiles.div_ceil(pl.t()))
@@ -303,16 +301,6 @@ fn forward_blocks(
         });
 }
 
-/// The output buffer, shared by blocks that write disjoint cells (their own tiles).
-#[derive(Clone, Copy)]
-struct OutPtr {
-    ptr: *mut f32,
-    len: usize,
-}
-// SAFETY: used only for writes of disjoint cells (see `forward`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
 /// One block of tiles `t0..t0 + T` and what it reads and writes.
 struct Block<'a> {
     pl: &'a Plan<'a>,
@@ -320,7 +308,7 @@ struct Block<'a> {
     x: &'a [f32],
     u: &'a [f32],
     bias: Option<&'a [f32]>,
-    y: OutPtr,
+    y: SharedOut,
 }
 
 impl Block<'_> {
@@ -450,9 +438,8 @@ impl Block<'_> {
                     if run.l0 == 0 && run.l1 == L && oy < oh && ox + 4 * L <= ow {
                         let (n, od) = (run.plane / pl.od, run.plane % pl.od);
                         let at = (((n * s.cout + oc) * pl.od + od) * oh + oy) * ow + ox;
-                        assert!(at + 4 * L <= self.y.len);
-                        // SAFETY: in bounds (asserted); only this block writes its tiles' cells.
-                        let dst = unsafe { &mut *(self.y.ptr.add(at) as *mut [f32; 4 * L]) };
+                        // SAFETY: in bounds (`at` asserts); only this block writes its tiles' cells.
+                        let dst = unsafe { &mut *(self.y.at(at, 4 * L) as *mut [f32; 4 * L]) };
                         lanes::interleave::<SIMD>(yi, dst);
                         continue;
                     }
@@ -467,10 +454,9 @@ impl Block<'_> {
                     let len = (4 * (run.l1 - run.l0)).min(ow - ox);
                     let (n, od) = (run.plane / pl.od, run.plane % pl.od);
                     let at = (((n * s.cout + oc) * pl.od + od) * oh + oy) * ow + ox;
-                    assert!(at + len <= self.y.len);
-                    // SAFETY: in bounds (asserted); only this block writes its tiles' cells.
+                    // SAFETY: in bounds (`at` asserts); only this block writes its tiles' cells.
                     unsafe {
-                        lanes::store_run::<SIMD>(&cols[4 * run.l0..], self.y.ptr.add(at), len)
+                        lanes::store_run::<SIMD>(&cols[4 * run.l0..], self.y.at(at, len), len)
                     };
                 }
             }
