@@ -131,6 +131,80 @@ macro_rules! wgrad_blocks {
     };
 }
 
+/// Output channels per register block of the AVX-512 weight gradient: the group's channels
+/// split into balanced blocks of at most 6.
+#[cfg(target_arch = "x86_64")]
+fn oc_block(cout_g: usize) -> usize {
+    cout_g.div_ceil(cout_g.div_ceil(6))
+}
+
+/// Most taps per register block for `oc` channels: `oc·TW` accumulators, `oc` output-gradient
+/// vectors and one input vector within 26 of the 32 zmm registers (a 6 × 4 block spilled three
+/// accumulators to the stack every step), at most 12.
+#[cfg(target_arch = "x86_64")]
+const fn taps_for(oc: usize) -> usize {
+    let t = (26 - oc) / oc;
+    if t > 12 {
+        12
+    } else {
+        t
+    }
+}
+
+/// Copies the output gradient of group `g`, images `ns`, into `gp` in the order the AVX-512
+/// blocks read it: `(oc block, image, output row, 16-column vector, oc, 16)`, zero past the
+/// row's last column and for the missing channels of a short last block. Each step of a block
+/// then loads its `oc` vectors from one pointer at fixed offsets, with no masks (the masked
+/// loads, the per-channel plane pointers and the spilled accumulators of reading `gy` in
+/// place made LeNet's first layer's weight gradient run at a quarter of the FMA peak).
+///
+/// # Safety
+/// The CPU must support AVX-512F (callers check [`crate::ops::simd::avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_gy(s: &ConvShape, gy: &[f32], g: usize, ns: std::ops::Range<usize>, gp: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (cout_g, out_len, ow) = (s.cout_g(), s.window.out_len(), s.window.axes[2].output);
+    let oc = oc_block(cout_g);
+    let (rows, nv) = (out_len / ow, ow.div_ceil(VB));
+    assert!(gp.len() >= packed_gy_len(s, ns.len()));
+    assert!((ns.end * s.cout) * out_len <= gy.len());
+    let mut dst = gp.as_mut_ptr();
+    for oc0 in (0..cout_g).step_by(oc) {
+        for n in ns.clone() {
+            let planes = gy.as_ptr().add((n * s.cout + g * cout_g + oc0) * out_len);
+            for r in 0..rows {
+                for v in 0..nv {
+                    let (c0, m) = (r * ow + v * VB, VB.min(ow - v * VB));
+                    let mask = ((1u32 << m) - 1) as u16;
+                    for c in 0..oc {
+                        // channels past the group's last read nothing (mask 0)
+                        let mc = if oc0 + c < cout_g { mask } else { 0 };
+                        let lanes =
+                            _mm512_maskz_loadu_ps(mc, planes.wrapping_add(c * out_len + c0));
+                        _mm512_storeu_ps(dst, lanes);
+                        dst = dst.add(VB);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Length of [`pack_gy`]'s buffer for `images` images.
+#[cfg(target_arch = "x86_64")]
+fn packed_gy_len(s: &ConvShape, images: usize) -> usize {
+    let (cout_g, out_len, ow) = (s.cout_g(), s.window.out_len(), s.window.axes[2].output);
+    let oc = oc_block(cout_g);
+    cout_g.div_ceil(oc) * oc * images * (out_len / ow) * ow.div_ceil(VB) * VB
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Per-thread packed output gradient ([`pack_gy`]), reused across calls.
+    static PACKED_GY: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// AVX-512 weight-gradient accumulation of one item into the lane partials.
 ///
 /// # Safety
@@ -149,31 +223,59 @@ unsafe fn wgrad_avx512(
     acc: &mut [f32],
 ) {
     // blocks of OC ≤ 6 output channels (balanced over the group's channels) × TW taps (balanced
-    // runs of the flattened (input channel, tap) pairs, TW ≤ 24/OC, at most 12): OC·TW ≤ 24
-    // accumulators + OC output-gradient vectors + one input vector stay in the 32 registers,
-    // and a dozen or more independent accumulators hide the FMA latency
+    // runs of the flattened (input channel, tap) pairs, TW ≤ taps_for(OC)); a dozen or more
+    // independent accumulators hide the FMA latency
     let k = plan.deltas.len();
-    let oc_blocks = s.cout_g().div_ceil(6);
-    let oc = s.cout_g().div_ceil(oc_blocks);
-    let tw_max = (24 / oc).min(12);
-    let tap_blocks = k.div_ceil(tw_max);
-    for ob in 0..oc_blocks {
-        let oc0 = ob * oc;
-        let ocs = oc.min(s.cout_g() - oc0);
-        for tb in 0..tap_blocks {
-            let (i0, i1) = (tb * k / tap_blocks, (tb + 1) * k / tap_blocks);
-            let (ns, tw) = (ns.clone(), i1 - i0);
-            wgrad_blocks!((s, plan, xp, gy, g, ns, oc0, i0, acc), ocs, tw;
-                1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                3 => [1, 2, 3, 4, 5, 6, 7, 8], 4 => [1, 2, 3, 4, 5, 6],
-                5 => [1, 2, 3, 4], 6 => [1, 2, 3, 4]);
+    let oc = oc_block(s.cout_g());
+    let tap_blocks = k.div_ceil(taps_for(oc));
+    // one channel per block (depthwise): each step reads one vector of `gy`, in place (a packed
+    // copy cost dw3x3's weight gradient 20% more than it saved)
+    let len = if oc > 1 {
+        packed_gy_len(s, ns.len())
+    } else {
+        0
+    };
+    let per_block = (len / s.cout_g().div_ceil(oc)).max(1);
+    scratch::with(&PACKED_GY, len, |gp| {
+        if oc > 1 {
+            pack_gy(s, gy, g, ns.clone(), gp);
         }
-    }
+        for ob in 0..s.cout_g().div_ceil(oc) {
+            let gp = gp.chunks(per_block).nth(ob).unwrap_or_default();
+            let oc0 = ob * oc;
+            let ocs = oc.min(s.cout_g() - oc0);
+            for tb in 0..tap_blocks {
+                let (i0, i1) = (tb * k / tap_blocks, (tb + 1) * k / tap_blocks);
+                let tw = i1 - i0;
+                let src = GySource {
+                    gp,
+                    gy,
+                    g,
+                    ns: ns.clone(),
+                };
+                wgrad_blocks!((s, plan, xp, &src, oc0, ocs, i0, acc), oc, tw;
+                    1 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                    2 => [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                    3 => [1, 2, 3, 4, 5, 6, 7], 4 => [1, 2, 3, 4, 5],
+                    5 => [1, 2, 3, 4], 6 => [1, 2, 3]);
+            }
+        }
+    })
 }
 
-/// OC output channels from `oc0` × TW consecutive taps from `i0`, over the output of
-/// group `g` of images `ns` (whose padded planes follow each other in `xp`).
+/// Where a register block reads the output gradient: the channel block's part `gp` of
+/// [`pack_gy`] for blocks of several channels; `gy` itself (group `g`, images `ns`) for one.
+#[cfg(target_arch = "x86_64")]
+struct GySource<'a> {
+    gp: &'a [f32],
+    gy: &'a [f32],
+    g: usize,
+    ns: std::ops::Range<usize>,
+}
+
+/// OC output channels from `oc0` (`ocs` of them real) × TW consecutive taps from `i0`, over
+/// the images `src.ns` whose padded planes follow each other in `xp_all`, reading their output
+/// gradient from `src`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; callers check [`crate::ops::simd::avx512`]. The vector loads
@@ -187,50 +289,58 @@ unsafe fn wgrad_block<const OC: usize, const TW: usize>(
     s: &ConvShape,
     plan: &Plan,
     xp_all: &[f32],
-    gy: &[f32],
-    g: usize,
-    ns: std::ops::Range<usize>,
+    src: &GySource,
     oc0: usize,
+    ocs: usize,
     i0: usize,
     acc: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let cout_g = s.cout_g();
     let padded = s.cin_g() * plan.dims.iter().product::<usize>();
     let [ad, ah, aw] = &s.window.axes;
     let [_, hp, wp] = plan.dims;
-    let (k, out_len) = (plan.deltas.len(), s.window.out_len());
-    let ocs = OC.min(cout_g - oc0);
+    let (k, out_len, ow) = (plan.deltas.len(), s.window.out_len(), aw.output);
+    let (images, nv) = (src.ns.len(), ow.div_ceil(VB));
+    let tail = ((1u32 << (ow - (nv - 1) * VB)) - 1) as u16;
     let mut deltas = [0usize; TW];
     deltas.copy_from_slice(&plan.deltas[i0..i0 + TW]);
     let max_delta = deltas.iter().copied().max().unwrap_or(0);
+    if OC > 1 {
+        // every step reads OC·16 packed values
+        assert_eq!(src.gp.len(), images * ad.output * ah.output * nv * OC * VB);
+    } else {
+        assert!((src.ns.end * s.cout) * out_len <= src.gy.len());
+    }
     let mut a = [[_mm512_setzero_ps(); TW]; OC];
-    // for each image of the chunk
-    for n in ns.clone() {
-        let xp = &xp_all[(n - ns.start) * padded..][..padded];
-        assert!(max_delta + VB <= xp.len());
-        // gy planes of the block's channels; missing channels repeat the first with a zero mask
-        let mut planes = [std::ptr::null::<f32>(); OC];
-        for (c, p) in planes.iter_mut().enumerate() {
-            let oc = g * cout_g + oc0 + c.min(ocs - 1);
-            *p = gy[(n * s.cout + oc) * out_len..][..out_len].as_ptr();
-        }
+    let mut gptr = src.gp.as_ptr();
+    for n in 0..images {
+        let xp = &xp_all[n * padded..][..padded];
+        // one channel: its plane of `gy`
+        let plane = (OC == 1).then(|| {
+            let oc = src.g * s.cout_g() + oc0;
+            src.gy
+                .as_ptr()
+                .add(((src.ns.start + n) * s.cout + oc) * out_len)
+        });
         for od in 0..ad.output {
             for oh in 0..ah.output {
                 let row = (ad.padded_coord(od, 0) * hp + ah.padded_coord(oh, 0)) * wp;
-                let gy_row = (od * ah.output + oh) * aw.output;
-                for ow0 in (0..aw.output).step_by(VB) {
-                    let m = VB.min(aw.output - ow0);
-                    let mask = ((1u32 << m) - 1) as u16;
-                    let base = row + ow0;
-                    assert!(base + max_delta + VB <= xp.len());
+                // the row's last vector reads VB values from its start plus the largest delta
+                assert!(row + (nv - 1) * VB + max_delta + VB <= xp.len());
+                let xrow = xp.as_ptr().add(row);
+                let gy_row = (od * ah.output + oh) * ow;
+                for v in 0..nv {
                     let mut gv = [_mm512_setzero_ps(); OC];
-                    for c in 0..OC {
-                        // SAFETY: gy_row + ow0 + m <= out_len; channels past ocs load nothing
-                        let mc = if c < ocs { mask } else { 0 };
-                        gv[c] = _mm512_maskz_loadu_ps(mc, planes[c].add(gy_row + ow0));
+                    if let Some(plane) = plane {
+                        let mask = if v + 1 < nv { u16::MAX } else { tail };
+                        gv[0] = _mm512_maskz_loadu_ps(mask, plane.add(gy_row + v * VB));
+                    } else {
+                        for (c, gv) in gv.iter_mut().enumerate() {
+                            *gv = _mm512_loadu_ps(gptr.add(c * VB));
+                        }
+                        gptr = gptr.add(OC * VB);
                     }
-                    let xb = xp.as_ptr().add(base);
+                    let xb = xrow.add(v * VB);
                     for t in 0..TW {
                         let xv = _mm512_loadu_ps(xb.add(deltas[t]));
                         for c in 0..OC {
