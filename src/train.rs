@@ -126,19 +126,22 @@ pub fn train_step(
     x: Tensor,
     y: &[usize],
 ) -> Result<(f32, usize)> {
-    let out = model.net.forward(x, true)?;
-    let classes = out.shape()[1];
-    let ce = cross_entropy(out.data(), classes, y)?;
-    let mut g = out;
-    cross_entropy_backward(&ce, classes, y, g.data_mut());
-    model.net.backward(g)?;
-    optim.step(model.net.named_params_mut());
-    Ok((ce.loss, ce.correct))
+    // on a worker of the pool: the step's parallel loops start there (ops::on_pool)
+    crate::ops::on_pool(|| {
+        let out = model.net.forward(x, true)?;
+        let classes = out.shape()[1];
+        let ce = cross_entropy(out.data(), classes, y)?;
+        let mut g = out;
+        cross_entropy_backward(&ce, classes, y, g.data_mut());
+        model.net.backward(g)?;
+        optim.step(model.net.named_params_mut());
+        Ok((ce.loss, ce.correct))
+    })
 }
 
 /// Class scores (logits) for a batch, in eval mode, keeping nothing for backward.
 pub fn predict(model: &mut Model, x: Tensor) -> Result<Tensor> {
-    model.net.infer(x)
+    crate::ops::on_pool(|| model.net.infer(x))
 }
 
 /// Images per batch when a run evaluates on its test set.
