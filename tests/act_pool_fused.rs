@@ -2,11 +2,14 @@
 //! `Pool::act`) against the two run separately: the fast kernel against the reference (the
 //! separate ops) bit for bit — forward values and indices, backward — on random shapes with
 //! ties, saturation and odd sizes; the layer pair in training, evaluation and inference; and
-//! `Model::build` fusing exactly the activation–pooling pairs of the presets.
+//! `Model::build` fusing exactly the activation–pooling pairs of the presets (and the
+//! activation into the convolution before such a pair: `Conv::act`, `Pool::act_applied`)
+//! against the same model with plain layers.
 
 mod common;
 
 use stride::nn::activation::Act;
+use stride::nn::conv::Conv;
 use stride::nn::models::{resolve, Model};
 use stride::nn::pool::Pool;
 use stride::nn::spec::ModelSpec;
@@ -230,6 +233,17 @@ fn check_model(spec: &ModelSpec, x: &Tensor) -> Vec<usize> {
         if let Some(p) = l.pool_params(2) {
             plain.net.layers[i] = Box::new(Pool::new(p));
         }
+        // a convolution before an activation–pooling pair applies the activation: the plain
+        // model's leaves it to the activation layer (same weights: both models from seed 0)
+        if let Some(params) = l.conv_params() {
+            let old = &plain.net.layers[i];
+            let w = old.params()[0].value.clone();
+            let mut conv = Conv::new(w.shape(), old.params().len() > 1, params);
+            for (dst, src) in conv.params_mut().into_iter().zip(old.params()) {
+                dst.value = src.value.clone();
+            }
+            plain.net.layers[i] = Box::new(conv);
+        }
     }
     let y1 = fused.net.forward(x.clone(), true).unwrap();
     let y2 = plain.net.forward(x.clone(), true).unwrap();
@@ -306,6 +320,52 @@ fn results_do_not_depend_on_the_thread_count() {
             let ((y1, g1), (y3, g3)) = (run(1, act, kind), run(3, act, kind));
             same(&y1, &y3, "y");
             same(&g1, &g3, "gz");
+        }
+    }
+}
+
+/// `conv_act` (the activation applied per work item by the direct kernels, after the output
+/// by the others) gives `act(conv(x))` bit for bit on every algorithm, with a dilated problem
+/// that `auto` splits into classes among them.
+#[test]
+fn conv_act_is_the_convolution_then_the_activation() {
+    use stride::geometry::PaddingSpec;
+    use stride::ops::conv::{conv, conv_act, ConvAlgo, ConvParams};
+    let mut rng = Rng::new(5);
+    let algos = [
+        ConvAlgo::Auto,
+        ConvAlgo::Direct,
+        ConvAlgo::Im2col,
+        ConvAlgo::Toeplitz,
+        ConvAlgo::WidthLanes,
+        ConvAlgo::ChannelLanes,
+        ConvAlgo::BatchLanes,
+        ConvAlgo::Winograd,
+    ];
+    // (Cin, Cout, size, kernel, padding, dilation)
+    for (cin, cout, n, k, pad, dil) in [
+        (1, 6, 12, 5, 2, 1),
+        (6, 16, 7, 3, 0, 1),
+        (32, 32, 9, 3, 1, 1),
+        (4, 18, 11, 3, 2, 2),
+    ] {
+        let x = common::rand_tensor(&mut rng, &[2, cin, n, n]);
+        let w = common::rand_tensor(&mut rng, &[cout, cin, k, k]);
+        let b = common::rand_tensor(&mut rng, &[cout]);
+        let p = ConvParams {
+            padding: PaddingSpec::Explicit(vec![(pad, pad); 2]),
+            dilation: vec![dil; 2],
+            ..Default::default()
+        };
+        for algo in algos {
+            for act in ACTS {
+                let what = format!("{algo:?} {act:?} Cin {cin} Cout {cout} k {k} d {dil}");
+                let mut want = conv(&x, &w, Some(&b), &p, algo).unwrap();
+                let z = want.clone();
+                act_forward(act, z.data(), want.data_mut());
+                let got = conv_act(&x, &w, Some(&b), &p, algo, Some(act)).unwrap();
+                same(&got, &want, &what);
+            }
         }
     }
 }

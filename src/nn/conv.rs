@@ -3,7 +3,8 @@
 
 use super::{weighted_layer_methods, Layer, Param};
 use crate::error::{Error, Result};
-use crate::ops::conv::{conv, conv_backward, ConvAlgo, ConvParams, GradRequest};
+use crate::ops::activation::Activation;
+use crate::ops::conv::{conv_act, conv_backward, ConvAlgo, ConvParams, GradRequest};
 use crate::tensor::{fmt_shape, Tensor};
 
 /// `y = conv(x, w) + b` on `x: (N, Cin, *spatial)`; weight `(Cout, Cin/groups, *k)`, bias `(Cout)`.
@@ -15,6 +16,13 @@ pub struct Conv {
     pub bias: Option<Param>,
     pub params: ConvParams,
     pub algo: ConvAlgo,
+    /// The activation after this layer when a pooling follows it that takes the activation's
+    /// gradient ([`crate::nn::pool::Pool::act`] with `act_applied`): applied here to the output
+    /// in the training forward and the inference pass, per work item while the output is in
+    /// cache ([`conv_act`]); the [`crate::nn::activation::Act::pooled`] between them passes
+    /// values through there. An evaluation `forward(x, false)` leaves it to that layer, so
+    /// running the layers one by one shows each layer's own output.
+    pub act: Option<Activation>,
     x: Tensor,
 }
 
@@ -28,6 +36,7 @@ impl Conv {
             bias: bias.then(|| Param::new("bias", Tensor::zeros(&[cout]))),
             params,
             algo: ConvAlgo::Auto,
+            act: None,
             x: Tensor::zeros(&[0]),
         }
     }
@@ -87,8 +96,8 @@ impl Layer for Conv {
 }
 
 impl Conv {
-    /// The forward maths, keeping nothing.
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// The forward maths, keeping nothing; with `fused`, followed by the fused activation.
+    fn apply(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
         if x.rank() != self.nd() + 2 {
             return Err(Error::arg(
                 "input",
@@ -100,12 +109,13 @@ impl Conv {
                 ),
             ));
         }
-        conv(
+        conv_act(
             x,
             &self.weight.value,
             self.bias.as_ref().map(|b| &b.value),
             &self.params,
             self.algo,
+            self.act.filter(|_| fused),
         )
     }
 

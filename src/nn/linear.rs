@@ -49,8 +49,8 @@ impl Layer for Linear {
 }
 
 impl Linear {
-    /// `y = x · wᵀ + b`, keeping nothing.
-    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// `y = x · wᵀ + b`, keeping nothing (nothing is fused into a linear layer).
+    fn apply(&self, x: &Tensor, _fused: bool) -> Result<Tensor> {
         let inf = self.weight.value.shape()[1];
         if x.rank() != 2 || x.shape()[1] != inf {
             return Err(Error::arg(

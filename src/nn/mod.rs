@@ -101,18 +101,20 @@ pub trait Layer: Send {
 
 /// The [`Layer`] methods shared by the layers with a weight, an optional bias and a cached
 /// input (`Conv`, `Linear`): forward caches `x` for backward, infer keeps nothing, and the
-/// parameters are `[weight, bias?]`. The layer provides `apply(&self, &Tensor)` (the forward
-/// maths, keeping nothing) and `backward_impl`, and fields `x`, `weight`, `bias`.
+/// parameters are `[weight, bias?]`. The layer provides `apply(&self, &Tensor, fused: bool)`
+/// (the forward maths, keeping nothing; `fused` is set in the training forward and the
+/// inference pass, where a convolution also applies the activation fused into it) and
+/// `backward_impl`, and fields `x`, `weight`, `bias`.
 macro_rules! weighted_layer_methods {
     () => {
-        fn forward(&mut self, x: Tensor, _train: bool) -> Result<Tensor> {
-            let y = self.apply(&x)?;
+        fn forward(&mut self, x: Tensor, train: bool) -> Result<Tensor> {
+            let y = self.apply(&x, train)?;
             self.x = x;
             Ok(y)
         }
 
         fn infer(&mut self, x: Tensor) -> Result<Tensor> {
-            self.apply(&x)
+            self.apply(&x, true)
         }
 
         fn cached(&self) -> usize {

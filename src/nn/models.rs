@@ -229,12 +229,19 @@ enum Fusion {
     IntoPool,
     /// A pooling that applies the activation before it first.
     PoolAfter(Activation),
+    /// A convolution before an activation–pooling pair: it applies the activation (in cache),
+    /// the pooling takes its gradient.
+    ConvAct(Activation),
+    /// The pooling of such a triple: its input is already activated.
+    PoolAfterConv(Activation),
 }
 
 /// The fusion of every layer of `spec` (`shapes`: its layer shapes): BatchNorm–ReLU pairs, then
 /// activation–pooling pairs whose pooling takes the fused fast path
 /// ([`crate::ops::pool::activated::fast_applies`]: 2×2 average or max windows at stride 2),
-/// an activation already taken by a BatchNorm excepted.
+/// an activation already taken by a BatchNorm excepted; when a convolution comes before such a
+/// pair, it applies the activation and the pooling pools only (and still takes the
+/// activation's gradient in backward).
 fn fusions(spec: &ModelSpec, shapes: &[LayerShape]) -> Vec<Fusion> {
     let layer = |j: usize| spec.layers.get(j);
     let relu = |j: usize| matches!(layer(j), Some(LayerSpec::Act(Activation::Relu)));
@@ -260,6 +267,10 @@ fn fusions(spec: &ModelSpec, shapes: &[LayerShape]) -> Vec<Fusion> {
         if fast && out[i] == Fusion::None {
             out[i] = Fusion::IntoPool;
             out[i + 1] = Fusion::PoolAfter(*a);
+            if i > 0 && matches!(layer(i - 1), Some(LayerSpec::Conv { .. })) {
+                out[i - 1] = Fusion::ConvAct(*a);
+                out[i + 1] = Fusion::PoolAfterConv(*a);
+            }
         }
     }
     out
@@ -296,6 +307,9 @@ fn build_layer(
         LayerSpec::Conv { bias, .. } => {
             let shape = l.conv_weight_shape(in_shape)?;
             let mut layer = Conv::new(&shape, *bias, l.conv_params().expect("conv"));
+            if let Fusion::ConvAct(a) = fusion {
+                layer.act = Some(a);
+            }
             init_weight(init, &mut layer.weight.value, rng);
             if let Some(b) = &mut layer.bias {
                 init_bias(&mut b.value, fans(&shape).0, rng);
@@ -305,8 +319,13 @@ fn build_layer(
         LayerSpec::Pool { .. } => {
             let nd = in_shape.len() - 1;
             let mut pool = Pool::new(l.pool_params(nd).expect("pool"));
-            if let Fusion::PoolAfter(a) = fusion {
-                pool.act = Some(a);
+            match fusion {
+                Fusion::PoolAfter(a) => pool.act = Some(a),
+                Fusion::PoolAfterConv(a) => {
+                    pool.act = Some(a);
+                    pool.act_applied = true;
+                }
+                _ => {}
             }
             Box::new(pool)
         }

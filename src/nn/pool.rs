@@ -25,6 +25,10 @@ pub struct Pool {
     /// returns the gradient with respect to the pre-activation `z`). An evaluation `forward(x, false)` pools only, the
     /// activation layer having applied it.
     pub act: Option<Activation>,
+    /// The convolution before the activation already applies it in the training forward and
+    /// the inference pass ([`crate::nn::conv::Conv::act`]): there this layer pools its input
+    /// (`a`) only; backward is the same.
+    pub act_applied: bool,
     /// The last forward was the fused one (backward then is too).
     fused_last: bool,
     x: Tensor,
@@ -36,6 +40,7 @@ impl Pool {
         Pool {
             params,
             act: None,
+            act_applied: false,
             fused_last: false,
             x: Tensor::zeros(&[0]),
             out: PoolOutput {
@@ -86,8 +91,12 @@ impl Layer for Pool {
         self.fused_last = false;
         if let (Some(act), true) = (self.act, train) {
             let (mut x, has) = (x, self.params.kind.has_indices());
-            // x becomes a = f(x): with the indices, all the backward needs
-            let out = activated::forward_keep(act, &mut x, &self.params, has)?;
+            // x becomes (or already is) a = f(x): with the indices, all the backward needs
+            let out = if self.act_applied {
+                activated::pool_activated(&x, &self.params, has)?
+            } else {
+                activated::forward_keep(act, &mut x, &self.params, has)?
+            };
             self.x = x;
             self.out.indices = out.indices;
             self.out.y = Tensor::zeros(&[0]);
@@ -112,8 +121,8 @@ impl Layer for Pool {
 
     fn infer(&mut self, x: Tensor) -> Result<Tensor> {
         Ok(match self.act {
-            Some(act) => activated::forward(act, &x, &self.params, false)?.y,
-            None => pool_forward(&x, &self.params)?.y,
+            Some(act) if !self.act_applied => activated::forward(act, &x, &self.params, false)?.y,
+            _ => pool_forward(&x, &self.params)?.y,
         })
     }
 

@@ -35,7 +35,8 @@ pub mod width_lanes;
 pub mod winograd;
 
 use crate::error::{Error, Result};
-use crate::ops::uninit::{as_uninit, zeroed};
+use crate::ops::activation::Activation;
+use crate::ops::uninit::{as_uninit, assume_init, zeroed};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
 
@@ -165,29 +166,54 @@ pub fn forward_uninit(
     bias: Option<&[f32]>,
     y: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    if algo == ConvAlgo::Auto && dilated::wins(s) {
-        return dilated::forward(s, x, w, bias, y);
-    }
+    forward_uninit_act(s, algo, x, w, bias, y, None)
+}
+
+/// [`forward_uninit`], then `y ← act(y)` when `act` is given (a convolution followed by its
+/// activation, as one layer computes them in training: LeNet's `Conv2d → Sigmoid`). The
+/// width-lanes and channel-lanes kernels apply the activation to each work item's output
+/// planes right after computing them, while they are in the first-level cache (LeNet's first
+/// layer's 4.8 MB output is otherwise written, read back from memory, and written again); the
+/// other algorithms apply it in one pass afterwards. Same values either way: the activation is
+/// [`crate::ops::activation::forward_inplace`]'s, element by element.
+pub fn forward_uninit_act(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+    act: Option<Activation>,
+) -> Result<()> {
+    let direct = !(algo == ConvAlgo::Auto && dilated::wins(s));
     match resolve_algo(s, algo) {
-        ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
-            channel_lanes::forward(s, x, w, bias, y);
-            Ok(())
+        ConvAlgo::ChannelLanes if direct && channel_lanes::suits(s) => {
+            channel_lanes::forward_act(s, x, w, bias, y, act);
+            return Ok(());
         }
-        ConvAlgo::WidthLanes if width_lanes::suits(s) => {
-            width_lanes::forward(s, x, w, bias, y);
-            Ok(())
+        ConvAlgo::WidthLanes if direct && width_lanes::suits(s) => {
+            width_lanes::forward_act(s, x, w, bias, y, act);
+            return Ok(());
         }
-        ConvAlgo::Im2col => {
-            im2col::forward_uninit(s, x, w, bias, y);
-            Ok(())
-        }
-        ConvAlgo::Winograd if winograd::plane::applies(s) => {
-            winograd::check_size(s)?;
-            winograd::plane::forward_uninit(s, x, w, bias, y);
-            Ok(())
-        }
-        _ => forward_slices(s, algo, x, w, bias, zeroed(y)),
+        _ => {}
     }
+    if !direct {
+        dilated::forward(s, x, w, bias, y)?;
+    } else {
+        match resolve_algo(s, algo) {
+            ConvAlgo::Im2col => im2col::forward_uninit(s, x, w, bias, y),
+            ConvAlgo::Winograd if winograd::plane::applies(s) => {
+                winograd::check_size(s)?;
+                winograd::plane::forward_uninit(s, x, w, bias, y);
+            }
+            _ => forward_slices(s, algo, x, w, bias, zeroed(y))?,
+        }
+    }
+    if let Some(act) = act {
+        // SAFETY: every path above wrote every value of `y`
+        crate::ops::activation::forward_inplace(act, unsafe { assume_init(y) });
+    }
+    Ok(())
 }
 
 /// Forward into a new buffer `(N, Cout, od, oh, ow)` ([`forward_uninit`]: no zero fill where
@@ -199,6 +225,18 @@ pub fn forward_new(
     w: &[f32],
     bias: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
+    forward_new_act(s, algo, x, w, bias, None)
+}
+
+/// [`forward_new`] with the activation `act` applied ([`forward_uninit_act`]).
+pub fn forward_new_act(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+) -> Result<Vec<f32>> {
     let len = s.batch * s.cout * s.window.out_len();
     let mut y = Box::<[f32]>::new_uninit_slice(len);
     // debug builds (the tests) poison the buffer: a value the kernel missed shows as NaN
@@ -206,8 +244,8 @@ pub fn forward_new(
     y.iter_mut().for_each(|v| {
         v.write(f32::NAN);
     });
-    forward_uninit(s, algo, x, w, bias, &mut y)?;
-    // SAFETY: forward_uninit writes every value of `y`
+    forward_uninit_act(s, algo, x, w, bias, &mut y, act)?;
+    // SAFETY: forward_uninit_act writes every value of `y`
     Ok(unsafe { y.assume_init() }.into_vec())
 }
 
@@ -231,6 +269,20 @@ pub fn conv(
     p: &ConvParams,
     algo: ConvAlgo,
 ) -> Result<Tensor> {
+    conv_act(x, w, b, p, algo, None)
+}
+
+/// [`conv`] followed by an activation: `act(conv(x, w) + b)` ([`forward_uninit_act`]: in cache,
+/// per work item, on the direct kernels).
+/// PyTorch: `torch.sigmoid(F.conv2d(x, w, b, ...))`.
+pub fn conv_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    p: &ConvParams,
+    algo: ConvAlgo,
+    act: Option<Activation>,
+) -> Result<Tensor> {
     let s = ConvShape::new(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
     let flipped;
     let w = if p.flip {
@@ -239,6 +291,6 @@ pub fn conv(
     } else {
         w
     };
-    let y = forward_new(&s, algo, x.data(), w.data(), b.map(|b| b.data()))?;
+    let y = forward_new_act(&s, algo, x.data(), w.data(), b.map(|b| b.data()), act)?;
     Tensor::new(s.out_shape(), y)
 }

@@ -19,9 +19,12 @@
 
 use super::{width_lanes, ConvShape};
 use crate::geometry::PaddingMode;
+use crate::ops::activation::{forward_inplace, Activation};
 use crate::ops::scratch;
 #[cfg(target_arch = "x86_64")]
 use crate::ops::simd::{const_dispatch, transpose16, transpose_rows};
+#[cfg(target_arch = "x86_64")]
+use crate::ops::uninit::assume_init;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -98,15 +101,31 @@ pub fn forward(
     bias: Option<&[f32]>,
     y: &mut [MaybeUninit<f32>],
 ) {
+    forward_act(s, x, w, bias, y, None)
+}
+
+/// [`forward`], then `act` on each work item's output planes while they are in cache.
+pub fn forward_act(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+    act: Option<Activation>,
+) {
     assert!(
         suits(s),
         "channel_lanes::forward called on a shape it does not support"
     );
     #[cfg(target_arch = "x86_64")]
     if crate::ops::simd::avx512() {
-        return forward_avx512(s, x, w, bias, y);
+        return forward_avx512(s, x, w, bias, y, act);
     }
-    super::im2col::forward(s, x, w, bias, crate::ops::uninit::zeroed(y))
+    let y = crate::ops::uninit::zeroed(y);
+    super::im2col::forward(s, x, w, bias, y);
+    if let Some(act) = act {
+        forward_inplace(act, y);
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -116,6 +135,7 @@ fn forward_avx512(
     w: &[f32],
     bias: Option<&[f32]>,
     y: &mut [MaybeUninit<f32>],
+    act: Option<Activation>,
 ) {
     let [ad, ah, aw] = &s.window.axes;
     let dims = [ad.padded(), ah.padded(), aw.padded()];
@@ -145,7 +165,11 @@ fn forward_avx512(
                                 dims,
                             };
                             // SAFETY: the CPU supports AVX-512F (checked by the caller).
-                            unsafe { job.run(xpi, y_p) }
+                            unsafe { job.run(xpi, y_p) };
+                            if let Some(act) = act {
+                                // SAFETY: the job wrote every value of its planes
+                                forward_inplace(act, unsafe { assume_init(y_p) });
+                            }
                         })
                 })
         })

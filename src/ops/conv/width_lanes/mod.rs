@@ -14,7 +14,9 @@
 
 use super::ConvShape;
 use crate::geometry::PaddingMode;
+use crate::ops::activation::{forward_inplace, Activation};
 use crate::ops::scratch;
+use crate::ops::uninit::assume_init;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -98,6 +100,18 @@ pub fn forward(
     bias: Option<&[f32]>,
     y: &mut [MaybeUninit<f32>],
 ) {
+    forward_act(s, x, w, bias, y, None)
+}
+
+/// [`forward`], then `act` on each work item's output planes while they are in cache.
+pub fn forward_act(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [MaybeUninit<f32>],
+    act: Option<Activation>,
+) {
     assert!(
         suits(s),
         "width_lanes::forward called on a shape it does not support"
@@ -115,10 +129,16 @@ pub fn forward(
                 if crate::ops::simd::avx512() {
                     // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
                     unsafe { compute_avx512(s, &plan, xp, bias, item, y_g) };
-                    return;
+                } else {
+                    compute_generic(s, &plan, xp, bias, item, y_g);
                 }
+                #[cfg(not(target_arch = "x86_64"))]
                 compute_generic(s, &plan, xp, bias, item, y_g);
-            })
+            });
+            if let Some(act) = act {
+                // SAFETY: the compute functions wrote every value of the item's planes
+                forward_inplace(act, unsafe { assume_init(y_g) });
+            }
         });
 }
 

@@ -64,11 +64,12 @@ impl Geom {
     }
 }
 
-/// The planes of one task: read `z` (the activation goes to a scratch block) or overwrite it
-/// with `a = f(z)`.
+/// The planes of one task: read `z` (the activation goes to a scratch block), overwrite it
+/// with `a = f(z)`, or pool them as they are (`a`, activated before: `f` is not applied).
 pub(in crate::ops::pool) enum Planes<'a> {
     Read(&'a [f32]),
     InPlace(&'a mut [f32]),
+    Ready(&'a [f32]),
 }
 
 /// [`forward_planes`], compiled for AVX-512 when the CPU has it (the loops vectorise 16 wide;
@@ -154,6 +155,7 @@ fn forward_planes(
     let (cells, read) = match &zp {
         Planes::Read(z) => (z.len(), true),
         Planes::InPlace(z) => (z.len(), false),
+        Planes::Ready(a) => (a.len(), false),
     };
     let mut scratch = vec![0.0f32; if read { block * plane } else { 0 }];
     let mut v = vec![0.0f32; block * g.oh * cols];
@@ -175,6 +177,7 @@ fn forward_planes(
                 a.iter_mut().for_each(|x| *x = f(*x));
                 a
             }
+            Planes::Ready(a) => &a[c0..][..len],
         };
         let yb = &mut yp[b * block * out..][..np * out];
         let rows = np * g.oh;
