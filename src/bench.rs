@@ -42,8 +42,15 @@ pub fn process_cpu_s() -> Option<f64> {
     Some(total as f64 * 1e-9)
 }
 
-/// Times `f` with the shared protocol.
-pub fn time(mut f: impl FnMut()) -> Timing {
+/// Times `f` with the shared protocol. The whole timing runs on a worker of the rayon pool
+/// ([`crate::ops::on_pool`]), as PyTorch's calls run on one of its OpenMP threads: called from
+/// outside the pool, every call would also time putting this thread to sleep and waking it.
+pub fn time(f: impl FnMut() + Send) -> Timing {
+    crate::ops::on_pool(|| time_here(f))
+}
+
+/// [`time`] on the calling thread.
+fn time_here(mut f: impl FnMut()) -> Timing {
     const RUNS: usize = 7;
     let (warmup_s, run_s) = (0.3, 0.2);
     let t0 = Instant::now();
