@@ -89,6 +89,11 @@ pub fn assert_grads_match(what: &str, f: ConvGrads, r: &ConvGrads) {
     assert!(fi.max_abs_diff(ri) < 1e-4, "{what}: input");
     let (fw, rw) = (f.weight.unwrap(), r.weight.as_ref().unwrap());
     assert!(fw.max_abs_diff(rw) < 1e-4, "{what}: weight");
+    // the bias gradient: the width-lanes weight gradient sums it in its own pass and order
+    assert_eq!(f.bias.is_some(), r.bias.is_some(), "{what}: bias requested");
+    if let (Some(fb), Some(rb)) = (f.bias, r.bias.as_ref()) {
+        assert!(fb.max_abs_diff(rb) < 1e-4, "{what}: bias");
+    }
 }
 
 /// One PyTorch case: parameters in the CLI's syntax, inputs and expected results.

@@ -159,17 +159,41 @@ pub fn backward_weight_slices(
     gy: &[f32],
     gw: &mut [f32],
 ) -> Result<()> {
+    backward_weight_bias_slices(s, algo, x, gy, gw, None)
+}
+
+/// [`backward_weight_slices`], and the bias gradient `gb: (Cout)` when given: by the width-lanes
+/// weight gradient in its own pass over `gy` (the output gradient read once, not twice), by
+/// [`bias_grad`] on the other paths.
+pub fn backward_weight_bias_slices(
+    s: &ConvShape,
+    algo: ConvAlgo,
+    x: &[f32],
+    gy: &[f32],
+    gw: &mut [f32],
+    gb: Option<&mut [f32]>,
+) -> Result<()> {
     if algo == ConvAlgo::Auto && dilated::weight_wins(s) {
-        return dilated::backward_weight(s, x, gy, gw);
+        dilated::backward_weight(s, x, gy, gw)?;
+        if let Some(gb) = gb {
+            bias_grad(gy, s.batch, s.cout, gb);
+        }
+        return Ok(());
     }
     let algo = if algo == ConvAlgo::Auto {
         weight_algo(s)
     } else {
         algo
     };
+    if algo == ConvAlgo::WidthLanes && width_lanes::suits(s) {
+        width_lanes::backward_weight_bias(s, x, gy, gw, gb);
+        return Ok(());
+    }
+    if let Some(gb) = gb {
+        bias_grad(gy, s.batch, s.cout, gb);
+    }
     match algo {
         ConvAlgo::Direct => direct::backward_weight(s, x, gy, gw),
-        ConvAlgo::WidthLanes if width_lanes::suits(s) => width_lanes::backward_weight(s, x, gy, gw),
         ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
             channel_lanes::backward_weight(s, x, gy, gw)
         }
@@ -291,10 +315,12 @@ pub fn conv_backward(
     }
     if want.weight {
         let mut gw = Tensor::zeros(w.shape());
-        backward_weight_slices(&s, algo, x.data(), gy.data(), gw.data_mut())?;
+        let mut gb = want.bias.then(|| Tensor::zeros(&[s.cout]));
+        let gbd = gb.as_mut().map(|g| g.data_mut());
+        backward_weight_bias_slices(&s, algo, x.data(), gy.data(), gw.data_mut(), gbd)?;
         grads.weight = Some(if p.flip { gw.flip_spatial() } else { gw });
-    }
-    if want.bias {
+        grads.bias = gb;
+    } else if want.bias {
         let mut gb = Tensor::zeros(&[s.cout]);
         bias_grad(gy.data(), s.batch, s.cout, gb.data_mut());
         grads.bias = Some(gb);

@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 mod wgrad;
-pub use wgrad::backward_weight;
+pub use wgrad::{backward_weight, backward_weight_bias};
 
 /// Output columns per register block (one AVX-512 vector).
 const VB: usize = 16;

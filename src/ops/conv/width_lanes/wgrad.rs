@@ -13,6 +13,20 @@ use rayon::prelude::*;
 /// as 16-lane partials and added in slot order at the end.
 /// `gw`: (Cout, Cin/g, kd, kh, kw), overwritten. Requires [`suits`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
+    backward_weight_bias(s, x, gy, gw, None)
+}
+
+/// [`backward_weight`], and the bias gradient `gb[oc] = Σ gy[n, oc, ..]` when `gb` is given:
+/// each work item sums its planes of `gy` right after the weight gradient read them (from cache;
+/// a separate pass reads LeNet's first layer's 4.8 MB output gradient from memory once more),
+/// into 16-lane partials added in the same fixed order.
+pub fn backward_weight_bias(
+    s: &ConvShape,
+    x: &[f32],
+    gy: &[f32],
+    gw: &mut [f32],
+    mut gb: Option<&mut [f32]>,
+) {
     assert!(
         suits(s),
         "width_lanes::backward_weight called on a shape it does not support"
@@ -23,10 +37,12 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     // images per work item: small images are swept together so each register block runs long
     let nb = (1024 / s.window.out_len()).clamp(1, 16).min(s.batch);
     let chunks = s.batch.div_ceil(nb);
-    // lane partials of one group: (Cout/g, Cin/g·taps, VB)
-    let group_len = s.cout_g() * k * VB;
+    // lane partials of one group: (Cout/g, Cin/g·taps, VB), then (Cout/g, VB) for the bias
+    let weight_len = s.cout_g() * k * VB;
+    let group_len = weight_len + if gb.is_some() { s.cout_g() * VB } else { 0 };
     // accumulates images n0..n1 of group g into the group's lane partials
     let sweep = |g: usize, n0: usize, n1: usize, acc: &mut [f32]| {
+        let (acc_w, acc_b) = acc.split_at_mut(weight_len);
         scratch::with(&PADDED, padded * (n1 - n0), |xp| {
             for n in n0..n1 {
                 let xp_n = &mut xp[(n - n0) * padded..][..padded];
@@ -35,29 +51,38 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
             #[cfg(target_arch = "x86_64")]
             if crate::ops::simd::avx512() {
                 // SAFETY: the CPU supports AVX-512F; `xp` has the VB slack columns.
-                unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, acc) };
+                unsafe { wgrad_avx512(s, &plan, xp, gy, g, n0..n1, acc_w) };
                 return;
             }
-            wgrad_generic(s, &plan, xp, gy, g, n0..n1, acc);
-        })
+            wgrad_generic(s, &plan, xp, gy, g, n0..n1, acc_w);
+        });
+        if !acc_b.is_empty() {
+            bias_lanes(s, gy, g, n0..n1, acc_b);
+        }
     };
-    // gw[oc, i] = sum of the 16 lanes
-    let lane_sums = |gw: &mut [f32], lanes: &[f32]| {
-        for (g, l) in gw.iter_mut().zip(lanes.chunks(VB)) {
+    // each value = the sum of its 16 lanes
+    let lane_sums = |out: &mut [f32], lanes: &[f32]| {
+        for (g, l) in out.iter_mut().zip(lanes.chunks(VB)) {
             *g = l.iter().sum();
         }
     };
     if s.groups >= 4 * rayon::current_num_threads() {
         // many groups (depthwise): each group sweeps all images on its own, no reduction
-        gw.par_chunks_mut(s.cout_g() * k)
+        let mut acc = vec![0.0f32; s.groups * group_len];
+        acc.par_chunks_mut(group_len)
             .enumerate()
-            .for_each(|(g, gw_g)| {
-                let mut acc = vec![0.0f32; group_len];
+            .for_each(|(g, acc_g)| {
                 for c in 0..chunks {
-                    sweep(g, c * nb, (c * nb + nb).min(s.batch), &mut acc);
+                    sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
                 }
-                lane_sums(gw_g, &acc);
             });
+        for (g, acc_g) in acc.chunks(group_len).enumerate() {
+            let cg = s.cout_g();
+            lane_sums(&mut gw[g * cg * k..][..cg * k], &acc_g[..weight_len]);
+            if let Some(gb) = gb.as_deref_mut() {
+                lane_sums(&mut gb[g * cg..][..cg], &acc_g[weight_len..]);
+            }
+        }
         return;
     }
     // few groups: work items (image chunk, group), lane partials per fixed slot of items,
@@ -68,7 +93,36 @@ pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
         let acc_g = &mut acc[g * group_len..][..group_len];
         sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
     });
-    lane_sums(gw, &partial);
+    for (g, acc_g) in partial.chunks(group_len).enumerate() {
+        let cg = s.cout_g();
+        lane_sums(&mut gw[g * cg * k..][..cg * k], &acc_g[..weight_len]);
+        if let Some(gb) = gb.as_deref_mut() {
+            lane_sums(&mut gb[g * cg..][..cg], &acc_g[weight_len..]);
+        }
+    }
+}
+
+/// Adds the output gradient of group `g`, images `ns`, to the bias lane partials `lanes`
+/// `(Cout/g, VB)`: value `j` of a plane to lane `j % VB` (vectorised 16 wide).
+fn bias_lanes(s: &ConvShape, gy: &[f32], g: usize, ns: std::ops::Range<usize>, lanes: &mut [f32]) {
+    let (cout_g, out_len) = (s.cout_g(), s.window.out_len());
+    crate::ops::activation::wide(|| {
+        for n in ns {
+            for (ocg, l) in lanes.chunks_exact_mut(VB).enumerate() {
+                let plane = &gy[(n * s.cout + g * cout_g + ocg) * out_len..][..out_len];
+                let chunks = plane.chunks_exact(VB);
+                let tail = chunks.remainder();
+                for ch in chunks {
+                    for (a, v) in l.iter_mut().zip(ch) {
+                        *a += v;
+                    }
+                }
+                for (a, v) in l.iter_mut().zip(tail) {
+                    *a += v;
+                }
+            }
+        }
+    })
 }
 
 /// Portable weight-gradient accumulation of group `g`, images `ns` (padded one after another
