@@ -10,7 +10,8 @@
 //! - [`nn`]: stateful layers, `Sequential`, the model spec language and presets;
 //! - [`optim`]: SGD and Adam with PyTorch's update rules;
 //! - [`data`]: the IDX (MNIST-format) reader and mini-batches;
-//! - [`train`]: the training loop (emits events), [`checkpoint`]: `.safetensors` save/load;
+//! - [`train`]: the training loop (emits events), [`shards`]: its data-parallel step,
+//!   [`checkpoint`]: `.safetensors` save/load;
 //! - [`analysis`]: shapes, parameters, MACs/FLOPs, memory, receptive fields;
 //! - [`explain`]: step-by-step narration of an op on small inputs;
 //! - [`io`]: `.npy` files, inline literals, atomic writes;
@@ -53,6 +54,7 @@ pub mod ops;
 pub mod optim;
 pub mod rng;
 pub mod rundir;
+pub mod shards;
 pub mod tensor;
 pub mod train;
 pub mod viz;

@@ -128,14 +128,20 @@ pub fn train_step(
 ) -> Result<(f32, usize)> {
     // on a worker of the pool: the step's parallel loops start there (ops::on_pool)
     crate::ops::on_pool(|| {
-        let out = model.net.forward(x, true)?;
-        let classes = out.shape()[1];
-        let ce = cross_entropy(out.data(), classes, y)?;
-        let mut g = out;
-        cross_entropy_backward(&ce, classes, y, g.data_mut());
-        model.net.backward(g)?;
+        let (loss, correct) = if crate::shards::applies(model, y.len()) {
+            // data-parallel: shards of the batch side by side
+            crate::shards::forward_backward(model, x, y)?
+        } else {
+            let out = model.net.forward(x, true)?;
+            let classes = out.shape()[1];
+            let ce = cross_entropy(out.data(), classes, y)?;
+            let mut g = out;
+            cross_entropy_backward(&ce, classes, y, g.data_mut());
+            model.net.backward(g)?;
+            (ce.loss, ce.correct)
+        };
         optim.step(model.net.named_params_mut());
-        Ok((ce.loss, ce.correct))
+        Ok((loss, correct))
     })
 }
 

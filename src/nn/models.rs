@@ -165,6 +165,9 @@ pub fn resolve(model: &str) -> Result<(ModelSpec, String, ModelDefaults)> {
 pub struct Model {
     pub spec: ModelSpec,
     pub net: Sequential,
+    /// Copies of the layers for the other shards of a data-parallel training step
+    /// ([`crate::shards`]), made on first use; their weights are copied from `net` each step.
+    pub replicas: Vec<Sequential>,
 }
 
 impl Model {
@@ -199,6 +202,7 @@ impl Model {
         Ok(Model {
             spec: spec.clone(),
             net: Sequential::new(layers),
+            replicas: Vec::new(),
         })
     }
 

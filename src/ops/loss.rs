@@ -94,7 +94,19 @@ pub fn cross_entropy_backward(
     targets: &[usize],
     gz: &mut [f32],
 ) {
-    let n = targets.len().max(1) as f32;
+    cross_entropy_backward_over(ce, classes, targets, targets.len(), gz)
+}
+
+/// [`cross_entropy_backward`] for rows that are part of a batch of `total`: `gz = (p -
+/// onehot(t)) / total`, this part's share of the gradient of the batch's mean loss.
+pub fn cross_entropy_backward_over(
+    ce: &CrossEntropy,
+    classes: usize,
+    targets: &[usize],
+    total: usize,
+    gz: &mut [f32],
+) {
+    let n = total.max(1) as f32;
     gz.copy_from_slice(&ce.probs);
     for (r, &t) in targets.iter().enumerate() {
         gz[r * classes + t] -= 1.0;
