@@ -12,6 +12,9 @@
 //! second-level cache. The kernels inside a shard still split their work, so a core that
 //! finishes first helps the other.
 //!
+//! Each shard runs its images in pieces of at most [`MAX_PIECE`], one after the other, adding
+//! their gradients (a gradient accumulation): a piece's activations stay in the core's cache.
+//!
 //! Applies when no layer couples the images of a batch or draws random numbers in training
 //! ([`applies`]: no BatchNorm, whose statistics are over the whole batch, and no Dropout,
 //! whose masks would depend on the split) and the batch has at least `SHARDS · MIN_SHARD`
@@ -63,44 +66,85 @@ pub fn forward_backward(model: &mut Model, x: Tensor, y: &[usize]) -> Result<(f3
     // shard k: images [k·n/SHARDS, (k+1)·n/SHARDS)
     let bounds: Vec<usize> = (0..=SHARDS).map(|k| k * n / SHARDS).collect();
     let per = x.numel() / n;
-    let mut shape = x.shape().to_vec();
-    let mut part = |k: usize| -> Result<Tensor> {
-        shape[0] = bounds[k + 1] - bounds[k];
-        Tensor::new(
-            shape.clone(),
-            x.data()[bounds[k] * per..bounds[k + 1] * per].to_vec(),
-        )
+    let (xd, shape) = (x.data(), x.shape());
+    let part = |k: usize| Shard {
+        x: &xd[bounds[k] * per..bounds[k + 1] * per],
+        shape,
+        y: &y[bounds[k]..bounds[k + 1]],
+        total: n,
     };
-    let (x0, x1) = (part(0)?, part(1)?);
-    drop(x);
     let (first, second) = (&mut model.net, &mut model.replicas[0]);
-    let (a, b) = rayon::join(
-        || shard_step(first, x0, &y[..bounds[1]], n),
-        || shard_step(second, x1, &y[bounds[1]..], n),
-    );
+    let (a, b) = rayon::join(|| part(0).run(first), || part(1).run(second));
     let ((loss0, correct0), (loss1, correct1)) = (a?, b?);
     // the batch's gradient: shard 0's plus shard 1's
     for (dst, src) in model.net.layers.iter_mut().zip(&model.replicas[0].layers) {
         for (d, s) in dst.params_mut().into_iter().zip(src.params()) {
-            d.grad
-                .data_mut()
-                .iter_mut()
-                .zip(s.grad.data())
-                .for_each(|(g, v)| *g += v);
+            add(&mut d.grad, &s.grad);
         }
     }
     Ok((((loss0 + loss1) / n as f64) as f32, correct0 + correct1))
 }
 
-/// Forward and backward of one shard of a batch of `total` images: its parameter gradients
-/// (its part of the batch mean) in `net`; returns the sum of its images' losses and its
-/// correct predictions.
-fn shard_step(net: &mut Sequential, x: Tensor, y: &[usize], total: usize) -> Result<(f64, usize)> {
-    let out = net.forward(x, true)?;
-    let classes = out.shape()[1];
-    let ce = cross_entropy(out.data(), classes, y)?;
-    let mut g = out;
-    cross_entropy_backward_over(&ce, classes, y, total, g.data_mut());
-    net.backward(g)?;
-    Ok((ce.loss as f64 * y.len() as f64, ce.correct))
+/// Most images a shard runs forward and backward at once: its pieces of at most this many run
+/// one after the other, their gradients added (LeNet's first layer's output for 64 images,
+/// 1.2 MB, stays in the second-level cache between the layers that write and read it; on one
+/// core 64-image batches ran 8% faster per image than 128-image ones).
+pub const MAX_PIECE: usize = 64;
+
+/// One shard of a batch: its images `x` (shape `shape` but for the batch axis), labels `y`, and
+/// the whole batch's size.
+struct Shard<'a> {
+    x: &'a [f32],
+    shape: &'a [usize],
+    y: &'a [usize],
+    total: usize,
+}
+
+impl Shard<'_> {
+    /// Forward and backward of the shard in pieces of at most [`MAX_PIECE`] images: its
+    /// parameter gradients (its part of the batch mean) in `net`; returns the sum of its images'
+    /// losses and its correct predictions.
+    fn run(&self, net: &mut Sequential) -> Result<(f64, usize)> {
+        let n = self.y.len();
+        let per = self.x.len() / n.max(1);
+        let pieces = n.div_ceil(MAX_PIECE);
+        let (mut loss, mut correct) = (0.0f64, 0usize);
+        // the gradients of the pieces before the last (each backward overwrites them)
+        let mut sum: Vec<Tensor> = Vec::new();
+        for j in 0..pieces {
+            let (a, b) = (j * n / pieces, (j + 1) * n / pieces);
+            let mut shape = self.shape.to_vec();
+            shape[0] = b - a;
+            let x = Tensor::new(shape, self.x[a * per..b * per].to_vec())?;
+            let out = net.forward(x, true)?;
+            let classes = out.shape()[1];
+            let y = &self.y[a..b];
+            let ce = cross_entropy(out.data(), classes, y)?;
+            let mut g = out;
+            cross_entropy_backward_over(&ce, classes, y, self.total, g.data_mut());
+            net.backward(g)?;
+            loss += ce.loss as f64 * y.len() as f64;
+            correct += ce.correct;
+            let grads = net.layers.iter_mut().flat_map(|l| l.params_mut());
+            if j == 0 && pieces > 1 {
+                sum = grads.map(|p| p.grad.clone()).collect();
+            } else if j > 0 {
+                for (s, p) in sum.iter_mut().zip(grads) {
+                    add(s, &p.grad);
+                    if j + 1 == pieces {
+                        std::mem::swap(s, &mut p.grad);
+                    }
+                }
+            }
+        }
+        Ok((loss, correct))
+    }
+}
+
+/// `dst += src`, element by element.
+fn add(dst: &mut Tensor, src: &Tensor) {
+    dst.data_mut()
+        .iter_mut()
+        .zip(src.data())
+        .for_each(|(d, s)| *d += s);
 }

@@ -1,5 +1,5 @@
 //! The data-parallel training step (`stride::shards`): the shards' summed gradients and loss
-//! against one pass over the whole batch, the same bits on 1 and 3 threads, and the models it
+//! against one pass over the whole batch (shards of one piece and of several), the same bits on 1 and 3 threads, and the models it
 //! leaves alone (BatchNorm's batch statistics, Dropout's masks).
 
 mod common;
@@ -33,6 +33,7 @@ fn one_pass(m: &mut Model, x: &Tensor, y: &[usize]) -> (f32, usize) {
 fn shards_sum_to_the_whole_batch_gradient() {
     for (name, n) in [
         ("lenet5", 64),
+        ("lenet5", 300),
         ("lenet5-relu", 97),
         ("conv(4,k=3) relu flatten linear(10)", 70),
     ] {
