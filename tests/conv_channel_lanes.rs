@@ -102,9 +102,15 @@ fn auto_picks_the_kernels_the_readme_names() {
         auto_algos(&ConvShape::new(x, w, None, &p).unwrap())
     };
     // LeNet's second layer: 16 output channels, reduction 150 → channel-lanes; its adjoint has 6
-    // output channels → width-lanes (blocks of 6 channels × 4 rows)
+    // output channels and spreads 10-column rows to 14 (a full convolution) → batch-lanes'
+    // scatter blocks
     assert_eq!(
         case(&[256, 6, 14, 14], &[16, 6, 5, 5], 0, 1, 1),
+        ["channel-lanes", "adj-batch-lanes", "channel-lanes"]
+    );
+    // the same layer on fewer than 16 images keeps the width-lanes adjoint
+    assert_eq!(
+        case(&[8, 6, 14, 14], &[16, 6, 5, 5], 0, 1, 1),
         ["channel-lanes", "adj-width-lanes", "channel-lanes"]
     );
     // one input channel: reduction 9 < 64 → width-lanes for every pass

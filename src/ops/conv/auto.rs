@@ -13,7 +13,7 @@
 //! the same policy.
 
 use super::backward::adjoint_problem;
-use super::{channel_lanes, im2col, width_lanes, winograd, ConvAlgo, ConvShape};
+use super::{batch_lanes, channel_lanes, im2col, width_lanes, winograd, ConvAlgo, ConvShape};
 
 /// Longest reduction `Cin/g·taps` for which the width-lanes kernel beats im2col's GEMM (both the
 /// forward and the weight gradient): beyond it the GEMM's cache blocking wins.
@@ -30,9 +30,12 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     // kernel's transposed stores (Cin/g·taps < 64: a 3×3 or 5×5 first layer on one channel runs
     // 1.5–2× faster with the width in the lanes). The width-lanes kernel takes the rest while
     // the reduction Cin/g·taps is small (LeNet's first layer, depthwise); beyond that, im2col.
-    // The batch-lanes kernel (images in the lanes) is not chosen: since the width-lanes kernel
-    // blocks C channels × R rows (2026-12-01) it runs LeNet's second layer's input gradient
-    // (16 → 6 channels, full padding) in 1.19 ms against batch-lanes' 1.47. Winograd takes
+    // The batch-lanes kernel (images in the lanes) takes full convolutions of narrow rows with
+    // few output channels (the input gradients of unpadded layers: LeNet's second layer's,
+    // 16 → 6 channels, 10-column rows spread to 14) on 16 or more images: its scatter blocks
+    // multiply no padding column (50 products per output row where the padded form does 70)
+    // and fill every lane (2026-12-02, 2 threads: 0.73–0.79 ms against the width-lanes
+    // kernel's 1.27); elsewhere it is not chosen. Winograd takes
     // 3-tap stride-1 problems with 32–256 reduction channels (3·Cin/g in 3-D), ≥ 16 output
     // channels per group and ≥ 32 tiles ([`winograd::wins`]: F(4×4, 3×3) 1.6–2× the
     // channel-lanes kernel on r3x3-64, r3x3-256 and 128 channels on 28×28; per depth slice
@@ -41,6 +44,8 @@ pub fn choose_algo(s: &ConvShape) -> ConvAlgo {
     let width_fits = width_lanes::suits(s) && s.reduction_len() <= WIDTH_LANES_MAX_REDUCTION;
     if im2col::is_pointwise(s) {
         ConvAlgo::Im2col
+    } else if batch_lanes::scatter_widths(s).is_some() && s.batch >= 16 && s.cout_g() < 16 {
+        ConvAlgo::BatchLanes
     } else if winograd::wins(s) {
         ConvAlgo::Winograd
     } else if channel_lanes::suits(s)

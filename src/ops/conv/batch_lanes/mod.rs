@@ -52,6 +52,23 @@ pub fn suits(s: &ConvShape) -> bool {
         && ad.output == 1
 }
 
+/// The rows of a *full* convolution (`pad = k − 1` on both sides of the width, stride and
+/// dilation 1 along it: the input gradient of an unpadded convolution, LeNet's second layer's
+/// 10-column output gradient spread back to 14 columns) narrow enough for [`scatter_block`]:
+/// `Some((W, KW))`, the input width and kernel width, when `W + KW − 1 ≤ 16` output columns
+/// and `2W + KW ≤ 29` registers (W input vectors, W + KW − 1 sums, one weight) and the pair is
+/// among the compiled ones.
+pub fn scatter_widths(s: &ConvShape) -> Option<(usize, usize)> {
+    let aw = &s.window.axes[2];
+    let full = aw.stride == 1
+        && aw.dilation == 1
+        && aw.pad_begin + 1 == aw.kernel
+        && aw.pad_end + 1 == aw.kernel;
+    let (w, kw) = (aw.input, aw.kernel);
+    (suits(s) && full && (3..=5).contains(&kw) && (4..=12).contains(&w) && 2 * w + kw <= 29)
+        .then_some((w, kw))
+}
+
 /// Copies planes `src: (N, C, rows, W)` to `dst: (N/16 blocks, C, rows, pl + W + pr, 16)`:
 /// pixel `(n, c, r, w)` to lane `n % 16` of vector `(n / 16, c, r, pl + w)`; the padding
 /// columns and the lanes of images past N are zero.
@@ -135,22 +152,21 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mu
     super::im2col::forward(s, x, w, bias, y)
 }
 
-/// Runs `f` on `x` with the images in the lanes ([`to_lanes`], width padded as `s` pads it).
+/// Runs `f` on `x` with the images in the lanes ([`to_lanes`]; with `padded`, the width padded
+/// as `s` pads it).
 #[cfg(target_arch = "x86_64")]
-fn with_lanes_x<R>(s: &ConvShape, x: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+fn with_lanes_x<R>(s: &ConvShape, x: &[f32], padded: bool, f: impl FnOnce(&[f32]) -> R) -> R {
     let [_, ah, aw] = &s.window.axes;
-    let wp = aw.padded();
+    // unpadded rows for the scatter blocks
+    let pads = if padded {
+        (aw.pad_begin, aw.pad_end)
+    } else {
+        (0, 0)
+    };
+    let wp = pads.0 + aw.input + pads.1;
     let len = s.batch.div_ceil(L) * s.cin * ah.input * wp * L;
     scratch::with(&LANES_X, len, |xt| {
-        to_lanes(
-            x,
-            s.batch,
-            s.cin,
-            ah.input,
-            aw.input,
-            (aw.pad_begin, aw.pad_end),
-            xt,
-        );
+        to_lanes(x, s.batch, s.cin, ah.input, aw.input, pads, xt);
         f(xt)
     })
 }
@@ -158,11 +174,18 @@ fn with_lanes_x<R>(s: &ConvShape, x: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 fn forward_avx512(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     let blocks = s.batch.div_ceil(L);
-    let pairs = s.cout.div_ceil(2);
+    // channels per task: 2, or 1 for the scatter blocks (their registers hold one channel)
+    let per = if scatter_widths(s).is_some() { 1 } else { 2 };
+    let pairs = s.cout.div_ceil(per);
     let out_len = s.window.out_len();
+    let rows = if per == 1 {
+        scatter_rows(s)
+    } else {
+        Vec::new()
+    };
     // y viewed as shared: tasks write disjoint (image, channel, row, column) cells
     let out = SharedOut::new(y);
-    with_lanes_x(s, x, |xt| {
+    with_lanes_x(s, x, scatter_widths(s).is_none(), |xt| {
         // for each (block of 16 images, pair of output channels), in parallel
         (0..blocks * pairs).into_par_iter().for_each(|task| {
             let (blk, pair) = (task / pairs, task % pairs);
@@ -172,9 +195,10 @@ fn forward_avx512(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: 
                 w,
                 bias,
                 blk,
-                oc0: 2 * pair,
-                chans: (s.cout - 2 * pair).min(2),
+                oc0: per * pair,
+                chans: (s.cout - per * pair).min(per),
                 out_len,
+                scatter_rows: &rows,
             };
             // SAFETY: AVX-512 checked by `forward`; tasks write disjoint cells of y
             unsafe { job.run(out) }
@@ -192,6 +216,31 @@ struct Job<'a> {
     oc0: usize,
     chans: usize,
     out_len: usize,
+    /// For the scatter blocks, per output row: the `(offset in the image block, weight index)`
+    /// of every (input channel, kernel row) whose input row exists ([`scatter_rows`]).
+    scatter_rows: &'a [Vec<(usize, usize)>],
+}
+
+#[cfg(target_arch = "x86_64")]
+/// Per output row of `s`: the `(offset, weight index)` of every (input channel `ic`, kernel row
+/// `ky`) whose input row `ih` exists — offset `(ic·H + ih)·W·16` in a block of unpadded lanes
+/// rows, weight index `(ic·kh + ky)·kw` — the same for every task, so made once per call.
+fn scatter_rows(s: &ConvShape) -> Vec<Vec<(usize, usize)>> {
+    let [_, ah, aw] = &s.window.axes;
+    let (kh, kw, w) = (ah.kernel, aw.kernel, aw.input);
+    (0..ah.output)
+        .map(|oh| {
+            let mut rows = Vec::with_capacity(s.cin * kh);
+            for ic in 0..s.cin {
+                for ky in 0..kh {
+                    if let Some(ih) = ah.source(oh, ky) {
+                        rows.push(((ic * ah.input + ih) * w * L, (ic * kh + ky) * kw));
+                    }
+                }
+            }
+            rows
+        })
+        .collect()
 }
 
 impl Job<'_> {
@@ -204,6 +253,9 @@ impl Job<'_> {
     unsafe fn run(&self, y: SharedOut) {
         use std::arch::x86_64::*;
         let s = self.s;
+        if let Some(widths) = scatter_widths(s) {
+            return self.run_scatter(y, widths);
+        }
         let [_, ah, aw] = &s.window.axes;
         let (kh, kw, wp) = (ah.kernel, aw.kernel, aw.padded());
         let imgs = (s.batch - self.blk * L).min(L);
@@ -261,6 +313,109 @@ impl Job<'_> {
             }
         }
     }
+}
+
+impl Job<'_> {
+    /// [`Job::run`] for a full convolution of narrow rows (one channel, `widths` =
+    /// [`scatter_widths`]): each output row from [`scatter_block`] (all its columns at once),
+    /// then stored per image.
+    ///
+    /// # Safety
+    /// As [`Job::run`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_scatter(&self, y: SharedOut, (w, kw): (usize, usize)) {
+        use std::arch::x86_64::*;
+        let s = self.s;
+        let [_, ah, aw] = &s.window.axes;
+        let (kh, ow) = (ah.kernel, aw.output);
+        debug_assert_eq!(ow, w + kw - 1);
+        debug_assert_eq!(self.scatter_rows.len(), ah.output);
+        let imgs = (s.batch - self.blk * L).min(L);
+        let taps = s.cin * kh * kw;
+        let wt = &self.w[self.oc0 * taps..][..taps];
+        let init = _mm512_set1_ps(self.bias.map_or(0.0, |b| b[self.oc0]));
+        let x_blk = self.blk * s.cin * ah.input * w * L;
+        let block_len = s.cin * ah.input * w * L;
+        let mut sums = [_mm512_setzero_ps(); L];
+        let mask = ((1u32 << ow) - 1) as u16;
+        for (oh, rows) in self.scatter_rows.iter().enumerate() {
+            // every row reads xt[x_blk + offset ..][..w·16]; the weights wt[wi ..][..kw]
+            assert!(x_blk + block_len <= self.xt.len());
+            assert!(rows
+                .iter()
+                .all(|&(o, wi)| o + w * L <= block_len && wi + kw <= taps));
+            let (p, wp) = (self.xt.as_ptr().add(x_blk), wt.as_ptr());
+            scatter_dispatch!((w, kw), p, rows, wp, init, &mut sums);
+            // (column, image) → (image, column): the whole output row of each image
+            let per_img = transpose16(&sums);
+            for (l, v) in per_img.iter().enumerate().take(imgs) {
+                let n = self.blk * L + l;
+                let o = (n * s.cout + self.oc0) * self.out_len + oh * ow;
+                _mm512_mask_storeu_ps(y.at(o, ow), mask, *v);
+            }
+        }
+    }
+}
+
+/// `scatter_block::<W, KW>(args)` for the runtime pair `(w, kw)` of [`scatter_widths`].
+#[cfg(target_arch = "x86_64")]
+macro_rules! scatter_dispatch {
+    ($pair:expr, $($arg:expr),*) => {
+        scatter_dispatch!(@pairs $pair, ($($arg),*);
+            (4, 3), (5, 3), (6, 3), (7, 3), (8, 3), (9, 3), (10, 3), (11, 3), (12, 3),
+            (4, 4), (5, 4), (6, 4), (7, 4), (8, 4), (9, 4), (10, 4), (11, 4), (12, 4),
+            (4, 5), (5, 5), (6, 5), (7, 5), (8, 5), (9, 5), (10, 5), (11, 5), (12, 5))
+    };
+    (@pairs $pair:expr, $args:tt; $(($W:literal, $K:literal)),*) => {
+        match $pair {
+            $(($W, $K) => scatter_dispatch!(@call $W, $K, $args),)*
+            _ => unreachable!("a scatter block outside scatter_widths"),
+        }
+    };
+    (@call $W:literal, $K:literal, ($($arg:expr),*)) => {
+        scatter_block::<$W, $K>($($arg),*)
+    };
+}
+#[cfg(target_arch = "x86_64")]
+use scatter_dispatch;
+
+/// One output row of a full convolution, W input columns and KW kernel columns (W + KW − 1
+/// output columns, all in registers): for each input row `(offset, wi)` of `rows`, its W
+/// vectors are loaded once and each adds `w[wi + kx]·x[j]` to output column `j + KW − 1 − kx`
+/// — only the products that touch the input (the padded form of this row multiplies KW − 1
+/// zero columns at each end: LeNet's 10-column rows spread to 14 did 70 products where 50
+/// count). Sums (output column, image) in `out[..W + KW − 1]`, starting from `init`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every read must be in bounds (checked by the caller).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop)] // indices name the register block's columns
+unsafe fn scatter_block<const W: usize, const KW: usize>(
+    p: *const f32,
+    rows: &[(usize, usize)],
+    w: *const f32,
+    init: std::arch::x86_64::__m512,
+    out: &mut [std::arch::x86_64::__m512; L],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [init; L];
+    for &(off, wi) in rows {
+        let q = p.add(off);
+        let mut v = [_mm512_setzero_ps(); W];
+        for j in 0..W {
+            v[j] = _mm512_loadu_ps(q.add(j * L));
+        }
+        for kx in 0..KW {
+            let wv = _mm512_set1_ps(*w.add(wi + kx));
+            for j in 0..W {
+                acc[j + KW - 1 - kx] = _mm512_fmadd_ps(v[j], wv, acc[j + KW - 1 - kx]);
+            }
+        }
+    }
+    *out = acc;
 }
 
 /// R output columns × B channels: for each row `(offset, wi)` of `rows` and kernel column kx,

@@ -45,7 +45,7 @@ fn backward_weight_avx512(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) 
     let blocks = s.batch.div_ceil(L);
     let pairs = s.cout.div_ceil(2);
     let gy_len = blocks * s.cout * s.window.out_len() * L;
-    super::with_lanes_x(s, x, |xt| {
+    super::with_lanes_x(s, x, true, |xt| {
         scratch::with(&LANES_GY, gy_len, |gyt| {
             super::to_lanes(gy, s.batch, s.cout, ah.output, aw.output, (0, 0), gyt);
             let gyt = &*gyt;
