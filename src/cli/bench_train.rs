@@ -54,6 +54,13 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         );
     }
     if a.layers {
+        if stride::shards::applies(&model, a.batch_size) {
+            println!(
+                "(data-parallel step: {} shards of the batch side by side; the rows time the first \
+                 shard's layers, the last row includes waiting for the others)",
+                stride::shards::SHARDS
+            );
+        }
         println!("{:<4} {:<58} {:>9} {:>9}", "#", "layer", "fwd ms", "bwd ms");
         for (i, (d, f, b)) in r.layers.iter().enumerate() {
             println!("{i:<4} {d:<58} {:>9.3} {:>9.3}", f * 1e3, b * 1e3);
@@ -61,7 +68,7 @@ pub fn run(a: BenchTrainArgs) -> anyhow::Result<()> {
         println!(
             "{:<4} {:<58} {:>9.3}",
             "",
-            "loss, optimiser, batch copy",
+            "loss, optimiser, batch copy, shards",
             r.other_s * 1e3
         );
     }
