@@ -330,18 +330,8 @@ fn results_do_not_depend_on_the_thread_count() {
 #[test]
 fn conv_act_is_the_convolution_then_the_activation() {
     use stride::geometry::PaddingSpec;
-    use stride::ops::conv::{conv, conv_act, ConvAlgo, ConvParams};
+    use stride::ops::conv::{conv, conv_act, ConvParams};
     let mut rng = Rng::new(5);
-    let algos = [
-        ConvAlgo::Auto,
-        ConvAlgo::Direct,
-        ConvAlgo::Im2col,
-        ConvAlgo::Toeplitz,
-        ConvAlgo::WidthLanes,
-        ConvAlgo::ChannelLanes,
-        ConvAlgo::BatchLanes,
-        ConvAlgo::Winograd,
-    ];
     // (Cin, Cout, size, kernel, padding, dilation)
     for (cin, cout, n, k, pad, dil) in [
         (1, 6, 12, 5, 2, 1),
@@ -357,7 +347,7 @@ fn conv_act_is_the_convolution_then_the_activation() {
             dilation: vec![dil; 2],
             ..Default::default()
         };
-        for algo in algos {
+        for algo in common::ALGOS {
             for act in ACTS {
                 let what = format!("{algo:?} {act:?} Cin {cin} Cout {cout} k {k} d {dil}");
                 let mut want = conv(&x, &w, Some(&b), &p, algo).unwrap();

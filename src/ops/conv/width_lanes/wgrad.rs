@@ -60,13 +60,8 @@ pub fn backward_weight_bias(
             bias_lanes(s, gy, g, n0..n1, acc_b);
         }
     };
-    // each value = the sum of its 16 lanes
-    let lane_sums = |out: &mut [f32], lanes: &[f32]| {
-        for (g, l) in out.iter_mut().zip(lanes.chunks(VB)) {
-            *g = l.iter().sum();
-        }
-    };
-    if s.groups >= 4 * rayon::current_num_threads() {
+    // the lane partials of every group (group_len each), summed into gw (and gb)
+    let acc = if s.groups >= 4 * rayon::current_num_threads() {
         // many groups (depthwise): each group sweeps all images on its own, no reduction
         let mut acc = vec![0.0f32; s.groups * group_len];
         acc.par_chunks_mut(group_len)
@@ -76,25 +71,26 @@ pub fn backward_weight_bias(
                     sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
                 }
             });
-        for (g, acc_g) in acc.chunks(group_len).enumerate() {
-            let cg = s.cout_g();
-            lane_sums(&mut gw[g * cg * k..][..cg * k], &acc_g[..weight_len]);
-            if let Some(gb) = gb.as_deref_mut() {
-                lane_sums(&mut gb[g * cg..][..cg], &acc_g[weight_len..]);
-            }
+        acc
+    } else {
+        // few groups: work items (image chunk, group), lane partials per fixed slot of items,
+        // summed in slot order (the same bits at the same thread count, whatever the scheduling)
+        let mut partial = vec![0.0f32; s.groups * group_len];
+        crate::ops::partials::sum_in_order(chunks * s.groups, &mut partial, |item, acc| {
+            let (c, g) = (item / s.groups, item % s.groups);
+            let acc_g = &mut acc[g * group_len..][..group_len];
+            sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
+        });
+        partial
+    };
+    // each value = the sum of its 16 lanes
+    let lane_sums = |out: &mut [f32], lanes: &[f32]| {
+        for (g, l) in out.iter_mut().zip(lanes.chunks(VB)) {
+            *g = l.iter().sum();
         }
-        return;
-    }
-    // few groups: work items (image chunk, group), lane partials per fixed slot of items,
-    // summed in slot order (the same bits at the same thread count, whatever the scheduling)
-    let mut partial = vec![0.0f32; s.groups * group_len];
-    crate::ops::partials::sum_in_order(chunks * s.groups, &mut partial, |item, acc| {
-        let (c, g) = (item / s.groups, item % s.groups);
-        let acc_g = &mut acc[g * group_len..][..group_len];
-        sweep(g, c * nb, (c * nb + nb).min(s.batch), acc_g);
-    });
-    for (g, acc_g) in partial.chunks(group_len).enumerate() {
-        let cg = s.cout_g();
+    };
+    let cg = s.cout_g();
+    for (g, acc_g) in acc.chunks(group_len).enumerate() {
         lane_sums(&mut gw[g * cg * k..][..cg * k], &acc_g[..weight_len]);
         if let Some(gb) = gb.as_deref_mut() {
             lane_sums(&mut gb[g * cg..][..cg], &acc_g[weight_len..]);
