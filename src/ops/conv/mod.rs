@@ -185,29 +185,24 @@ pub fn forward_uninit_act(
     y: &mut [MaybeUninit<f32>],
     act: Option<Activation>,
 ) -> Result<()> {
-    let direct = !(algo == ConvAlgo::Auto && dilated::wins(s));
+    // the direct kernels apply the activation per work item; the other paths after
+    let split = algo == ConvAlgo::Auto && dilated::wins(s);
     match resolve_algo(s, algo) {
-        ConvAlgo::ChannelLanes if direct && channel_lanes::suits(s) => {
+        _ if split => dilated::forward(s, x, w, bias, y)?,
+        ConvAlgo::ChannelLanes if channel_lanes::suits(s) => {
             channel_lanes::forward_act(s, x, w, bias, y, act);
             return Ok(());
         }
-        ConvAlgo::WidthLanes if direct && width_lanes::suits(s) => {
+        ConvAlgo::WidthLanes if width_lanes::suits(s) => {
             width_lanes::forward_act(s, x, w, bias, y, act);
             return Ok(());
         }
-        _ => {}
-    }
-    if !direct {
-        dilated::forward(s, x, w, bias, y)?;
-    } else {
-        match resolve_algo(s, algo) {
-            ConvAlgo::Im2col => im2col::forward_uninit(s, x, w, bias, y),
-            ConvAlgo::Winograd if winograd::plane::applies(s) => {
-                winograd::check_size(s)?;
-                winograd::plane::forward_uninit(s, x, w, bias, y);
-            }
-            _ => forward_slices(s, algo, x, w, bias, zeroed(y))?,
+        ConvAlgo::Im2col => im2col::forward_uninit(s, x, w, bias, y),
+        ConvAlgo::Winograd if winograd::plane::applies(s) => {
+            winograd::check_size(s)?;
+            winograd::plane::forward_uninit(s, x, w, bias, y);
         }
+        _ => forward_slices(s, algo, x, w, bias, zeroed(y))?,
     }
     if let Some(act) = act {
         // SAFETY: every path above wrote every value of `y`
