@@ -145,6 +145,16 @@ fn auto_picks_the_kernels_the_readme_names() {
         case(&[8, 128, 28, 28], &[256, 128, 3, 3], 1, 2, 1),
         ["channel-lanes", "subpixel", "channel-lanes"]
     );
+    // the strided stem on 3 channels: its input gradient gathered row by row (AVX-512)
+    let stem_in = if stride::ops::simd::avx512() {
+        "strided-rows"
+    } else {
+        "col2im"
+    };
+    assert_eq!(
+        case(&[8, 3, 224, 224], &[64, 3, 7, 7], 3, 2, 1),
+        ["channel-lanes", stem_in, "channel-lanes"]
+    );
 }
 
 #[test]

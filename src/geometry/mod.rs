@@ -252,6 +252,18 @@ impl AxisWindow {
         i + self.pad_begin
     }
 
+    /// The windows that read input pixel `i` under zero padding: every (tap `t`, output cell `o`)
+    /// with `o*s + t*d - pb = i`, taps in increasing order. (The input gradient at `i` sums
+    /// exactly these terms.)
+    pub fn readers(&self, i: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let c = i + self.pad_begin;
+        (0..self.kernel).filter_map(move |t| {
+            let rest = c.checked_sub(t * self.dilation)?;
+            (rest % self.stride == 0 && rest / self.stride < self.output)
+                .then_some((t, rest / self.stride))
+        })
+    }
+
     /// Range of output cells whose window covers tap `t` at a valid input pixel under zero padding:
     /// the `o` with `0 <= o*s + t*d - pb < i`. Used by fast kernels to skip bounds checks.
     pub fn valid_outputs(&self, t: usize) -> std::ops::Range<usize> {

@@ -75,6 +75,25 @@ fn valid_outputs_matches_source() {
 }
 
 #[test]
+fn readers_are_the_windows_that_read_each_pixel() {
+    for (i, k, s, d, p, ceil) in [
+        (7, 3, 2, 2, (1, 2), false),
+        (224, 7, 2, 1, (3, 3), false),
+        (9, 2, 3, 1, (0, 1), true),
+        (10, 4, 3, 1, (0, 0), false), // floor mode drops the last input
+    ] {
+        let a = axis(i, k, s, d, p, ceil);
+        for x in 0..i {
+            let want: Vec<(usize, usize)> = (0..k)
+                .flat_map(|t| (0..a.output).map(move |o| (t, o)))
+                .filter(|&(t, o)| a.source(o, t) == Some(x))
+                .collect();
+            assert_eq!(a.readers(x).collect::<Vec<_>>(), want, "pixel {x}");
+        }
+    }
+}
+
+#[test]
 fn rejects_bad_geometry() {
     assert!(AxisWindow::new(0, sizes(4, 5, 1, 1, (0, 0)), false).is_err());
     assert!(AxisWindow::new(0, sizes(4, 3, 0, 1, (0, 0)), false).is_err());

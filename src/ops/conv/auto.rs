@@ -4,7 +4,8 @@
 //! - forward: [`choose_algo`];
 //! - input gradient: the adjoint forward problem where it exists ([`adjoint_for`]), whose own
 //!   kernel is again [`choose_algo`]; for strided problems the sub-pixel decomposition
-//!   ([`subpixel_for`]); else col2im;
+//!   ([`subpixel_for`]), or with few input channels the row gather ([`strided_rows_for`]);
+//!   else col2im;
 //! - weight gradient: [`weight_algo`], after the dilated classes where they win
 //!   ([`super::dilated::weight_wins`]);
 //! - [`auto_algos`] names the three choices (for reports and `stride bench conv`).
@@ -111,6 +112,25 @@ pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
         && super::subpixel::applies(s)
 }
 
+/// Input gradient of a strided problem (no adjoint problem) with too few input channels for
+/// the sub-pixel phases: whether `algo` gathers it row by row ([`super::strided_rows`]: width
+/// stride 2, at most 8 width taps) instead of col2im — for `Auto` and the direct kernels, as
+/// [`subpixel_for`]. (stem7x7, 3 → 64 channels, 7×7 stride 2 on 224 × 224, N 8, 2026-12-02, 2
+/// threads: 7.5–7.7 ms against col2im's 11.8–11.9 and the sub-pixel phases' ~16.)
+pub fn strided_rows_for(s: &ConvShape, algo: ConvAlgo) -> bool {
+    adjoint_for(s, algo).is_none()
+        && s.cin_g() < SUBPIXEL_MIN_CIN
+        && matches!(
+            algo,
+            ConvAlgo::Auto
+                | ConvAlgo::WidthLanes
+                | ConvAlgo::ChannelLanes
+                | ConvAlgo::BatchLanes
+                | ConvAlgo::Winograd
+        )
+        && super::strided_rows::applies(s)
+}
+
 /// Weight gradient: the kernel `Auto` uses (measured on the standard shapes, 2 threads): the
 /// channel-lanes correlation for 16 or more output channels per group, 1×1 included (its
 /// reduction over every position ran 1.9× faster so than as one long GEMM, 2026-12-01) (LeNet's
@@ -154,6 +174,7 @@ pub fn auto_algos(s: &ConvShape) -> [String; 3] {
     let bwd_in = match adjoint_for(s, ConvAlgo::Auto) {
         Some(t) => format!("adj-{}", forward_name(&t)),
         None if subpixel_for(s, ConvAlgo::Auto) => "subpixel".into(),
+        None if strided_rows_for(s, ConvAlgo::Auto) => "strided-rows".into(),
         None => "col2im".into(),
     };
     let weight = match super::dilated::weight_wins(s)

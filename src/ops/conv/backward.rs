@@ -4,14 +4,15 @@
 //! adjoint problem that turns a stride-1 input gradient into a forward
 //! convolution of the output gradient with the flipped kernel.
 
-use super::auto::{adjoint_for, subpixel_for, weight_algo};
+use super::auto::{adjoint_for, strided_rows_for, subpixel_for, weight_algo};
 use super::*;
 use crate::geometry::{PaddingMode, PaddingSpec};
 use crate::tensor::fmt_shape;
 
 /// Input gradient on flat buffers: `gy: (N, Cout, od, oh, ow)`, `w` as the forward used it,
 /// `gx: (N, Cin, D, H, W)` (overwritten): the adjoint forward problem where `adjoint_for`
-/// gives one, the sub-pixel decomposition where `subpixel_for` says, otherwise the
+/// gives one, the sub-pixel decomposition where `subpixel_for` says, the row gather where
+/// `strided_rows_for` says, otherwise the
 /// algorithm's own form (direct scatter, `Tᵀ gy`, col2im).
 pub fn backward_input_slices(
     s: &ConvShape,
@@ -43,6 +44,10 @@ pub fn backward_input_uninit(
     }
     if subpixel_for(s, algo) {
         return subpixel::backward_input(s, gy, w, gx);
+    }
+    if strided_rows_for(s, algo) {
+        strided_rows::backward_input(s, gy, w, gx);
+        return Ok(());
     }
     if !matches!(algo, ConvAlgo::Direct | ConvAlgo::Toeplitz) {
         im2col::backward_input_uninit(s, gy, w, gx);

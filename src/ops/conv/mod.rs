@@ -28,6 +28,7 @@ pub mod dilated;
 pub mod direct;
 pub mod im2col;
 pub mod shape;
+pub mod strided_rows;
 pub mod subpixel;
 pub mod toeplitz;
 pub mod unfold;
