@@ -12,12 +12,23 @@
 //! in `gx`. The multiplies are exactly those of the direct scatter; inputs that no window reads
 //! (a phase without taps, trailing inputs floor mode drops) get 0.
 
-use super::backward::backward_input_new;
-use super::{ConvAlgo, ConvParams, ConvShape};
+use super::backward::{adjoint_problem, backward_input_uninit};
+use super::{forward_uninit, ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
+use crate::ops::scratch;
+use crate::ops::uninit::as_uninit;
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
+
+thread_local! {
+    /// The phases' input gradients, side by side, on the caller's thread; reused across calls
+    /// (fresh ones cost their page faults on every call).
+    static PHASES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A phase's flipped sub-kernel, per thread.
+    static SUB_W: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One phase along one axis (the three axes `[d, h, w]`, leading singleton ones included).
 #[derive(Clone, Copy, Debug)]
@@ -87,29 +98,38 @@ pub fn backward_input(
         }
     }
     // the phases are small problems: solve them side by side, then place them plane by plane
-    let solved = list
-        .par_iter()
-        .map(|p| solve(s, p, gy, w))
-        .collect::<Result<Vec<_>>>()?;
-    let in_len = s.window.in_len();
-    let placements = placements(s, &list);
-    gx.par_chunks_mut(in_len)
-        .enumerate()
-        .for_each(|(plane, dst)| {
-            // inputs of phases without taps, and inputs no window reads, stay 0 (the plane is
-            // in cache: zeroing it here costs no pass over memory)
-            let dst = crate::ops::uninit::zeroed(dst);
-            let src = |i: usize| &solved[i][plane * sub_len(&list[i])..][..sub_len(&list[i])];
-            for pl in &placements {
-                match *pl {
-                    Placement::One(i) => place(s, &list[i], src(i), dst),
-                    Placement::Pair(even, odd) => {
-                        place_pair(s, &list[even], src(even), src(odd), dst)
+    let lens: Vec<usize> = list.iter().map(|p| s.batch * s.cin * sub_len(p)).collect();
+    scratch::with(&PHASES, lens.iter().sum(), |buf| {
+        let mut parts: Vec<&mut [f32]> = Vec::with_capacity(list.len());
+        let mut rest = buf;
+        for &len in &lens {
+            let (part, tail) = rest.split_at_mut(len);
+            parts.push(part);
+            rest = tail;
+        }
+        list.par_iter()
+            .zip(parts.par_iter_mut())
+            .try_for_each(|(p, part)| solve(s, p, gy, w, as_uninit(part)))?;
+        let in_len = s.window.in_len();
+        let placements = placements(s, &list);
+        gx.par_chunks_mut(in_len)
+            .enumerate()
+            .for_each(|(plane, dst)| {
+                // inputs of phases without taps, and inputs no window reads, stay 0 (the plane
+                // is in cache: zeroing it here costs no pass over memory)
+                let dst = crate::ops::uninit::zeroed(dst);
+                let src = |i: usize| &parts[i][plane * sub_len(&list[i])..][..sub_len(&list[i])];
+                for pl in &placements {
+                    match *pl {
+                        Placement::One(i) => place(s, &list[i], src(i), dst),
+                        Placement::Pair(even, odd) => {
+                            place_pair(s, &list[even], src(even), src(odd), dst)
+                        }
                     }
                 }
-            }
-        });
-    Ok(())
+            });
+        Ok(())
+    })
 }
 
 /// How the phases' planes go into the input gradient: one at a time (strided stores), or two
@@ -204,28 +224,36 @@ fn place(s: &ConvShape, p: &[AxisPhase; 3], src: &[f32], dst: &mut [f32]) {
     }
 }
 
-/// Solves one phase combination: its input gradient `(N, Cin, n_d, n_h, n_w)`.
-fn solve(s: &ConvShape, p: &[AxisPhase; 3], gy: &[f32], w: &[f32]) -> Result<Vec<f32>> {
-    let (cin_g, taps, nd) = (s.cin_g(), s.window.taps(), s.window.nd);
+/// Solves one phase combination: its input gradient `(N, Cin, n_d, n_h, n_w)` into `out`
+/// (every value written). The phase is the input gradient of a stride-1 problem with the
+/// sub-kernel `w_φ[.., jd, jh, jw] = w[.., φd + jd·sd, φh + jh·sh, φw + jw·sw]`, so the adjoint
+/// forward problem with that sub-kernel flipped and its channels swapped; the flipped
+/// sub-kernel is gathered from `w` in one parallel pass (not cut out, then flipped).
+fn solve(
+    s: &ConvShape,
+    p: &[AxisPhase; 3],
+    gy: &[f32],
+    w: &[f32],
+    out: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    let (cin_g, cout_g, taps, nd) = (s.cin_g(), s.cout_g(), s.window.taps(), s.window.nd);
     let ks: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].kernel);
     let st: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].stride);
-    // the sub-kernel: w_φ[.., jd, jh, jw] = w[.., φd + jd·sd, φh + jh·sh, φw + jw·sw]
-    let sub_taps = p[0].k * p[1].k * p[2].k;
-    let mut wp = Vec::with_capacity(s.cout * cin_g * sub_taps);
-    for f in w.chunks_exact(taps) {
-        for jd in 0..p[0].k {
-            for jh in 0..p[1].k {
-                for jw in 0..p[2].k {
-                    let (td, th, tw) = (
-                        p[0].phi + jd * st[0],
-                        p[1].phi + jh * st[1],
-                        p[2].phi + jw * st[2],
-                    );
-                    wp.push(f[(td * ks[1] + th) * ks[2] + tw]);
-                }
+    // the kernel tap of each sub-kernel tap (jd, jh, jw), in the sub-kernel's order
+    let mut tap_of = Vec::with_capacity(p[0].k * p[1].k * p[2].k);
+    for jd in 0..p[0].k {
+        for jh in 0..p[1].k {
+            for jw in 0..p[2].k {
+                let (td, th, tw) = (
+                    p[0].phi + jd * st[0],
+                    p[1].phi + jh * st[1],
+                    p[2].phi + jw * st[2],
+                );
+                tap_of.push((td * ks[1] + th) * ks[2] + tw);
             }
         }
     }
+    let sub_taps = tap_of.len();
     let mut x_shape = vec![s.batch, s.cin];
     x_shape.extend(p[3 - nd..].iter().map(|q| q.n));
     let mut w_shape = vec![s.cout, cin_g];
@@ -244,5 +272,29 @@ fn solve(s: &ConvShape, p: &[AxisPhase; 3], gy: &[f32], w: &[f32]) -> Result<Vec
         s.window.out_len(),
         "phase output length"
     );
-    backward_input_new(&t, ConvAlgo::Auto, gy, &wp)
+    scratch::with(&SUB_W, s.cout * cin_g * sub_taps, |wp| {
+        let Some(adj) = adjoint_problem(&t) else {
+            // the sub-kernel as it is, for the algorithm's own input-gradient form
+            for (f, dst) in w.chunks_exact(taps).zip(wp.chunks_exact_mut(sub_taps)) {
+                for (d, &tap) in dst.iter_mut().zip(&tap_of) {
+                    *d = f[tap];
+                }
+            }
+            return backward_input_uninit(&t, ConvAlgo::Auto, gy, wp, out);
+        };
+        // wt[g·Cin/g + ic, oc, t'] = w_φ[g·Cout/g + oc, ic, sub_taps − 1 − t'] (as
+        // `backward::adjoint_weight`): per (group, input channel) row, in parallel
+        wp.par_chunks_mut(cout_g * sub_taps)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (g, ic) = (row / cin_g, row % cin_g);
+                for (oc, d) in dst.chunks_exact_mut(sub_taps).enumerate() {
+                    let f = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
+                    for (v, &tap) in d.iter_mut().zip(tap_of.iter().rev()) {
+                        *v = f[tap];
+                    }
+                }
+            });
+        forward_uninit(&adj, ConvAlgo::Auto, gy, wp, None, out)
+    })
 }
