@@ -5,31 +5,17 @@
 
 mod common;
 
-use common::rand_tensor;
 use stride::geometry::PaddingSpec;
-use stride::ops::conv::{direct, subpixel, ConvParams, ConvShape};
+use stride::ops::conv::{subpixel, ConvParams, ConvShape};
 use stride::rng::Rng;
 
 fn check(xs: &[usize], ws: &[usize], p: &ConvParams, rng: &mut Rng, what: &str) {
     let s = ConvShape::new(xs, ws, None, p).unwrap();
     assert!(subpixel::applies(&s), "{what}");
-    let w = rand_tensor(rng, ws);
-    let gy = rand_tensor(rng, &s.out_shape());
-    let n_in: usize = xs.iter().product();
-    // NaN-poisoned: a value the decomposition missed fails the comparison below
-    let mut g1 = vec![std::mem::MaybeUninit::new(f32::NAN); n_in];
-    let mut g2 = vec![0.0; n_in];
-    subpixel::backward_input(&s, gy.data(), w.data(), &mut g1).unwrap();
-    // SAFETY: initialised (NaN) above, then overwritten
-    let g1: Vec<f32> = g1.iter().map(|v| unsafe { v.assume_init() }).collect();
-    direct::backward_input(&s, gy.data(), w.data(), &mut g2);
-    let top = g2.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
-        assert!(
-            (a - b).abs() <= 1e-5 * top,
-            "{what} {xs:?} {ws:?} {p:?}: gx[{i}] {a} vs {b}"
-        );
-    }
+    let what = format!("{what} {xs:?} {ws:?} {p:?}");
+    common::check_input_grad(&s, ws, rng, &what, |gy, w, gx| {
+        subpixel::backward_input(&s, gy, w, gx).unwrap()
+    });
 }
 
 #[test]

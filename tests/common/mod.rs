@@ -452,3 +452,28 @@ pub fn random_pool_window(
     );
     p
 }
+
+/// Checks a fast input-gradient form against the direct scatter on `s` with random `w` and
+/// `gy`: `fast(gy, w, gx)` must write every value of `gx` (it starts NaN-poisoned, so a value it
+/// missed fails) within 1e-5 of the largest magnitude of the reference.
+pub fn check_input_grad(
+    s: &stride::ops::conv::ConvShape,
+    ws: &[usize],
+    rng: &mut Rng,
+    what: &str,
+    fast: impl FnOnce(&[f32], &[f32], &mut [std::mem::MaybeUninit<f32>]),
+) {
+    let w = rand_tensor(rng, ws);
+    let gy = rand_tensor(rng, &s.out_shape());
+    let n_in = s.batch * s.cin * s.window.in_len();
+    let mut g1 = vec![std::mem::MaybeUninit::new(f32::NAN); n_in];
+    let mut g2 = vec![0.0; n_in];
+    fast(gy.data(), w.data(), &mut g1);
+    // SAFETY: initialised (NaN) above, then overwritten
+    let g1: Vec<f32> = g1.iter().map(|v| unsafe { v.assume_init() }).collect();
+    stride::ops::conv::direct::backward_input(s, gy.data(), w.data(), &mut g2);
+    let top = g2.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * top, "{what}: gx[{i}] {a} vs {b}");
+    }
+}

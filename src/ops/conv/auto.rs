@@ -78,14 +78,24 @@ pub fn resolve_algo(s: &ConvShape, algo: ConvAlgo) -> ConvAlgo {
 /// shape, and `Auto` then picks the adjoint's kernel by [`choose_algo`]. Elsewhere (`None`) the
 /// input gradient is the algorithm's own form (direct scatter, `Tᵀ gy`, col2im for `Auto`).
 pub fn adjoint_for(s: &ConvShape, algo: ConvAlgo) -> Option<ConvShape> {
-    match algo {
-        ConvAlgo::Auto
-        | ConvAlgo::WidthLanes
-        | ConvAlgo::ChannelLanes
-        | ConvAlgo::BatchLanes
-        | ConvAlgo::Winograd => adjoint_problem(s),
-        ConvAlgo::Direct | ConvAlgo::Im2col | ConvAlgo::Toeplitz => None,
+    if borrows_input_gradient(algo) {
+        adjoint_problem(s)
+    } else {
+        None
     }
+}
+
+/// Whether `algo` has no input-gradient form of its own and so takes the forms `auto` chooses
+/// (the adjoint problem, the sub-pixel phases, the row gather): `Auto` and the direct kernels.
+fn borrows_input_gradient(algo: ConvAlgo) -> bool {
+    matches!(
+        algo,
+        ConvAlgo::Auto
+            | ConvAlgo::WidthLanes
+            | ConvAlgo::ChannelLanes
+            | ConvAlgo::BatchLanes
+            | ConvAlgo::Winograd
+    )
 }
 
 /// Fewest input channels per group for the sub-pixel input gradient: its phases are forward
@@ -101,14 +111,7 @@ const SUBPIXEL_MIN_CIN: usize = 16;
 pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
     adjoint_for(s, algo).is_none()
         && s.cin_g() >= SUBPIXEL_MIN_CIN
-        && matches!(
-            algo,
-            ConvAlgo::Auto
-                | ConvAlgo::WidthLanes
-                | ConvAlgo::ChannelLanes
-                | ConvAlgo::BatchLanes
-                | ConvAlgo::Winograd
-        )
+        && borrows_input_gradient(algo)
         && super::subpixel::applies(s)
 }
 
@@ -120,14 +123,7 @@ pub fn subpixel_for(s: &ConvShape, algo: ConvAlgo) -> bool {
 pub fn strided_rows_for(s: &ConvShape, algo: ConvAlgo) -> bool {
     adjoint_for(s, algo).is_none()
         && s.cin_g() < SUBPIXEL_MIN_CIN
-        && matches!(
-            algo,
-            ConvAlgo::Auto
-                | ConvAlgo::WidthLanes
-                | ConvAlgo::ChannelLanes
-                | ConvAlgo::BatchLanes
-                | ConvAlgo::Winograd
-        )
+        && borrows_input_gradient(algo)
         && super::strided_rows::applies(s)
 }
 
