@@ -7,9 +7,10 @@
 //! the first `u` inside the input) and the sub-kernel `w_φ[j] = w[φ + j·s]`, phase `φ` is the
 //! input gradient of the stride-1 convolution `y[o] = Σ_j x_φ[o + j - u₀]·w_φ[j]` (padding
 //! `u₀` before, whatever makes the output length `O` after): the same `gy`, a kernel of about
-//! `k/s` taps, no zeros inserted. Every phase goes through [`backward_input_new`] (its adjoint
-//! forward problem, so the direct kernels), and its values are written to their strided places
-//! in `gx`. The multiplies are exactly those of the direct scatter; inputs that no window reads
+//! `k/s` taps, no zeros inserted. Every phase runs as its adjoint forward problem
+//! ([`adjoint_problem`], so on the direct kernels `auto` picks for it) with the flipped
+//! sub-kernel gathered straight from `w`, the phases side by side, and its values are written to
+//! their strided places in `gx`. The multiplies are exactly those of the direct scatter; inputs that no window reads
 //! (a phase without taps, trailing inputs floor mode drops) get 0.
 
 use super::backward::{adjoint_problem, backward_input_uninit};
