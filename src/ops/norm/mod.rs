@@ -1,5 +1,5 @@
 //! Batch normalisation (PyTorch `F.batch_norm`), forward next to backward; the slow f64
-//! [`reference`] beside it.
+//! [`reference`](mod@reference) beside it.
 //!
 //! Layout `x: (N, C, L)` where `L` is the product of the spatial axes (1 for `BatchNorm1d` on
 //! `(N, C)`). Per channel `c`, over the `M = N·L` values:

@@ -16,7 +16,7 @@
 //! buffer.
 //!
 //! Applies to zero padding, one group, width stride 1, 1-D and 2-D ([`suits`]); the weight
-//! gradient is in [`wgrad`]. Without AVX-512 both defer to im2col.
+//! gradient is in `wgrad`. Without AVX-512 both defer to im2col.
 
 use super::ConvShape;
 use crate::geometry::PaddingMode;
@@ -54,7 +54,7 @@ pub fn suits(s: &ConvShape) -> bool {
 
 /// The rows of a *full* convolution (`pad = k − 1` on both sides of the width, stride and
 /// dilation 1 along it: the input gradient of an unpadded convolution, LeNet's second layer's
-/// 10-column output gradient spread back to 14 columns) narrow enough for [`scatter_block`]:
+/// 10-column output gradient spread back to 14 columns) narrow enough for `scatter_block`:
 /// `Some((W, KW))`, the input width and kernel width, when `W + KW − 1 ≤ 16` output columns
 /// and `2W + KW ≤ 29` registers (W input vectors, W + KW − 1 sums, one weight) and the pair is
 /// among the compiled ones.

@@ -15,7 +15,7 @@
 //! weight).
 //! Lanes past `Cout/g` hold zero weights and are not stored.
 //! Long reductions run in weight chunks of 24 KiB that tiles of 8 register blocks share from L1
-//! ([`chunk_len`]), the sums carried from chunk to chunk.
+//! (`chunk_len`), the sums carried from chunk to chunk.
 
 use super::{width_lanes, ConvShape};
 use crate::geometry::PaddingMode;

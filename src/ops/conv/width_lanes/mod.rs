@@ -5,9 +5,9 @@
 //!
 //! Per work item (image n, group g): copy the group's input planes into a zero-padded scratch
 //! `(Cin/g, Dp, Hp, Wp + VB)` (the slack lets every block read VB columns unchecked). Then for
-//! each block of C ≤ OCB output channels × R output rows ([`rows_for`]: C·R ≤ 24) × VB = 16
+//! each block of C ≤ OCB output channels × R output rows (`rows_for`: C·R ≤ 24) × VB = 16
 //! output columns, keep C·R vector accumulators in registers while running over the (input
-//! channel, tap) pairs that reach the image from those rows ([`live_taps`]): R input vector
+//! channel, tap) pairs that reach the image from those rows (`live_taps`): R input vector
 //! loads `xp[base + r·row_step + delta(ic, tap)]` and C broadcast weights `w[oc, ic, tap]`
 //! feed C·R FMAs. `delta` (the tap's offset in the padded planes, from geometry's
 //! `padded_coord`) is the same for every output row, so it is computed once per call.

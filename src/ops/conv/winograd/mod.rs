@@ -8,7 +8,7 @@
 //! - [`transform`]: the 1-D matrices `Bᵀ`, `G`, `Aᵀ` and the interpolation points (chosen for
 //!   float32 accuracy);
 //! - [`plane`]: the fast path, tiles in the vector lanes, register-blocked products
-//!   ([`lanes`]): F(4×4, 3×3) in 2-D, the same per depth slice in 3-D (depth taps summed
+//!   (`lanes`): F(4×4, 3×3) in 2-D, the same per depth slice in 3-D (depth taps summed
 //!   directly), F(4, 3) in 1-D;
 //! - [`wgrad`]: the weight gradient of that path, the same transforms run backwards
 //!   (`dU = Σ_tiles (A dY Aᵀ) ⊗ (Bᵀ d B)`, `dW = Gᵀ dU G`), channels in the lanes.

@@ -16,12 +16,12 @@
 //! Per block, with `V: (P, KD·Cin, T)` and `M: (P, OCB, T)` in a per-thread scratch buffer
 //! (KD = 3 depth taps in 3-D, else 1; V's channel c = (g·KD + kd)·Cin/g + ic):
 //! 1. input transform: for each 16 tiles, depth tap and input channel, the patch rows are read
-//!    into lanes ([`lanes::patches`], zeros outside the image and for depth taps in the
+//!    into lanes (`lanes::patches`, zeros outside the image and for depth taps in the
 //!    padding) and transformed, `V[p][c][tile] = (Bᵀ d B)[p]`, p = 6·k_h + k_w (k_w in 1-D);
 //! 2. per group and block of OCB output channels, at each position p:
-//!    `M[p] (OCB × T) = U[p] (OCB × KD·Cin/g) · V[p] (KD·Cin/g × T)` ([`lanes::products`]);
+//!    `M[p] (OCB × T) = U[p] (OCB × KD·Cin/g) · V[p] (KD·Cin/g × T)` (`lanes::products`);
 //! 3. output transform of those OCB channels, `y = Aᵀ M A + bias`, lanes back to columns
-//!    ([`lanes::interleave`]) and copied into `y`, clipped at the bottom and right edges.
+//!    (`lanes::interleave`) and copied into `y`, clipped at the bottom and right edges.
 //!
 //! The weights are transformed once per call into `U: (groups, Cout/g ÷ OCB, P, KD·Cin/g, OCB)`
 //! (zeros past Cout/g), so step 2 reads each block's U contiguously.
@@ -244,8 +244,8 @@ fn weight_block<T: Vector>(pl: &Plan, w: &[f32], gb: usize, ub: &mut [f32]) {
     }
 }
 
-/// Forward pass. `x`: (N, Cin, [D,] [H,] W), `w`: (Cout, Cin/g, [3,] [3,] 3), `y`: (N, Cout,
-/// [OD,] [OH,] OW), every value written. Requires [`applies`].
+/// Forward pass. `x`: (N, Cin, \[D,\] \[H,\] W), `w`: (Cout, Cin/g, \[3,\] \[3,\] 3), `y`: (N, Cout,
+/// \[OD,\] \[OH,\] OW), every value written. Requires [`applies`].
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
     forward_uninit(s, x, w, bias, crate::ops::uninit::as_uninit(y))
 }

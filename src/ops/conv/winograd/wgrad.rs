@@ -12,13 +12,13 @@
 //!   dW[co, ci]    = Gᵀ dU[co, ci] G                                    (6×6 → 3×3)
 //! ```
 //!
-//! Steps, channels in the vector lanes ([`wgrad_lanes`]), per run of whole tile rows (sized so
-//! that its transforms stay near the L2 cache but hold at least dU's size, [`wgrad_runs`]):
+//! Steps, channels in the vector lanes (`wgrad_lanes`), per run of whole tile rows (sized so
+//! that its transforms stay near the L2 cache but hold at least dU's size, `wgrad_runs`):
 //! 1. the run's input rows and output-gradient rows are copied channels-last and zero-padded,
 //!    `(rows, columns, groups·cg)` with the channels per group rounded up to 16 (`cg`, `og`),
 //!    so one tile's 6×6 patch of 16 channels is 36 vector loads and no branch;
 //! 2. the transforms `V: (36, run tiles, groups·cg)` and `dM: (36, run tiles, groups·og)`,
-//!    tiles in parallel ([`super::wgrad_tiles`]);
+//!    tiles in parallel (`wgrad_tiles`);
 //! 3. `dU: (groups, 36, Cout/g, cg) (+)= Σ_t dM[p][t] ⊗ V[p][t]` over the run's tiles, one
 //!    (group, position) per task, register blocks of 6 output × 64 input channels;
 //! 4. after the last run, `dW = Gᵀ dU G`.
@@ -162,8 +162,8 @@ pub fn applies(s: &ConvShape) -> bool {
     super::plane::applies(s)
 }
 
-/// Weight gradient. `x`: (N, Cin, [D,] [H,] W), `gy`: (N, Cout, [OD,] [OH,] OW), `gw`: (Cout,
-/// Cin/g, [3,] [3,] 3), overwritten. Requires [`applies`].
+/// Weight gradient. `x`: (N, Cin, \[D,\] \[H,\] W), `gy`: (N, Cout, \[OD,\] \[OH,\] OW), `gw`: (Cout,
+/// Cin/g, \[3,\] \[3,\] 3), overwritten. Requires [`applies`].
 pub fn backward_weight(s: &ConvShape, x: &[f32], gy: &[f32], gw: &mut [f32]) {
     assert!(
         applies(s),
