@@ -123,28 +123,38 @@ pub fn adjoint_weight(s: &ConvShape, w: &[f32]) -> Vec<f32> {
     wt
 }
 
-/// [`adjoint_weight`] into `wt` (every value written): each (group, input channel) row of
-/// `wt` in parallel, written in order from its kernels' reversed taps. (Element by element in
-/// the order of `w`, one thread, it took 0.66 ms on 256 → 256 channels: 13% of that layer's
-/// input gradient.)
+/// [`adjoint_weight`] into `wt` (every value written): [`adjoint_weight_taps`] of every tap.
 pub fn adjoint_weight_into(s: &ConvShape, w: &[f32], wt: &mut [f32]) {
+    let taps: Vec<usize> = (0..s.window.taps()).collect();
+    adjoint_weight_taps(s, w, &taps, wt)
+}
+
+/// The adjoint weight of a sub-kernel of `w`: the kernel of taps `taps` (kernel tap indices, in
+/// the sub-kernel's order), flipped with its channels swapped, `wt[g·Cin/g + ic, oc, t] =
+/// w[g·Cout/g + oc, ic, taps[len − 1 − t]]` (every value written; [`adjoint_weight`] with all
+/// taps, and the sub-pixel phases' kernels with some). Each (group, input channel) row of `wt`
+/// in parallel, written in order. (Element by element in the order of `w`, one thread, it took
+/// 0.66 ms on 256 → 256 channels: 13% of that layer's input gradient.)
+pub fn adjoint_weight_taps(s: &ConvShape, w: &[f32], taps: &[usize], wt: &mut [f32]) {
     use rayon::prelude::*;
-    let (cin_g, cout_g, taps) = (s.cin_g(), s.cout_g(), s.window.taps());
-    assert_eq!(wt.len(), w.len());
+    let (cin_g, cout_g, all) = (s.cin_g(), s.cout_g(), s.window.taps());
+    let sub = taps.len();
+    assert_eq!(w.len(), s.cout * cin_g * all);
+    assert_eq!(wt.len(), s.cout * cin_g * sub);
     let fill = |(gi, row): (usize, &mut [f32])| {
         let (g, ic) = (gi / cin_g, gi % cin_g);
-        for (oc, dst) in row.chunks_exact_mut(taps).enumerate() {
-            let src = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
-            for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
-                *d = *v;
+        for (oc, dst) in row.chunks_exact_mut(sub).enumerate() {
+            let src = &w[((g * cout_g + oc) * cin_g + ic) * all..][..all];
+            for (d, &t) in dst.iter_mut().zip(taps.iter().rev()) {
+                *d = src[t];
             }
         }
     };
     // small weights (LeNet's) on this thread: a parallel dispatch would cost more
-    if w.len() < 1 << 15 {
-        wt.chunks_mut(cout_g * taps).enumerate().for_each(fill);
+    if wt.len() < 1 << 15 {
+        wt.chunks_mut(cout_g * sub).enumerate().for_each(fill);
     } else {
-        wt.par_chunks_mut(cout_g * taps).enumerate().for_each(fill);
+        wt.par_chunks_mut(cout_g * sub).enumerate().for_each(fill);
     }
 }
 

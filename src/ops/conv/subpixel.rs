@@ -13,7 +13,7 @@
 //! their strided places in `gx`. The multiplies are exactly those of the direct scatter; inputs that no window reads
 //! (a phase without taps, trailing inputs floor mode drops) get 0.
 
-use super::backward::{adjoint_problem, backward_input_uninit};
+use super::backward::{adjoint_problem, adjoint_weight_taps, backward_input_uninit};
 use super::{forward_uninit, ConvAlgo, ConvParams, ConvShape};
 use crate::error::Result;
 use crate::geometry::{PaddingMode, PaddingSpec};
@@ -237,7 +237,7 @@ fn solve(
     w: &[f32],
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    let (cin_g, cout_g, taps, nd) = (s.cin_g(), s.cout_g(), s.window.taps(), s.window.nd);
+    let (cin_g, taps, nd) = (s.cin_g(), s.window.taps(), s.window.nd);
     let ks: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].kernel);
     let st: [usize; 3] = std::array::from_fn(|a| s.window.axes[a].stride);
     // the kernel tap of each sub-kernel tap (jd, jh, jw), in the sub-kernel's order
@@ -283,19 +283,7 @@ fn solve(
             }
             return backward_input_uninit(&t, ConvAlgo::Auto, gy, wp, out);
         };
-        // wt[g·Cin/g + ic, oc, t'] = w_φ[g·Cout/g + oc, ic, sub_taps − 1 − t'] (as
-        // `backward::adjoint_weight`): per (group, input channel) row, in parallel
-        wp.par_chunks_mut(cout_g * sub_taps)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (g, ic) = (row / cin_g, row % cin_g);
-                for (oc, d) in dst.chunks_exact_mut(sub_taps).enumerate() {
-                    let f = &w[((g * cout_g + oc) * cin_g + ic) * taps..][..taps];
-                    for (v, &tap) in d.iter_mut().zip(tap_of.iter().rev()) {
-                        *v = f[tap];
-                    }
-                }
-            });
+        adjoint_weight_taps(s, w, &tap_of, wp);
         forward_uninit(&adj, ConvAlgo::Auto, gy, wp, None, out)
     })
 }
