@@ -25,11 +25,11 @@ use crate::nn::init::Init;
 use crate::nn::models::Model;
 use crate::nn::spec::LayerSpec;
 use crate::nn::Sequential;
-use crate::ops::loss::{cross_entropy, cross_entropy_backward_over};
 use crate::tensor::Tensor;
 
-/// Shards per step.
+/// Shards per step ([`forward_backward`] joins exactly two).
 pub const SHARDS: usize = 2;
+const _: () = assert!(SHARDS == 2, "forward_backward joins two shards");
 
 /// Fewest images per shard (smaller batches run as one pass).
 pub const MIN_SHARD: usize = 32;
@@ -118,13 +118,8 @@ impl Shard<'_> {
             let mut shape = self.shape.to_vec();
             shape[0] = b - a;
             let x = Tensor::new(shape, self.x[a * per..b * per].to_vec())?;
-            let out = net.forward(x, true)?;
-            let classes = out.shape()[1];
             let y = &self.y[a..b];
-            let ce = cross_entropy(out.data(), classes, y)?;
-            let mut g = out;
-            cross_entropy_backward_over(&ce, classes, y, self.total, g.data_mut());
-            net.backward(g)?;
+            let ce = crate::train::forward_loss_backward(net, x, y, self.total)?;
             loss += ce.loss as f64 * y.len() as f64;
             correct += ce.correct;
             let grads = net.layers.iter_mut().flat_map(|l| l.params_mut());

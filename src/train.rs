@@ -11,7 +11,7 @@ use crate::checkpoint::{self, EpochMetrics, Meta};
 use crate::data::{epoch_order, Dataset};
 use crate::error::{Error, Result};
 use crate::nn::models::Model;
-use crate::ops::loss::{argmax, cross_entropy, cross_entropy_backward};
+use crate::ops::loss::{argmax, cross_entropy, cross_entropy_backward_over, CrossEntropy};
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;
 use std::path::Path;
@@ -132,17 +132,33 @@ pub fn train_step(
             // data-parallel: shards of the batch side by side
             crate::shards::forward_backward(model, x, y)?
         } else {
-            let out = model.net.forward(x, true)?;
-            let classes = out.shape()[1];
-            let ce = cross_entropy(out.data(), classes, y)?;
-            let mut g = out;
-            cross_entropy_backward(&ce, classes, y, g.data_mut());
-            model.net.backward(g)?;
+            let ce = forward_loss_backward(&mut model.net, x, y, y.len())?;
             (ce.loss, ce.correct)
         };
         optim.step(model.net.named_params_mut());
         Ok((loss, correct))
     })
+}
+
+/// Forward in training mode, cross-entropy loss and backward of the images `x` with labels
+/// `y`, part of a batch of `total` images: leaves in `net`'s parameters this part's share of
+/// the gradient of the batch's mean loss (the whole of it when `total = y.len()`); returns
+/// the part's loss (its images' mean) and correct predictions. The one home of the step's
+/// maths, for the whole batch ([`train_step`]) and for each piece of a shard
+/// ([`crate::shards`]).
+pub fn forward_loss_backward(
+    net: &mut crate::nn::Sequential,
+    x: Tensor,
+    y: &[usize],
+    total: usize,
+) -> Result<CrossEntropy> {
+    let out = net.forward(x, true)?;
+    let classes = out.shape()[1];
+    let ce = cross_entropy(out.data(), classes, y)?;
+    let mut g = out;
+    cross_entropy_backward_over(&ce, classes, y, total, g.data_mut());
+    net.backward(g)?;
+    Ok(ce)
 }
 
 /// Class scores (logits) for a batch, in eval mode, keeping nothing for backward.
