@@ -31,32 +31,16 @@ fn strided_rows_matches_the_direct_scatter() {
     let mut rng = Rng::new(33);
     let mut checked = 0;
     for case in 0..300 {
-        let nd = 1 + rng.below(3);
-        let groups = [1, 1, 2][rng.below(3)];
-        let (cin, cout) = (groups * (1 + rng.below(3)), groups * (1 + rng.below(20)));
-        let mut xs = vec![1 + rng.below(2), cin];
-        let mut ws = vec![cout, cin / groups];
-        let (mut stride, mut pads) = (vec![], vec![]);
-        for axis in 0..nd {
+        let (xs, ws, p) = common::strided_case(&mut rng, 20, |rng, axis, nd| {
             let last = axis == nd - 1;
-            let k = 1 + rng.below(if last { 8 } else { 4 });
-            // the width (last axis) strided by 2; the others by 1 to 3
-            let s = if last { 2 } else { 1 + rng.below(3) };
-            let (pb, pe) = (rng.below(k), rng.below(k));
-            // widths past a vector or two of outputs, so blocks of several vectors run
-            let span = if last { 90 } else { 9 };
-            let i = (k + rng.below(span)).saturating_sub(pb + pe).max(1);
-            xs.push(i);
-            ws.push(k);
-            stride.push(s);
-            pads.push((pb, pe));
-        }
-        let p = ConvParams {
-            stride,
-            padding: PaddingSpec::Explicit(pads),
-            groups,
-            ..ConvParams::default()
-        };
+            // the width (last axis) strided by 2, up to 8 taps, wide enough for blocks of
+            // several vectors; the others 1 to 4 taps, strides 1 to 3
+            if last {
+                (1 + rng.below(8), 2, 90)
+            } else {
+                (1 + rng.below(4), 1 + rng.below(3), 9)
+            }
+        });
         if ConvShape::new(&xs, &ws, None, &p).is_err() {
             continue;
         }

@@ -22,32 +22,16 @@ fn check(xs: &[usize], ws: &[usize], p: &ConvParams, rng: &mut Rng, what: &str) 
 fn subpixel_matches_the_direct_scatter() {
     let mut rng = Rng::new(21);
     for case in 0..150 {
-        let nd = 1 + rng.below(3);
-        let groups = [1, 1, 2][rng.below(3)];
-        let (cin, cout) = (groups * (1 + rng.below(3)), groups * (1 + rng.below(3)));
-        let mut xs = vec![1 + rng.below(2), cin];
-        let mut ws = vec![cout, cin / groups];
-        let (mut stride, mut pads) = (vec![], vec![]);
-        for _ in 0..nd {
-            let k = 1 + rng.below(if nd == 3 { 3 } else { 5 });
-            let s = 1 + rng.below(4);
-            let (pb, pe) = (rng.below(k), rng.below(k));
-            // at least one window: i + pb + pe >= k
-            let i = (k + rng.below(9)).saturating_sub(pb + pe).max(1);
-            xs.push(i);
-            ws.push(k);
-            stride.push(s);
-            pads.push((pb, pe));
+        let (xs, ws, mut p) = common::strided_case(&mut rng, 3, |rng, _, nd| {
+            (
+                1 + rng.below(if nd == 3 { 3 } else { 5 }),
+                1 + rng.below(4),
+                9,
+            )
+        });
+        if p.stride.iter().all(|&s| s == 1) {
+            p.stride[0] = 2;
         }
-        if stride.iter().all(|&s| s == 1) {
-            stride[0] = 2;
-        }
-        let p = ConvParams {
-            stride,
-            padding: PaddingSpec::Explicit(pads),
-            groups,
-            ..ConvParams::default()
-        };
         if ConvShape::new(&xs, &ws, None, &p).is_err() {
             continue;
         }

@@ -477,3 +477,40 @@ pub fn check_input_grad(
         assert!((a - b).abs() <= 1e-5 * top, "{what}: gx[{i}] {a} vs {b}");
     }
 }
+
+/// A random strided input-gradient case: 1 to 3 spatial axes, groups 1 or 2, 1 to 3 input
+/// channels per group and 1 to `max_cout` output channels per group, and per axis the kernel
+/// size, stride and input span that `axis(rng, axis, nd)` draws as `(k, stride, span)`; padding
+/// `0..k` on each side, an input of `k + (0..span)` minus the padding (at least one window).
+/// Returns `(x shape, w shape, params)`; the caller checks the shape is valid.
+pub fn strided_case(
+    rng: &mut Rng,
+    max_cout: usize,
+    axis: impl Fn(&mut Rng, usize, usize) -> (usize, usize, usize),
+) -> (Vec<usize>, Vec<usize>, ConvParams) {
+    let nd = 1 + rng.below(3);
+    let groups = [1, 1, 2][rng.below(3)];
+    let (cin, cout) = (
+        groups * (1 + rng.below(3)),
+        groups * (1 + rng.below(max_cout)),
+    );
+    let mut xs = vec![1 + rng.below(2), cin];
+    let mut ws = vec![cout, cin / groups];
+    let (mut stride, mut pads) = (vec![], vec![]);
+    for a in 0..nd {
+        let (k, s, span) = axis(rng, a, nd);
+        let (pb, pe) = (rng.below(k), rng.below(k));
+        let i = (k + rng.below(span)).saturating_sub(pb + pe).max(1);
+        xs.push(i);
+        ws.push(k);
+        stride.push(s);
+        pads.push((pb, pe));
+    }
+    let p = ConvParams {
+        stride,
+        padding: PaddingSpec::Explicit(pads),
+        groups,
+        ..ConvParams::default()
+    };
+    (xs, ws, p)
+}
